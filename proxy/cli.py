@@ -1,0 +1,150 @@
+"""The ``vetcache`` command.
+
+    vetcache serve [--config F] [--host H] [--port P] [--workers N]
+    vetcache check-config F
+    vetcache fake-upstream [--host H] [--port P] [--latency-ms L]
+    vetcache hash-key            (reads a key on stdin, prints its SHA-256)
+    vetcache version
+
+Errors are one line on stderr (one per bad field for configs) and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from proxy import __version__
+from proxy.settings import ConfigError, Settings, load_settings, worker_environment
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    # litellm logs request details (including prompts) at debug/info on its own loggers.
+    for noisy in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _load(config: Path | None, **overrides: object) -> Settings:
+    try:
+        return load_settings(config_file=config, **overrides)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"vetcache: config error: {line}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _load(args.config, host=args.host, port=args.port, workers=args.workers)
+    _configure_logging(settings.log_level)
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,  # the gateway writes its own access line, with the request id
+        "timeout_graceful_shutdown": int(settings.shutdown_timeout),
+        "log_config": None,
+    }
+    if settings.workers == 1:
+        from proxy.app import create_app
+
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+    else:
+        # Worker processes rebuild the settings from the environment; hand them the same
+        # config file and flags through it.
+        with worker_environment(settings):
+            uvicorn.run(
+                "proxy.app:app_from_environment",
+                factory=True,
+                workers=settings.workers,
+                **common,  # type: ignore[arg-type]
+            )
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _load(args.file)
+    auth = f"auth on, {len(settings.auth.api_keys)} key(s)" if settings.auth.enabled else "auth off"
+    print(f"ok: {len(settings.aliases)} model alias(es) ({', '.join(settings.aliases)}); {auth}")
+    return 0
+
+
+def cmd_fake_upstream(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from proxy.fake_upstream import create_fake_upstream
+
+    _configure_logging("warning")
+    uvicorn.run(
+        create_fake_upstream(latency_ms=args.latency_ms),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        log_config=None,
+    )
+    return 0
+
+
+def cmd_hash_key(_args: argparse.Namespace) -> int:
+    from proxy.auth import hash_key
+
+    key = sys.stdin.readline().strip()
+    if not key:
+        print("vetcache: hash-key: no key on stdin", file=sys.stderr)
+        return 2
+    print(hash_key(key))
+    return 0
+
+
+def cmd_version(_args: argparse.Namespace) -> int:
+    print(f"vetcache {__version__}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vetcache", description="OpenAI-compatible LLM gateway with a vetted semantic cache"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", type=Path, help="YAML config file")
+    serve.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=cmd_check_config)
+
+    fake = sub.add_parser("fake-upstream", help="run the OpenAI-compatible simulator")
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=8001)
+    fake.add_argument("--latency-ms", type=float, default=0.0, help="delay before each answer")
+    fake.set_defaults(func=cmd_fake_upstream)
+
+    hashk = sub.add_parser("hash-key", help="print the SHA-256 of a key read on stdin")
+    hashk.set_defaults(func=cmd_hash_key)
+
+    ver = sub.add_parser("version", help="print the version")
+    ver.set_defaults(func=cmd_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    status: int = args.func(args)
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""FastAPI dependencies: the app's resources and the caller's identity.
+
+Resources live on ``app.state`` (opened in the lifespan, see ``proxy.app``); routes reach
+them only through these functions, so tests can build an app around any ``Settings``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends
+from starlette.requests import Request
+
+from proxy.auth import KeyRing, Principal
+from proxy.errors import GatewayError
+from proxy.settings import Settings
+from proxy.upstream import Upstream
+
+
+def settings(request: Request) -> Settings:
+    """The app's settings."""
+    return cast(Settings, request.app.state.settings)
+
+
+def upstream(request: Request) -> Upstream:
+    """The upstream client; 503 while the app is starting or stopping."""
+    client = getattr(request.app.state, "upstream", None)
+    if client is None:
+        raise GatewayError("The gateway is not ready", status=503, code="not_ready")
+    return cast(Upstream, client)
+
+
+def client(request: Request) -> Principal:
+    """The calling tenant, from ``Authorization: Bearer``."""
+    keyring = cast(KeyRing, request.app.state.keyring)
+    return keyring.client(request.headers.get("authorization"))
+
+
+def admin(request: Request) -> None:
+    """Require the admin key."""
+    keyring = cast(KeyRing, request.app.state.keyring)
+    keyring.admin(request.headers.get("authorization"))
+
+
+def request_id(request: Request) -> str:
+    """The id ``proxy.middleware.RequestContext`` gave this request."""
+    return cast(str, request.state.request_id)
+
+
+SettingsDep = Annotated[Settings, Depends(settings)]
+UpstreamDep = Annotated[Upstream, Depends(upstream)]
+ClientDep = Annotated[Principal, Depends(client)]

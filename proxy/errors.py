@@ -1,0 +1,177 @@
+"""The gateway's errors and their one translation to OpenAI-style error JSON.
+
+    GatewayError                     500 server_error
+    ├── InvalidRequest               400 invalid_request_error
+    │   ├── ModelNotFound            404 invalid_request_error / model_not_found
+    │   ├── BodyTooLarge             413 invalid_request_error / body_too_large
+    │   └── UnsupportedMediaType     415 invalid_request_error / unsupported_media_type
+    ├── AuthenticationFailed         401 authentication_error / invalid_api_key
+    ├── PermissionDenied             403 permission_error
+    ├── RouteNotFound                404 invalid_request_error / unknown_url
+    ├── MethodNotAllowed             405 invalid_request_error / method_not_allowed
+    └── UpstreamError                the upstream's own status (429, 5xx, 4xx)
+        ├── UpstreamTimeout          504 upstream_error / upstream_timeout
+        └── UpstreamUnreachable      502 upstream_error / upstream_unreachable
+
+Every error body is ``{"error": {"message", "type", "param", "code"}}``, as OpenAI sends.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+log = logging.getLogger("vetcache.errors")
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway answers with."""
+
+    status: ClassVar[int] = 500
+    kind: ClassVar[str] = "server_error"
+    default_code: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+        self.status_code = status if status is not None else self.status
+
+    def body(self) -> dict[str, Any]:
+        """The OpenAI-style error object."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    kind = "invalid_request_error"
+
+
+class ModelNotFound(InvalidRequest):
+    status = 404
+    default_code = "model_not_found"
+
+
+class BodyTooLarge(InvalidRequest):
+    status = 413
+    default_code = "body_too_large"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    status = 415
+    default_code = "unsupported_media_type"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    kind = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    kind = "permission_error"
+    default_code = "permission_denied"
+
+
+class RouteNotFound(GatewayError):
+    status = 404
+    kind = "invalid_request_error"
+    default_code = "unknown_url"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    kind = "invalid_request_error"
+    default_code = "method_not_allowed"
+
+
+class UpstreamError(GatewayError):
+    """The upstream answered with an error; its status is passed through."""
+
+    kind = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    default_code = "upstream_timeout"
+
+
+class UpstreamUnreachable(UpstreamError):
+    status = 502
+    default_code = "upstream_unreachable"
+
+
+def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response:
+    """The HTTP response for ``error``."""
+    return Response(
+        orjson.dumps(error.body()),
+        status_code=error.status_code,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+async def _on_gateway_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    headers = {"www-authenticate": "Bearer"} if isinstance(exc, AuthenticationFailed) else None
+    return error_response(exc, headers)
+
+
+async def _on_http_exception(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    error: GatewayError
+    if exc.status_code == 404:
+        error = RouteNotFound("no such route")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed("method not allowed on this route")
+    else:
+        error = GatewayError(str(exc.detail), status=exc.status_code)
+    return error_response(error, dict(exc.headers) if exc.headers else None)
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    param = ".".join(str(p) for p in first["loc"] if p not in ("body", "query", "header"))
+    return error_response(InvalidRequest(str(first["msg"]), param=param or None))
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    # The process boundary: anything not translated above is a bug; log it with the
+    # request id (never the body) and answer in the same error shape.
+    log.error(
+        "unhandled error",
+        exc_info=exc,
+        extra={"request_id": getattr(request.state, "request_id", None)},
+    )
+    return error_response(GatewayError("internal error"))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error the app can raise through the OpenAI-style body."""
+    app.add_exception_handler(GatewayError, _on_gateway_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,254 @@
+"""A small OpenAI-compatible upstream simulator for tests, load tests and demos.
+
+It answers ``/v1/chat/completions`` (JSON and SSE streaming), ``/v1/embeddings`` and
+``/v1/models`` with deterministic output derived from the request, after a configurable
+latency, so a test or benchmark can run the whole gateway without a paid key.
+
+Answers: ``"[<model>] reply <digest>: <last user text>"`` where ``digest`` is the first 8 hex
+digits of a SHA-256 over the messages; ``max_tokens`` truncates the answer by words and sets
+``finish_reason: "length"``. Embeddings: a unit vector seeded from the input text (384
+dimensions unless ``dimensions`` asks otherwise); ``encoding_format: base64`` is honoured.
+
+Faults are chosen by the upstream model name, so a gateway config can point one alias at a
+faulty "model" while the others stay healthy:
+
+- ``error-<status>``: answer that HTTP status with an OpenAI-style error body;
+- ``sleep-<ms>``: wait that much longer before answering (to trigger client timeouts);
+- ``truncate``: stream half the answer, then drop the connection without a final chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import math
+import random
+import struct
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+DEFAULT_DIMENSIONS = 384
+JSON = "application/json"
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type=JSON)
+
+
+def _error(status: int, message: str, code: str | None = None) -> Response:
+    kind = "rate_limit_error" if status == 429 else "invalid_request_error"
+    if status >= 500:
+        kind = "server_error"
+    return _json({"error": {"message": message, "type": kind, "param": None, "code": code}}, status)
+
+
+def _text_of(content: Any) -> str:
+    """The plain text of a message's content (string or list of content parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
+def make_answer(model: str, messages: list[dict[str, Any]]) -> str:
+    """The deterministic answer for ``messages``: same request, same answer."""
+    digest = hashlib.sha256(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)).hexdigest()[:8]
+    last_user = next(
+        (_text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
+    )
+    return f"[{model}] reply {digest}: {last_user[:200]}"
+
+
+def make_embedding(text: str, dimensions: int = DEFAULT_DIMENSIONS) -> list[float]:
+    """A unit vector seeded from ``text``."""
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+    rng = random.Random(seed)  # noqa: S311 - test data, not security
+    vec = [rng.gauss(0.0, 1.0) for _ in range(dimensions)]
+    norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+    return [v / norm for v in vec]
+
+
+def _count_tokens(text: str) -> int:
+    return len(text.split())
+
+
+class FakeUpstream:
+    """The simulator's state: its base latency. One instance per server."""
+
+    def __init__(self, latency_ms: float = 0.0) -> None:
+        self.latency_s = max(latency_ms, 0.0) / 1000.0
+
+    async def _wait(self, model: str) -> None:
+        delay = self.latency_s
+        if model.startswith("sleep-"):
+            delay += int(model.removeprefix("sleep-")) / 1000.0
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    @staticmethod
+    def _fault(model: str) -> Response | None:
+        if model.startswith("error-"):
+            status = int(model.removeprefix("error-"))
+            return _error(status, f"simulated upstream error {status}", code=f"fake_{status}")
+        return None
+
+    async def _body(self, request: Request) -> dict[str, Any] | Response:
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _error(400, "body is not valid JSON")
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            return _error(400, "'model' is required", code="missing_model")
+        return body
+
+    async def chat(self, request: Request) -> Response:
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
+        model: str = body["model"]
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return _error(400, "'messages' must be a non-empty array")
+        await self._wait(model)
+        fault = self._fault(model)
+        if fault is not None:
+            return fault
+        words = make_answer(model, messages).split(" ")
+        finish = "stop"
+        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
+        if isinstance(max_tokens, int) and 0 < max_tokens < len(words):
+            words, finish = words[:max_tokens], "length"
+        prompt_tokens = sum(_count_tokens(_text_of(m.get("content"))) for m in messages)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(words),
+            "total_tokens": prompt_tokens + len(words),
+        }
+        completion_id = "chatcmpl-fake" + hashlib.sha256(" ".join(words).encode()).hexdigest()[:20]
+        if body.get("stream") is True:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            stream = _stream(completion_id, model, words, finish, usage if include_usage else None)
+            return StreamingResponse(stream, media_type="text/event-stream")
+        return _json(
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "system_fingerprint": "fp_fake",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": " ".join(words)},
+                        "logprobs": None,
+                        "finish_reason": finish,
+                    }
+                ],
+                "usage": usage,
+            }
+        )
+
+    async def embeddings(self, request: Request) -> Response:
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
+        model: str = body["model"]
+        raw = body.get("input")
+        inputs = [raw] if isinstance(raw, str) else raw
+        if not isinstance(inputs, list) or not inputs:
+            return _error(400, "'input' must be a string or a non-empty array")
+        await self._wait(model)
+        fault = self._fault(model)
+        if fault is not None:
+            return fault
+        dims = body.get("dimensions") or DEFAULT_DIMENSIONS
+        as_base64 = body.get("encoding_format") == "base64"
+        data = []
+        for index, item in enumerate(inputs):
+            vector = make_embedding(orjson.dumps(item).decode(), int(dims))
+            embedding: list[float] | str = vector
+            if as_base64:
+                embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        tokens = sum(_count_tokens(str(item)) for item in inputs)
+        return _json(
+            {
+                "object": "list",
+                "data": data,
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+    async def models(self, _request: Request) -> Response:
+        return _json(
+            {
+                "object": "list",
+                "data": [{"id": "fake-gpt", "object": "model", "created": 0, "owned_by": "fake"}],
+            }
+        )
+
+
+async def _stream(
+    completion_id: str,
+    model: str,
+    words: list[str],
+    finish: str,
+    usage: dict[str, int] | None,
+) -> AsyncIterator[bytes]:
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None) -> bytes:
+        payload = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": "fp_fake",
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            ],
+        }
+        return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+    yield chunk({"role": "assistant", "content": ""}, None)
+    cut = len(words) // 2 if model == "truncate" else len(words)
+    for i, word in enumerate(words[:cut]):
+        yield chunk({"content": word if i == 0 else " " + word}, None)
+    if model == "truncate":
+        raise ConnectionAbortedError("simulated truncated stream")
+    yield chunk({}, finish)
+    if usage is not None:
+        final = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [],
+            "usage": usage,
+        }
+        yield b"data: " + orjson.dumps(final) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+def create_fake_upstream(latency_ms: float = 0.0) -> Starlette:
+    """The simulator as an ASGI app."""
+    fake = FakeUpstream(latency_ms)
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", fake.chat, methods=["POST"]),
+            Route("/chat/completions", fake.chat, methods=["POST"]),
+            Route("/v1/embeddings", fake.embeddings, methods=["POST"]),
+            Route("/embeddings", fake.embeddings, methods=["POST"]),
+            Route("/v1/models", fake.models, methods=["GET"]),
+        ]
+    )

@@ -1,0 +1,82 @@
+"""The outermost layer of every request: request id, access log, last-resort error boundary.
+
+Written as plain ASGI rather than ``BaseHTTPMiddleware``, which would buffer streamed answers
+and cost a task per request on the hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from proxy.errors import GatewayError
+
+log = logging.getLogger("vetcache.access")
+errors_log = logging.getLogger("vetcache.errors")
+
+REQUEST_ID_HEADER = b"x-request-id"
+_VALID_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            return value.decode() if _VALID_ID.match(value) else None
+    return None
+
+
+class RequestContext:
+    """Assigns ``request.state.request_id`` (the client's ``x-request-id`` when it is a sane
+    token, else a new one), echoes it on every response, logs one access line per request,
+    and answers OpenAI-style 500 for any exception nothing else handled."""
+
+    def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (REQUEST_ID_HEADER, request_id.encode())
+        status = 0
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:  # noqa: BLE001 - the process boundary: logged, counted in the access line, answered
+            errors_log.exception("unhandled error request_id=%s", request_id)
+            if status == 0:
+                body = orjson.dumps(GatewayError("Internal error").body())
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+        finally:
+            if self.access_log:
+                log.info(
+                    "%s %s %d %.1fms request_id=%s",
+                    scope["method"],
+                    scope["path"],
+                    status or 500,
+                    (time.perf_counter() - started) * 1000,
+                    request_id,
+                )

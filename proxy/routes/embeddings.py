@@ -1,0 +1,27 @@
+"""``POST /v1/embeddings``: passed through to the upstream."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from proxy import deps
+from proxy.schemas import EmbeddingRequest
+from proxy.wire import json_response, read_json, validate
+
+router = APIRouter(tags=["embeddings"])
+
+
+@router.post("/v1/embeddings")
+async def embeddings(
+    request: Request,
+    principal: deps.ClientDep,
+    settings: deps.SettingsDep,
+    upstream: deps.UpstreamDep,
+) -> Response:
+    """Create embeddings."""
+    body = await read_json(request, settings.max_body_bytes)
+    validate(EmbeddingRequest, body)
+    upstream.check_model(body["model"])
+    return json_response(await upstream.embeddings(body))

@@ -1,0 +1,267 @@
+"""All of vetcache's settings: one frozen model, read once at start.
+
+Sources, highest priority first: keyword arguments (the CLI's flags, tests), environment
+variables with prefix ``VETCACHE_`` (nested fields joined with ``__``, e.g.
+``VETCACHE_AUTH__ENABLED=false``), the YAML file named by ``config_file`` (``--config`` on
+the CLI, or ``VETCACHE_CONFIG_FILE``), then the defaults below.
+
+This is the only module that reads ``os.environ``: it resolves the upstream API keys that
+the config names by variable, so the rest of the code receives values, not variable names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelRoute(_Frozen):
+    """One upstream deployment behind a model alias (several may share an alias)."""
+
+    model_name: str
+    """The alias clients send as ``model``."""
+    model: str
+    """The litellm model string, ``provider/model`` (e.g. ``openai/gpt-4o-mini``)."""
+    api_base: AnyHttpUrl | None = None
+    """Base URL of the provider's API; omit for the provider's default."""
+    api_key_env: str | None = None
+    """Name of the environment variable that holds the provider API key."""
+    api_key: SecretStr | None = Field(default=None, exclude=True)
+    """Resolved from ``api_key_env`` at load; never written in config files."""
+    timeout: float = Field(default=60.0, gt=0)
+    """Seconds before an upstream call is abandoned (the client then gets 504)."""
+    num_retries: int = Field(default=0, ge=0, le=10)
+    """Retries of a failed upstream call (429, 5xx, timeouts) before giving up."""
+    fallbacks: tuple[str, ...] = ()
+    """Aliases tried in order when this alias fails after its retries."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Extra litellm parameters for this deployment (``api_version``, ``organization``...)."""
+
+    @field_validator("model_name")
+    @classmethod
+    def _alias_shape(cls, value: str) -> str:
+        if not _ALIAS.match(value):
+            raise ValueError("must be 1-128 characters of letters, digits and ._:/@-")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _has_provider(cls, value: str) -> str:
+        if "/" not in value:
+            raise ValueError("must be 'provider/model', e.g. 'openai/gpt-4o-mini'")
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_key(self) -> ModelRoute:
+        if self.api_key_env is None or self.api_key is not None:
+            return self
+        value = os.environ.get(self.api_key_env)
+        if not value:
+            raise ValueError(f"api_key_env: environment variable {self.api_key_env} is not set")
+        object.__setattr__(self, "api_key", SecretStr(value))
+        return self
+
+
+class ApiKey(_Frozen):
+    """A gateway API key and the tenant it belongs to."""
+
+    tenant: str = Field(min_length=1, max_length=128)
+    """Tenant name: the cache partition and the label on this key's traffic."""
+    key_sha256: str | None = None
+    """Hex SHA-256 of the key (``vetcache hash-key`` prints it). Preferred in files."""
+    key: SecretStr | None = None
+    """The key itself, for keys injected through the environment; hashed at start."""
+
+    @field_validator("key_sha256")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None and not _SHA256_HEX.match(value.lower()):
+            raise ValueError("must be 64 hex digits (the SHA-256 of the key)")
+        return value.lower() if value else value
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ApiKey:
+        if (self.key_sha256 is None) == (self.key is None):
+            raise ValueError("give exactly one of key_sha256 or key")
+        return self
+
+
+class AuthSettings(_Frozen):
+    """Who may call the gateway."""
+
+    enabled: bool = True
+    """Require ``Authorization: Bearer <key>``; off only for local development."""
+    api_keys: tuple[ApiKey, ...] = ()
+    """Client keys, each mapped to a tenant."""
+    default_tenant: str = "default"
+    """Tenant of every request when auth is off."""
+
+
+class Settings(BaseSettings):
+    """The whole configuration of a gateway process. Frozen: read once, never changed."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VETCACHE_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    config_file: Path | None = None
+    """YAML file with any of these settings (``--config``)."""
+    host: str = "127.0.0.1"
+    """Interface ``vetcache serve`` binds."""
+    port: int = Field(default=8000, ge=1, le=65535)
+    """Port ``vetcache serve`` listens on."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Gateway worker processes."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Log level; prompt and answer text are never logged at info or above."""
+    access_log: bool = True
+    """One log line per request (method, path, status, duration, request id; never bodies)."""
+    shutdown_timeout: float = Field(default=30.0, ge=0)
+    """Seconds in-flight requests get to finish after SIGTERM."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest request body accepted; larger ones get 413."""
+    model_list: tuple[ModelRoute, ...] = ()
+    """Upstream deployments, by alias."""
+    auth: AuthSettings = AuthSettings()
+    """Client authentication."""
+    admin_key: SecretStr | None = None
+    """Key for the ``/admin`` routes (``VETCACHE_ADMIN_KEY``); hashed at start."""
+    admin_key_sha256: str | None = None
+    """Hex SHA-256 of the admin key, the form to put in files."""
+
+    @field_validator("config_file")
+    @classmethod
+    def _config_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("admin_key_sha256")
+    @classmethod
+    def _admin_hex(cls, value: str | None) -> str | None:
+        if value is not None and not _SHA256_HEX.match(value.lower()):
+            raise ValueError("must be 64 hex digits (the SHA-256 of the key)")
+        return value.lower() if value else value
+
+    @model_validator(mode="after")
+    def _fallbacks_known(self) -> Settings:
+        aliases = {route.model_name for route in self.model_list}
+        for index, route in enumerate(self.model_list):
+            for fallback in route.fallbacks:
+                if fallback not in aliases:
+                    raise ValueError(
+                        f"model_list.{index}.fallbacks: unknown model alias {fallback!r}"
+                    )
+        if self.auth.enabled and not self.auth.api_keys:
+            raise ValueError(
+                "auth.api_keys: auth is enabled but no keys are configured "
+                "(add keys, or set auth.enabled: false for local use)"
+            )
+        return self
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Model aliases in config order, without repeats."""
+        return tuple(dict.fromkeys(route.model_name for route in self.model_list))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        assert isinstance(init_settings, InitSettingsSource)
+        config_file = init_settings.init_kwargs.get("config_file") or env_settings().get(
+            "config_file"
+        )
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file and Path(config_file).is_file():
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``str()`` names each bad field, one per line."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build ``Settings`` from all sources, turning validation errors into ``ConfigError``."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    except yaml.MarkedYAMLError as exc:
+        where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise ConfigError(f"config_file: invalid YAML{where}: {exc.problem}") from None
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # unreadable file, not a mapping
+        raise ConfigError(
+            f"config_file: must be a readable YAML mapping of settings ({exc})"
+        ) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}: {message}" if where else message)
+    return "\n".join(lines)
+
+
+@contextmanager
+def worker_environment(settings: Settings) -> Iterator[None]:
+    """Export the settings given on the command line so worker processes that rebuild
+    ``Settings`` from the environment get the same ones; restored on exit."""
+    exported = {
+        "VETCACHE_CONFIG_FILE": str(settings.config_file) if settings.config_file else None,
+        "VETCACHE_HOST": settings.host,
+        "VETCACHE_PORT": str(settings.port),
+    }
+    saved = {name: os.environ.get(name) for name in exported}
+    try:
+        for name, value in exported.items():
+            if value is not None:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old

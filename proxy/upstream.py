@@ -1,0 +1,279 @@
+"""Upstream calls through a litellm ``Router`` built from the config's ``model_list``.
+
+litellm speaks to every provider; this module keeps the gateway's contract around it:
+client bodies can never set litellm's own control parameters (keys, base URLs, retries),
+and every upstream failure becomes one of the gateway's errors (see ``proxy.errors``).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import struct
+from collections.abc import AsyncIterator, Mapping
+from types import ModuleType
+from typing import Any
+
+from proxy.errors import (
+    GatewayError,
+    InvalidRequest,
+    ModelNotFound,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from proxy.settings import ModelRoute, Settings
+
+# OpenAI chat-completion parameters handed to litellm as keyword arguments. Anything else
+# a client sends goes to the provider inside ``extra_body``, so no client field can ever
+# reach litellm as one of its own control kwargs (api_key, api_base, num_retries...).
+CHAT_PARAMS = frozenset(
+    {
+        "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+        "max_completion_tokens", "max_tokens", "modalities", "n", "parallel_tool_calls",
+        "prediction", "presence_penalty", "reasoning_effort", "response_format", "seed",
+        "service_tier", "stop", "stream_options", "temperature", "tool_choice", "tools",
+        "top_logprobs", "top_p", "user", "web_search_options",
+    }
+)  # fmt: skip
+EMBEDDING_PARAMS = frozenset({"dimensions", "encoding_format", "user"})
+
+# A self-hosted OpenAI-compatible server usually wants no key, but the OpenAI client
+# library refuses to start without one.
+_PLACEHOLDER_KEY = "no-key"
+
+
+def _import_litellm() -> ModuleType:
+    # litellm fetches its model price map from the internet at import unless told not to;
+    # the bundled copy is what a gateway wants (deterministic, offline). This is the one
+    # write to os.environ in the project, made before the first import.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+def _deployment(route: ModelRoute) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        **route.params,
+        "model": route.model,
+        "timeout": route.timeout,
+        "stream_timeout": route.timeout,
+        "num_retries": route.num_retries,
+        "max_retries": 0,  # the Router retries; the provider SDK must not retry again
+    }
+    if route.api_base is not None:
+        params["api_base"] = str(route.api_base).rstrip("/")
+    if route.api_key is not None:
+        params["api_key"] = route.api_key.get_secret_value()
+    elif route.api_base is not None:
+        params["api_key"] = _PLACEHOLDER_KEY
+    return {"model_name": route.model_name, "litellm_params": params}
+
+
+def split_params(body: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    """litellm kwargs for ``body``: known OpenAI params as-is, the rest in ``extra_body``."""
+    kwargs: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for name, value in body.items():
+        if name in known:
+            kwargs[name] = value
+        elif name not in ("model", "messages", "input", "stream"):
+            extra[name] = value
+    if extra:
+        kwargs["extra_body"] = extra
+    return kwargs
+
+
+class Upstream:
+    """The gateway's client of the real models. One per process, opened in the lifespan."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._litellm = _import_litellm()
+        self.aliases = frozenset(settings.aliases)
+        fallbacks: dict[str, list[str]] = {}
+        for route in settings.model_list:
+            for alias in route.fallbacks:
+                chain = fallbacks.setdefault(route.model_name, [])
+                if alias not in chain:
+                    chain.append(alias)
+        self._router = self._litellm.Router(
+            model_list=[_deployment(route) for route in settings.model_list],
+            fallbacks=[{alias: chain} for alias, chain in fallbacks.items()],
+            num_retries=0,
+            # A gateway in front of one deployment per alias must not refuse requests
+            # because an earlier one failed: pass every failure through as it happens.
+            disable_cooldowns=True,
+        )
+
+    def check_model(self, alias: str) -> None:
+        """Raise ``ModelNotFound`` unless ``alias`` is configured."""
+        if alias not in self.aliases:
+            raise ModelNotFound(f"The model '{alias}' does not exist", param="model")
+
+    async def chat(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """One chat completion, as the OpenAI JSON object."""
+        try:
+            response = await self._router.acompletion(
+                model=body["model"],
+                messages=body["messages"],
+                **split_params(body, CHAT_PARAMS),
+            )
+        except Exception as exc:  # litellm raises many types; all are translated here
+            raise self.translate(exc) from exc
+        return _clean(response.model_dump(warnings=False))
+
+    async def chat_stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """A streamed chat completion. The first chunk is fetched before returning, so an
+        upstream that fails at the start raises here, while the client can still get a
+        proper error status instead of a broken event stream."""
+        try:
+            stream = await self._router.acompletion(
+                model=body["model"],
+                messages=body["messages"],
+                stream=True,
+                **split_params(body, CHAT_PARAMS),
+            )
+            iterator = stream.__aiter__()
+            first = await iterator.__anext__()
+        except StopAsyncIteration:
+            first, iterator = None, None
+        except Exception as exc:  # translated, see chat()
+            raise self.translate(exc) from exc
+        return self._chunks(first, iterator)
+
+    async def _chunks(self, first: Any, iterator: Any) -> AsyncIterator[dict[str, Any]]:
+        if first is None:
+            return
+        yield _clean(first.model_dump(warnings=False))
+        try:
+            async for chunk in iterator:
+                yield _clean(chunk.model_dump(warnings=False))
+        except Exception as exc:  # translated, see chat()
+            raise self.translate(exc) from exc
+
+    async def embeddings(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """An embeddings call, passed through.
+
+        ``encoding_format: base64`` (the official client's default) is done here: litellm
+        mis-parses base64 answers from OpenAI-compatible servers, so the gateway asks the
+        upstream for floats and packs them as little-endian float32, as OpenAI does.
+        """
+        params = split_params(body, EMBEDDING_PARAMS)
+        as_base64 = params.pop("encoding_format", None) == "base64"
+        try:
+            response = await self._router.aembedding(
+                model=body["model"], input=body["input"], **params
+            )
+        except Exception as exc:  # translated, see chat()
+            raise self.translate(exc) from exc
+        payload = _clean(response.model_dump(warnings=False))
+        if as_base64:
+            for item in payload.get("data", ()):
+                vector = item["embedding"]
+                item["embedding"] = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector))
+                item["embedding"] = item["embedding"].decode()
+        return payload
+
+    def translate(self, exc: Exception) -> GatewayError:
+        """The gateway error for an exception raised by litellm."""
+        if isinstance(exc, GatewayError):
+            return exc
+        if isinstance(exc, self._litellm.Timeout):
+            return UpstreamTimeout("the upstream model did not answer in time")
+        if _is_connection_failure(exc):
+            return UpstreamUnreachable("could not connect to the upstream model")
+        status = getattr(exc, "status_code", None)
+        if not isinstance(status, int) or not 400 <= status < 600:
+            return UpstreamUnreachable(f"upstream call failed ({type(exc).__name__})")
+        upstream = _upstream_error_body(exc)
+        message = str(upstream.get("message") or f"upstream answered {status}")
+        code = upstream.get("code")
+        param = upstream.get("param")
+        if status in (400, 422):
+            return InvalidRequest(
+                message,
+                param=param if isinstance(param, str) else None,
+                code=str(code) if code else "upstream_rejected",
+            )
+        return UpstreamError(message, status=status, code=str(code) if code else None)
+
+    async def aclose(self) -> None:
+        """Release the Router's HTTP clients."""
+        await self._litellm.close_litellm_async_clients()
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 16:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _is_connection_failure(exc: Exception) -> bool:
+    """Whether ``exc`` means the upstream could not be reached at all.
+
+    litellm re-raises a refused connection as ``InternalServerError`` (status 500), so the
+    status alone cannot tell it from an upstream that answered 500. The original transport
+    error is kept in the exception chain; look for it there.
+    """
+    import openai
+
+    for cause in _causes(exc):
+        if isinstance(cause, openai.APITimeoutError):
+            return False
+        if isinstance(cause, openai.APIConnectionError | ConnectionError):
+            return True
+    return False
+
+
+def _upstream_error_body(exc: Exception) -> dict[str, Any]:
+    """The upstream's own OpenAI-style error object, when it sent one."""
+    for cause in _causes(exc):
+        body = getattr(cause, "body", None)
+        if isinstance(body, dict):
+            inner = body.get("error", body)
+            if isinstance(inner, dict) and "message" in inner:
+                return inner
+    return {}
+
+
+# Top-level fields of OpenAI's chat objects; other top-level fields litellm adds are kept only
+# when they carry a value (providers' extras), never as a litter of nulls.
+_STANDARD_FIELDS = frozenset(
+    {"id", "object", "created", "model", "system_fingerprint", "service_tier", "choices", "usage"}
+)
+
+
+def _drop_nulls(mapping: dict[str, Any], keep: frozenset[str] = frozenset()) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if v is not None or k in keep}
+
+
+def _clean(payload: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's wire format from a litellm response dump: no litellm-only fields, no nulls
+    where OpenAI omits the field."""
+    payload = {
+        k: v
+        for k, v in payload.items()
+        if not k.startswith("_")
+        and k != "provider_specific_fields"
+        and (k in _STANDARD_FIELDS or v is not None)
+    }
+    for choice in payload.get("choices", ()):
+        choice.pop("provider_specific_fields", None)
+        message = choice.get("message")
+        if isinstance(message, dict):
+            message.pop("provider_specific_fields", None)
+            choice["message"] = _drop_nulls(message, keep=frozenset({"content"}))
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            delta.pop("provider_specific_fields", None)
+            choice["delta"] = _drop_nulls(delta)
+    usage = payload.get("usage")
+    if isinstance(usage, dict):
+        payload["usage"] = _drop_nulls(usage)
+    return payload
