@@ -26,7 +26,7 @@ import math
 import random
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -59,7 +59,7 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-def make_answer(model: str, messages: list[dict[str, Any]]) -> str:
+def make_answer(model: str, messages: Sequence[Mapping[str, Any]]) -> str:
     """The deterministic answer for ``messages``: same request, same answer."""
     digest = hashlib.sha256(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)).hexdigest()[:8]
     last_user = next(

@@ -229,7 +229,7 @@ def load_settings(**overrides: Any) -> Settings:
     except yaml.MarkedYAMLError as exc:
         where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
         raise ConfigError(f"config_file: invalid YAML{where}: {exc.problem}") from None
-    except (OSError, ValueError, yaml.YAMLError) as exc:  # unreadable file, not a mapping
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:  # unreadable, not a mapping
         raise ConfigError(
             f"config_file: must be a readable YAML mapping of settings ({exc})"
         ) from None

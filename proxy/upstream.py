@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import struct
 from collections.abc import AsyncIterator, Mapping
 from types import ModuleType
@@ -189,7 +190,7 @@ class Upstream:
         if not isinstance(status, int) or not 400 <= status < 600:
             return UpstreamUnreachable(f"upstream call failed ({type(exc).__name__})")
         upstream = _upstream_error_body(exc)
-        message = str(upstream.get("message") or f"upstream answered {status}")
+        message = str(upstream.get("message") or _litellm_message(exc) or f"status {status}")
         code = upstream.get("code")
         param = upstream.get("param")
         if status in (400, 422):
@@ -201,8 +202,13 @@ class Upstream:
         return UpstreamError(message, status=status, code=str(code) if code else None)
 
     async def aclose(self) -> None:
-        """Release the Router's HTTP clients."""
+        """Release the HTTP clients litellm opened for this process.
+
+        litellm caches them process-wide; closing without dropping them from the cache would
+        hand closed clients to the next ``Upstream`` in this process (tests build many).
+        """
         await self._litellm.close_litellm_async_clients()
+        self._litellm.in_memory_llm_clients_cache.flush_cache()
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -229,6 +235,18 @@ def _is_connection_failure(exc: Exception) -> bool:
         if isinstance(cause, openai.APIConnectionError | ConnectionError):
             return True
     return False
+
+
+_LITELLM_PREFIX = re.compile(r"^(litellm\.)?[A-Za-z]+Error: ")
+
+
+def _litellm_message(exc: Exception) -> str:
+    """litellm's own message for an error it raised before or without an upstream answer,
+    less its class-name prefixes and the routing note it appends."""
+    message = str(getattr(exc, "message", "") or "").split("\n\nLiteLLM: model group", 1)[0]
+    while _LITELLM_PREFIX.match(message):
+        message = _LITELLM_PREFIX.sub("", message, count=1)
+    return message.strip()[:1000]
 
 
 def _upstream_error_body(exc: Exception) -> dict[str, Any]:

@@ -1,0 +1,28 @@
+# The README's commands. `make run` sets up and starts the gateway; `make test` runs the tests.
+.PHONY: install run test lint bench redis clean
+
+install: .venv/.installed
+
+.venv/.installed: pyproject.toml scripts/install.sh
+	bash scripts/install.sh
+	touch $@
+
+run: install
+	bash scripts/run-local.sh
+
+test: install
+	.venv/bin/pytest
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+bench: install
+	.venv/bin/python tests/bench/overhead.py
+
+redis:
+	bash scripts/redis-stack.sh start 6379
+
+clean:
+	rm -rf .venv .cache .pytest_cache .mypy_cache .ruff_cache

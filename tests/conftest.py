@@ -1,0 +1,154 @@
+"""Fixtures shared by unit and integration tests.
+
+Real parts only: the fake upstream runs as its own ``vetcache fake-upstream`` process and
+litellm calls it over HTTP; gateways under test are either built in-process around a
+``Settings`` (``gateway_client``) or started as ``vetcache serve`` processes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from proxy.app import create_app
+from proxy.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Wait until ``url`` answers 200, failing fast if ``process`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"process exited with {process.returncode} before {url} answered:\n"
+                + child_log(process)
+            )
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout}s:\n" + child_log(process))
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """End a process this suite started, by its PID."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    path = LOGS.pop(process.pid, None)
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+LOGS: dict[int, Path] = {}
+"""stderr file of each child process, by PID."""
+
+
+def vetcache(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``vetcache ARGS`` as a child process; its stderr goes to a file (a pipe nobody
+    reads would block the child once full) that failures quote."""
+    fd, name = tempfile.mkstemp(prefix="vetcache-", suffix=".log")
+    with os.fdopen(fd, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "proxy.cli", *args],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    LOGS[process.pid] = Path(name)
+    return process
+
+
+def child_log(process: subprocess.Popen[bytes]) -> str:
+    """The last lines a child process wrote to stderr."""
+    path = LOGS.get(process.pid)
+    return path.read_text(errors="replace")[-3000:] if path and path.exists() else ""
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``VETCACHE_*`` variable from the caller's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("VETCACHE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def fake_upstream() -> Iterator[str]:
+    """Base URL (``.../v1``) of a ``vetcache fake-upstream`` process."""
+    port = free_port()
+    process = vetcache("fake-upstream", "--port", str(port))
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v1/models", process)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        stop(process)
+
+
+def route(alias: str, upstream_model: str, api_base: str, **extra: Any) -> dict[str, Any]:
+    """One ``model_list`` entry."""
+    return {"model_name": alias, "model": f"openai/{upstream_model}", "api_base": api_base, **extra}
+
+
+@pytest.fixture
+def make_settings(fake_upstream: str) -> Callable[..., Settings]:
+    """Settings for a gateway in front of the fake upstream; keyword args override."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "auth": {"enabled": False},
+            "access_log": False,
+            "model_list": [
+                route("fake-gpt", "fake-gpt", fake_upstream),
+                route("fake-embed", "fake-embed", fake_upstream),
+            ],
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return build
+
+
+@pytest.fixture
+def gateway_client(
+    make_settings: Callable[..., Settings],
+) -> Iterator[Callable[..., TestClient]]:
+    """An in-process gateway (lifespan run) around ``make_settings(**overrides)``."""
+    opened: list[TestClient] = []
+
+    def open_client(**overrides: Any) -> TestClient:
+        client = TestClient(create_app(make_settings(**overrides)), raise_server_exceptions=False)
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        client.__exit__(None, None, None)

@@ -1,0 +1,84 @@
+"""The ``vetcache`` command as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from proxy import __version__
+from proxy.auth import hash_key
+from tests.conftest import ROOT, free_port, stop, vetcache, wait_http
+
+pytestmark = pytest.mark.integration
+
+
+def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "proxy.cli", *args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_version() -> None:
+    result = run("version")
+    assert result.returncode == 0 and result.stdout.strip() == f"vetcache {__version__}"
+
+
+def test_check_config_accepts_the_local_config() -> None:
+    result = run("check-config", "deploy/config/local.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "fake-gpt" in result.stdout and "auth off" in result.stdout
+
+
+def test_check_config_names_the_bad_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "auth: {enabled: false}\nmodel_list: [{model_name: a, model: openai/a, timeout: -1}]\n"
+    )
+    result = run("check-config", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "vetcache: config error: model_list.0.timeout: Input should be greater than 0"
+    )
+
+
+def test_serve_refuses_an_invalid_config(tmp_path: Path) -> None:
+    result = run("serve", "--config", str(tmp_path / "missing.yaml"))
+    assert result.returncode == 2
+    assert "config_file: no such file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_hash_key_reads_stdin() -> None:
+    result = run("hash-key", stdin="sk-example\n")
+    assert result.returncode == 0 and result.stdout.strip() == hash_key("sk-example")
+    assert run("hash-key").returncode == 2
+
+
+def test_serve_with_two_workers_answers(fake_upstream: str, tmp_path: Path) -> None:
+    config = tmp_path / "gw.yaml"
+    config.write_text(
+        "auth: {enabled: false}\nmodel_list:\n"
+        f"  - {{model_name: fake-gpt, model: openai/fake-gpt, api_base: '{fake_upstream}'}}\n"
+    )
+    port = free_port()
+    process = vetcache("serve", "--config", str(config), "--port", str(port), "--workers", "2")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", process, timeout=90)
+        body = {"model": "fake-gpt", "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(4):
+            response = httpx.post(
+                f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=30
+            )
+            assert response.status_code == 200
+    finally:
+        stop(process)

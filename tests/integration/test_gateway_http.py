@@ -1,0 +1,121 @@
+"""The gateway's HTTP contract beyond errors: SSE framing, request ids, probes, admin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from proxy.auth import hash_key
+from proxy.fake_upstream import make_answer
+
+pytestmark = pytest.mark.integration
+
+MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi!"}]
+
+
+@pytest.fixture
+def client(gateway_client: Callable[..., TestClient]) -> TestClient:
+    return gateway_client(admin_key_sha256=hash_key("sk-admin"))
+
+
+def test_sse_framing_matches_openai(client: TestClient) -> None:
+    with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={"model": "fake-gpt", "messages": MESSAGES, "stream": True},
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        raw = response.read().decode()
+    assert raw.endswith("data: [DONE]\n\n")
+    events = raw.split("\n\n")[:-1]
+    assert all(event.startswith("data: ") for event in events)
+    chunks = [orjson.loads(event.removeprefix("data: ")) for event in events[:-1]]
+    ids = {chunk["id"] for chunk in chunks}
+    assert len(ids) == 1
+    first = chunks[0]["choices"][0]
+    assert first["delta"]["role"] == "assistant" and first["finish_reason"] is None
+    assert set(chunks[0]) >= {"id", "object", "created", "model", "choices"}
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert text == make_answer("fake-gpt", MESSAGES)
+    assert chunks[-1]["choices"][0] == {
+        "index": 0,
+        "delta": {},
+        "logprobs": None,
+        "finish_reason": "stop",
+    }
+
+
+def test_json_answer_has_openai_fields_only(client: TestClient) -> None:
+    answer = client.post(
+        "/v1/chat/completions", json={"model": "fake-gpt", "messages": MESSAGES}
+    ).json()
+    assert set(answer) == {
+        "id",
+        "object",
+        "created",
+        "model",
+        "system_fingerprint",
+        "choices",
+        "usage",
+    }
+    assert answer["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": make_answer("fake-gpt", MESSAGES),
+    }
+
+
+def test_unknown_fields_reach_the_upstream(client: TestClient) -> None:
+    body = {"model": "fake-gpt", "messages": MESSAGES, "max_tokens": 3, "seed": 7, "vendor_x": 1}
+    answer = client.post("/v1/chat/completions", json=body).json()
+    assert answer["choices"][0]["finish_reason"] == "length"  # max_tokens was honoured upstream
+
+
+def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
+    given = client.get("/healthz", headers={"x-request-id": "req-123.abc"})
+    assert given.headers["x-request-id"] == "req-123.abc"
+    generated = client.get("/healthz")
+    assert len(generated.headers["x-request-id"]) == 32
+    hostile = client.get("/healthz", headers={"x-request-id": "a b\tc" + "z" * 200})
+    assert hostile.headers["x-request-id"] != "a b\tc" + "z" * 200
+    error = client.post("/v1/chat/completions", headers={"x-request-id": "err-1"}, content=b"{")
+    assert error.status_code == 415 and error.headers["x-request-id"] == "err-1"
+    streamed = client.post(
+        "/v1/chat/completions",
+        headers={"x-request-id": "stream-1"},
+        json={"model": "fake-gpt", "messages": MESSAGES, "stream": True},
+    )
+    assert streamed.headers["x-request-id"] == "stream-1"
+
+
+def test_probes(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_admin_config_masks_secrets(client: TestClient) -> None:
+    config = client.get("/admin/config", headers={"authorization": "Bearer sk-admin"}).json()
+    assert config["admin_key_sha256"] == hash_key("sk-admin")
+    assert [m["model_name"] for m in config["model_list"]] == ["fake-gpt", "fake-embed"]
+    assert all("api_key" not in m for m in config["model_list"])
+
+
+def test_embeddings_pass_through(client: TestClient) -> None:
+    body = {"model": "fake-embed", "input": ["some text", "more"], "encoding_format": "float"}
+    response = client.post("/v1/embeddings", json=body)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["object"] == "list"
+    assert [len(item["embedding"]) for item in result["data"]] == [384, 384]
+    assert result["usage"]["prompt_tokens"] == 3
+
+
+def test_parameter_litellm_refuses_is_a_clear_400(client: TestClient) -> None:
+    body = {"model": "fake-embed", "input": "x", "dimensions": 16}
+    response = client.post("/v1/embeddings", json=body)
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert "dimensions" in message and not message.startswith("litellm")

@@ -1,0 +1,81 @@
+"""The fake upstream is the suite's real HTTP upstream; its own behaviour must hold."""
+
+from __future__ import annotations
+
+import base64
+import math
+import struct
+
+import orjson
+import pytest
+from starlette.testclient import TestClient
+
+from proxy.fake_upstream import create_fake_upstream, make_answer, make_embedding
+
+MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture
+def fake() -> TestClient:
+    return TestClient(create_fake_upstream())
+
+
+def test_answers_are_deterministic_and_prompt_specific() -> None:
+    assert make_answer("m", MESSAGES) == make_answer("m", MESSAGES)
+    other = [{"role": "user", "content": "What is the capital of Spain?"}]
+    assert make_answer("m", MESSAGES) != make_answer("m", other)
+    assert make_answer("m", MESSAGES).endswith("What is the capital of France?")
+
+
+def test_chat_json(fake: TestClient) -> None:
+    answer = fake.post("/v1/chat/completions", json={"model": "m", "messages": MESSAGES}).json()
+    assert answer["object"] == "chat.completion"
+    assert answer["choices"][0]["message"]["content"] == make_answer("m", MESSAGES)
+    assert answer["choices"][0]["finish_reason"] == "stop"
+    assert answer["usage"]["total_tokens"] == sum(
+        answer["usage"][k] for k in ("prompt_tokens", "completion_tokens")
+    )
+
+
+def test_max_tokens_truncates_with_length(fake: TestClient) -> None:
+    body = {"model": "m", "messages": MESSAGES, "max_tokens": 2}
+    choice = fake.post("/v1/chat/completions", json=body).json()["choices"][0]
+    assert choice["finish_reason"] == "length"
+    assert len(choice["message"]["content"].split()) == 2
+
+
+def test_stream_is_openai_sse(fake: TestClient) -> None:
+    body = {
+        "model": "m",
+        "messages": MESSAGES,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    raw = fake.post("/v1/chat/completions", json=body).text
+    events = [line.removeprefix("data: ") for line in raw.split("\n\n") if line]
+    assert events[-1] == "[DONE]"
+    chunks = [orjson.loads(e) for e in events[:-1]]
+    assert chunks[-1]["usage"]["completion_tokens"] > 0
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == make_answer("m", MESSAGES)
+
+
+@pytest.mark.parametrize("status", [400, 429, 500, 503])
+def test_error_models_answer_their_status(fake: TestClient, status: int) -> None:
+    response = fake.post(
+        "/v1/chat/completions", json={"model": f"error-{status}", "messages": MESSAGES}
+    )
+    assert response.status_code == status
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_embeddings_are_unit_vectors_in_both_encodings(fake: TestClient) -> None:
+    floats = fake.post("/v1/embeddings", json={"model": "e", "input": ["a", "b"]}).json()
+    vector = floats["data"][0]["embedding"]
+    assert len(vector) == 384 and math.isclose(sum(v * v for v in vector), 1.0, rel_tol=1e-9)
+    packed = fake.post(
+        "/v1/embeddings", json={"model": "e", "input": ["a"], "encoding_format": "base64"}
+    ).json()["data"][0]["embedding"]
+    decoded = struct.unpack("<384f", base64.b64decode(packed))
+    assert decoded == pytest.approx(vector, abs=1e-6)
+    assert make_embedding('"a"', 8) == make_embedding('"a"', 8)
