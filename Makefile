@@ -10,7 +10,7 @@ install: .venv/.installed
 run: install
 	bash scripts/run-local.sh
 
-test: install
+test: lint
 	.venv/bin/pytest
 
 lint: install

@@ -25,6 +25,8 @@ from proxy.app import create_app
 from proxy.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("VETCACHE_TEST_REDIS_URL")
+"""A Redis Stack the caller started (CI does); without it the suite starts its own."""
 
 
 def free_port() -> int:
@@ -152,3 +154,19 @@ def gateway_client(
     yield open_client
     for client in opened:
         client.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a real Redis Stack server: the caller's, or one started for this session
+    with ``scripts/redis-stack.sh`` and stopped at the end."""
+    if REDIS_URL:
+        yield REDIS_URL
+        return
+    port = str(free_port())
+    script = str(ROOT / "scripts" / "redis-stack.sh")
+    subprocess.run(["bash", script, "start", port], check=True, capture_output=True, timeout=300)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        subprocess.run(["bash", script, "stop", port], check=False, capture_output=True, timeout=60)
