@@ -38,7 +38,7 @@ async def test_hnsw_knn_with_tag_filter(client: redis.Redis) -> None:
             TagField("scope"),
             VectorField("vec", "HNSW", {"TYPE": "FLOAT32", "DIM": 3, "DISTANCE_METRIC": "COSINE"}),
         ],
-        definition=IndexDefinition(prefix=[prefix], index_type=IndexType.HASH),
+        definition=IndexDefinition(prefix=[prefix], index_type=IndexType.HASH),  # type: ignore[no-untyped-call]
     )
     try:
         await client.hset(f"{prefix}1", mapping={"scope": "a", "vec": unit(1, 0, 0)})
