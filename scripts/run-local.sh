@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 .venv/bin/vetcache fake-upstream --port 8001 &
 fake_pid=$!
 trap 'kill "$fake_pid" 2>/dev/null || true' EXIT INT TERM
-exec_status=0
-.venv/bin/vetcache serve --config deploy/config/local.yaml || exec_status=$?
-exit "$exec_status"
+sleep 1
+if ! kill -0 "$fake_pid" 2>/dev/null; then
+  echo "run-local: the fake upstream could not start (is 127.0.0.1:8001 in use?)" >&2
+  exit 1
+fi
+.venv/bin/vetcache serve --config deploy/config/local.yaml
