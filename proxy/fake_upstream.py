@@ -15,6 +15,9 @@ faulty "model" while the others stay healthy:
 - ``error-<status>``: answer that HTTP status with an OpenAI-style error body;
 - ``sleep-<ms>``: wait that much longer before answering (to trigger client timeouts);
 - ``truncate``: stream half the answer, then drop the connection without a final chunk.
+
+``GET /fake/requests`` reports how many requests each route and model has received since
+start, so a test can tell whether a call reached the upstream (and how often: retries).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import math
 import random
 import struct
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -86,6 +90,7 @@ class FakeUpstream:
 
     def __init__(self, latency_ms: float = 0.0) -> None:
         self.latency_s = max(latency_ms, 0.0) / 1000.0
+        self.received: Counter[str] = Counter()
 
     async def _wait(self, model: str) -> None:
         delay = self.latency_s
@@ -108,6 +113,7 @@ class FakeUpstream:
             return _error(400, "body is not valid JSON")
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
             return _error(400, "'model' is required", code="missing_model")
+        self.received[f"{request.url.path.removeprefix('/v1')} {body['model']}"] += 1
         return body
 
     async def chat(self, request: Request) -> Response:
@@ -189,6 +195,10 @@ class FakeUpstream:
             }
         )
 
+    async def requests(self, _request: Request) -> Response:
+        """Requests received so far, keyed ``"<route> <model>"``."""
+        return _json(dict(self.received))
+
     async def models(self, _request: Request) -> Response:
         return _json(
             {
@@ -250,5 +260,6 @@ def create_fake_upstream(latency_ms: float = 0.0) -> Starlette:
             Route("/v1/embeddings", fake.embeddings, methods=["POST"]),
             Route("/embeddings", fake.embeddings, methods=["POST"]),
             Route("/v1/models", fake.models, methods=["GET"]),
+            Route("/fake/requests", fake.requests, methods=["GET"]),
         ]
     )

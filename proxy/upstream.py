@@ -8,6 +8,7 @@ and every upstream failure becomes one of the gateway's errors (see ``proxy.erro
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import re
 import struct
@@ -53,6 +54,10 @@ def _import_litellm() -> ModuleType:
 
     litellm.telemetry = False
     litellm.suppress_debug_info = True
+    # litellm logs request kwargs (prompts included) at debug and routing lines at info on its
+    # own loggers; the gateway's rule is no prompt or answer text at info.
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     return litellm
 
 

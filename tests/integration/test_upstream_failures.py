@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -29,6 +30,7 @@ def client(gateway_client: Callable[..., TestClient], fake_upstream: str) -> Tes
             route("primary", "error-500", fake_upstream, fallbacks=["backup"]),
             route("backup", "fake-gpt", fake_upstream),
             route("truncated", "truncate", fake_upstream),
+            route("retried", "error-502", fake_upstream, num_retries=2),
         ]
     )
 
@@ -83,3 +85,13 @@ def test_stream_cut_midway_ends_with_an_error_event(client: TestClient) -> None:
     last = orjson.loads(events[-1])
     assert set(last["error"]) == {"message", "type", "param", "code"}
     assert last["error"]["code"] in ("upstream_unreachable", "upstream_timeout")
+
+
+def test_retries_are_made_as_configured(client: TestClient, fake_upstream: str) -> None:
+    counts = fake_upstream.removesuffix("/v1") + "/fake/requests"
+    before = httpx.get(counts).json().get("/chat/completions error-502", 0)
+    response = client.post("/v1/chat/completions", json={"model": "retried", "messages": MESSAGES})
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "fake_502"  # the upstream's 502, not ours
+    after = httpx.get(counts).json()["/chat/completions error-502"]
+    assert after - before == 3  # the call and its two retries
