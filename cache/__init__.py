@@ -1,5 +1,47 @@
-"""The semantic cache: request -> cache key, embedder, vector stores, thresholds.
+"""The semantic cache: request -> cache key, embedder, vector stores, thresholds, admission.
 
-Empty until the cache lands (issue 3); the package exists now so the import layout and
-its dependency rule (``cache`` imports neither ``proxy`` nor ``audit``) hold from day one.
+Public API: ``SemanticCache`` with its ``CacheSettings``, the boundary models ``CacheKey``,
+``CacheEntry``, ``CacheHit`` and ``Lookup``, and ``build_cache`` to assemble one from a Redis
+URL (or none, for the in-process store). ``cache`` imports neither ``proxy`` nor ``audit``.
 """
+
+from cache.embedder import Embedder, SentenceTransformerEmbedder
+from cache.keys import NotCacheable
+from cache.schema import CacheEntry, CacheHit, CacheKey
+from cache.semantic import CacheSettings, Lookup, SemanticCache
+from cache.stores.base import Store, StoreError, StoreUnusable
+
+
+def build_cache(settings: CacheSettings, redis_url: str | None) -> SemanticCache:
+    """A cache on Redis when ``redis_url`` is given, else on the in-process store."""
+    store: Store
+    if redis_url:
+        from cache.stores.redis import RedisStore
+
+        store = RedisStore(redis_url)
+    else:
+        from cache.stores.memory import MemoryStore
+
+        store = MemoryStore()
+    embedder = SentenceTransformerEmbedder(
+        settings.embedding_model,
+        batch_window_ms=settings.batch_window_ms,
+        max_batch=settings.max_batch,
+    )
+    return SemanticCache(settings, store, embedder)
+
+
+__all__ = [
+    "CacheEntry",
+    "CacheHit",
+    "CacheKey",
+    "CacheSettings",
+    "Embedder",
+    "Lookup",
+    "NotCacheable",
+    "SemanticCache",
+    "Store",
+    "StoreError",
+    "StoreUnusable",
+    "build_cache",
+]

@@ -2,32 +2,52 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from cache import SemanticCache, build_cache
 from proxy import __version__
 from proxy.auth import KeyRing
+from proxy.chat_service import ChatService
 from proxy.errors import install_error_handlers
 from proxy.middleware import RequestContext
 from proxy.routes import admin, chat, embeddings, health, models
 from proxy.settings import Settings, load_settings
 from proxy.upstream import Upstream
 
+log = logging.getLogger("vetcache.app")
 
-def create_app(settings: Settings) -> FastAPI:
-    """The gateway as an ASGI app. Resources open in the lifespan and close with it."""
+
+def create_app(settings: Settings, cache: SemanticCache | None = None) -> FastAPI:
+    """The gateway as an ASGI app. Resources open in the lifespan and close with it.
+
+    ``cache`` replaces the one ``settings`` describe (tests pass one built on fakes or share
+    one across apps); it is opened and closed with the app either way.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        semantic = cache
+        if semantic is None and settings.cache.enabled:
+            semantic = build_cache(settings.cache, settings.redis_url)
+        if semantic is not None:
+            where = "Redis" if settings.redis_url else "the in-process store (no redis_url set)"
+            log.info("cache: %s, embedder %s", where, settings.cache.embedding_model)
+            await semantic.open()
         upstream = Upstream(settings)
-        app.state.upstream = upstream
+        service = ChatService(upstream, semantic)
+        app.state.upstream, app.state.chat = upstream, service
         try:
             yield
         finally:
-            app.state.upstream = None
+            app.state.upstream = app.state.chat = None
+            await service.drain()
             await upstream.aclose()
+            if semantic is not None:
+                await semantic.close()
 
     app = FastAPI(
         title="vetcache",
@@ -37,7 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.keyring = KeyRing(settings)
-    app.state.upstream = None
+    app.state.upstream = app.state.chat = None
     install_error_handlers(app)
     app.add_middleware(RequestContext, access_log=settings.access_log)
     for module in (chat, embeddings, models, health, admin):

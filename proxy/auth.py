@@ -72,6 +72,11 @@ class KeyRing:
             raise AuthenticationFailed("Incorrect API key provided")
         return Principal(tenant=tenant, key_id=presented.hex()[:12])
 
+    def is_admin_key(self, key: str) -> bool:
+        """Whether ``key`` is the admin key (for headers that carry it bare)."""
+        presented = hashlib.sha256(key.encode()).digest()
+        return self._admin is not None and hmac.compare_digest(presented, self._admin)
+
     def admin(self, authorization: str | None) -> None:
         """Raise unless ``authorization`` carries the admin key."""
         if self._admin is None:

@@ -12,6 +12,7 @@ from fastapi import Depends
 from starlette.requests import Request
 
 from proxy.auth import KeyRing, Principal
+from proxy.chat_service import ChatService
 from proxy.errors import GatewayError
 from proxy.settings import Settings
 from proxy.upstream import Upstream
@@ -30,16 +31,27 @@ def upstream(request: Request) -> Upstream:
     return cast(Upstream, client)
 
 
+def chat(request: Request) -> ChatService:
+    """The chat service (cache + upstream); 503 while the app is starting or stopping."""
+    service = getattr(request.app.state, "chat", None)
+    if service is None:
+        raise GatewayError("The gateway is not ready", status=503, code="not_ready")
+    return cast(ChatService, service)
+
+
+def keyring(request: Request) -> KeyRing:
+    """The configured keys."""
+    return cast(KeyRing, request.app.state.keyring)
+
+
 def client(request: Request) -> Principal:
     """The calling tenant, from ``Authorization: Bearer``."""
-    keyring = cast(KeyRing, request.app.state.keyring)
-    return keyring.client(request.headers.get("authorization"))
+    return keyring(request).client(request.headers.get("authorization"))
 
 
 def admin(request: Request) -> None:
     """Require the admin key."""
-    keyring = cast(KeyRing, request.app.state.keyring)
-    keyring.admin(request.headers.get("authorization"))
+    keyring(request).admin(request.headers.get("authorization"))
 
 
 def request_id(request: Request) -> str:
@@ -49,4 +61,5 @@ def request_id(request: Request) -> str:
 
 SettingsDep = Annotated[Settings, Depends(settings)]
 UpstreamDep = Annotated[Upstream, Depends(upstream)]
+ChatDep = Annotated[ChatService, Depends(chat)]
 ClientDep = Annotated[Principal, Depends(client)]

@@ -37,6 +37,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from cache.semantic import CacheSettings
+
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
 
@@ -161,6 +163,11 @@ class Settings(BaseSettings):
     """Key for the ``/admin`` routes (``VETCACHE_ADMIN_KEY``); hashed at start."""
     admin_key_sha256: str | None = None
     """Hex SHA-256 of the admin key, the form to put in files."""
+    redis_url: str | None = None
+    """Redis with the Query Engine for the cache (``VETCACHE_REDIS_URL``); unset means the
+    in-process store."""
+    cache: CacheSettings = CacheSettings()
+    """How the semantic cache matches and admits."""
 
     @field_validator("config_file")
     @classmethod

