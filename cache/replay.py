@@ -100,8 +100,13 @@ def replay(completion: dict[str, Any], *, include_usage: bool = False) -> Iterat
     for choice in completion.get("choices", ()):
         index = choice.get("index", 0)
         message = choice.get("message") or {}
-        yield chunk(index, {"role": message.get("role", "assistant"), "content": ""}, None)
-        content = message.get("content") or ""
+        content = message.get("content")
+        yield chunk(
+            index,
+            {"role": message.get("role", "assistant"), "content": "" if content else content},
+            None,
+        )
+        content = content or ""
         for start in range(0, len(content), CHUNK_CHARS):
             yield chunk(index, {"content": content[start : start + CHUNK_CHARS]}, None)
         for position, call in enumerate(message.get("tool_calls") or ()):

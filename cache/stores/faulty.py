@@ -1,0 +1,48 @@
+"""A store wrapper that fails or stalls on demand: the fake for fail-open tests."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cache.embedder import Vector
+from cache.schema import CacheEntry
+from cache.stores.base import Store, StoreError
+
+
+class FaultyStore(Store):
+    """Delegates to ``inner`` unless ``down`` (raise ``StoreError``) or ``delay_s`` (stall)."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.down = False
+        self.delay_s = 0.0
+
+    async def _gate(self) -> None:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.down:
+            raise StoreError("store is down (simulated)")
+
+    async def open(self, dimension: int) -> None:
+        await self._gate()
+        await self.inner.open(dimension)
+
+    async def get_exact(self, scope: str, exact: str) -> CacheEntry | None:
+        await self._gate()
+        return await self.inner.get_exact(scope, exact)
+
+    async def search(
+        self, scope: str, vector: Vector, k: int = 1
+    ) -> list[tuple[CacheEntry, float]]:
+        await self._gate()
+        return await self.inner.search(scope, vector, k)
+
+    async def put(
+        self, entry: CacheEntry, vector: Vector, ttl_s: int | None, cap: int | None
+    ) -> None:
+        await self._gate()
+        await self.inner.put(entry, vector, ttl_s, cap)
+
+    async def count(self, namespace: str) -> int:
+        await self._gate()
+        return await self.inner.count(namespace)

@@ -1,0 +1,113 @@
+"""One contract, both stores: the in-process store and Redis with the Query Engine."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from cache.schema import CacheEntry
+from cache.stores.base import Store
+from cache.stores.memory import MemoryStore
+from cache.stores.redis import RedisStore
+
+DIM = 8
+
+
+def unit(*values: float) -> np.ndarray:
+    vector = np.zeros(DIM, dtype=np.float32)
+    vector[: len(values)] = values
+    return vector / np.linalg.norm(vector)
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    redis_store = RedisStore(request.getfixturevalue("redis_url"))
+    await redis_store.open(DIM)
+    try:
+        yield redis_store
+    finally:
+        await redis_store.close()
+
+
+def entry(scope: str, namespace: str, text: str = "q", exact: str | None = None) -> CacheEntry:
+    return CacheEntry(
+        id=uuid.uuid4().hex,
+        scope=scope,
+        exact=exact or uuid.uuid4().hex,
+        namespace=namespace,
+        tenant="t",
+        model="m",
+        text=text,
+        response='{"answer": "' + text + '"}',
+        embedder="e",
+        created_at=time.time(),
+    )
+
+
+def fresh() -> str:
+    return uuid.uuid4().hex  # a scope or namespace no other test uses
+
+
+async def test_exact_layer_finds_only_its_scope(store: Store) -> None:
+    scope, ns = fresh(), fresh()
+    stored = entry(scope, ns, exact="x1")
+    await store.put(stored, unit(1), ttl_s=60, cap=None)
+    assert await store.get_exact(scope, "x1") == stored
+    assert await store.get_exact(fresh(), "x1") is None
+    assert await store.get_exact(scope, "x2") is None
+
+
+async def test_search_is_fenced_by_scope_and_ordered(store: Store) -> None:
+    scope, other, ns = fresh(), fresh(), fresh()
+    near, far = entry(scope, ns, "near"), entry(scope, ns, "far")
+    intruder = entry(other, ns, "intruder")
+    await store.put(near, unit(1, 0.1), ttl_s=60, cap=None)
+    await store.put(far, unit(0.2, 1), ttl_s=60, cap=None)
+    await store.put(intruder, unit(1, 0), ttl_s=60, cap=None)  # nearest of all, wrong scope
+    found = await store.search(scope, unit(1, 0), k=2)
+    assert [e.text for e, _ in found] == ["near", "far"]
+    similarity = found[0][1]
+    assert similarity == pytest.approx(float(unit(1, 0.1) @ unit(1, 0)), abs=1e-4)
+    assert found[0][1] > found[1][1]
+    assert await store.search(fresh(), unit(1), k=1) == []
+
+
+async def test_entries_expire(store: Store) -> None:
+    scope, ns = fresh(), fresh()
+    await store.put(entry(scope, ns, exact="gone"), unit(1), ttl_s=1, cap=None)
+    assert await store.count(ns) == 1
+    await asyncio.sleep(2.1)  # bounded wait past the TTL; asserts expiry, not timing
+    assert await store.get_exact(scope, "gone") is None
+    assert await store.search(scope, unit(1), k=1) == []
+    assert await store.count(ns) == 0
+
+
+async def test_namespace_cap_evicts_the_oldest(store: Store) -> None:
+    scope, ns = fresh(), fresh()
+    stored = []
+    for i in range(5):
+        item = entry(scope, ns, f"e{i}", exact=f"x{i}")
+        item = item.model_copy(update={"created_at": time.time() + i * 0.001})
+        stored.append(item)
+        await store.put(item, unit(1, i), ttl_s=60, cap=3)
+    assert await store.count(ns) == 3
+    assert await store.get_exact(scope, "x0") is None
+    assert await store.get_exact(scope, "x1") is None
+    assert await store.get_exact(scope, "x4") == stored[4]
+    texts = {e.text for e, _ in await store.search(scope, unit(1), k=10)}
+    assert texts == {"e2", "e3", "e4"}
+
+
+async def test_namespaces_count_separately(store: Store) -> None:
+    scope, ns_a, ns_b = fresh(), fresh(), fresh()
+    await store.put(entry(scope, ns_a), unit(1), ttl_s=60, cap=1)
+    await store.put(entry(scope, ns_b), unit(1), ttl_s=60, cap=1)
+    assert (await store.count(ns_a), await store.count(ns_b)) == (1, 1)

@@ -1,0 +1,155 @@
+"""SemanticCache on fakes: the in-process store, a hash embedder, a store that fails."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cache.embedder import HashEmbedder
+from cache.semantic import CacheSettings, SemanticCache
+from cache.stores.faulty import FaultyStore
+from cache.stores.memory import MemoryStore
+
+ANSWER = {
+    "id": "c1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "m",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "42"}, "finish_reason": "stop"}],
+}
+
+
+def body(text: str = "What is six times seven?", **extra: Any) -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": text}], **extra}
+
+
+async def open_cache(**overrides: Any) -> tuple[SemanticCache, FaultyStore]:
+    store = FaultyStore(MemoryStore())
+    cache = SemanticCache(CacheSettings(**overrides), store, HashEmbedder())
+    await cache.open()
+    return cache, store
+
+
+async def test_miss_admit_then_exact_hit() -> None:
+    cache, _ = await open_cache()
+    key = cache.key(body(), "t", "default")
+    first = await cache.lookup(key, 0.9)
+    assert first.outcome == "miss" and first.vector is not None
+    await cache.admit(key, first.vector, ANSWER)
+    again = await cache.lookup(cache.key(body("  What is six   times seven? "), "t", "default"), 0.9)
+    assert again.outcome == "hit" and again.hit is not None
+    assert again.hit.exact and again.hit.similarity == 1.0
+
+
+async def test_semantic_hit_needs_the_threshold() -> None:
+    cache, _ = await open_cache()
+    key = cache.key(body(), "t", "default")
+    await cache.admit(key, None, ANSWER)
+    other = cache.key(body("Something else entirely"), "t", "default")
+    low = await cache.lookup(other, -1.0)  # any vector clears -1: the entry is found
+    assert low.outcome == "hit" and low.hit is not None and not low.hit.exact
+    strict = await cache.lookup(other, 0.99)
+    assert strict.outcome == "miss"
+    assert strict.best_similarity == pytest.approx(low.hit.similarity)
+
+
+def test_threshold_may_only_tighten_without_admin() -> None:
+    cache = SemanticCache(
+        CacheSettings(threshold=0.9, namespace_thresholds={"strict": 0.95}), MemoryStore(), HashEmbedder()
+    )
+    assert cache.threshold("default", None, False) == 0.9
+    assert cache.threshold("strict", None, False) == 0.95
+    assert cache.threshold("default", 0.97, False) == 0.97
+    assert cache.threshold("default", 0.5, False) == 0.9
+    assert cache.threshold("default", 0.5, True) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("completion", "extra", "ok"),
+    [
+        (ANSWER, {}, True),
+        ({**ANSWER, "choices": [{**ANSWER["choices"][0], "finish_reason": "length"}]}, {}, False),
+        ({**ANSWER, "choices": ANSWER["choices"] * 2}, {"n": 2}, False),
+        ({**ANSWER, "choices": [{"index": 0, "message": {"role": "assistant", "tool_calls": [{"id": "x"}]}, "finish_reason": "tool_calls"}]}, {}, False),
+        (ANSWER, {"temperature": 1.5}, False),
+        (ANSWER, {"temperature": 0.2}, True),
+    ],
+)
+def test_admission_rules(completion: dict[str, Any], extra: dict[str, Any], ok: bool) -> None:
+    cache = SemanticCache(CacheSettings(max_temperature=1.0), MemoryStore(), HashEmbedder())
+    assert cache.admissible(body(**extra), completion) is ok
+
+
+async def test_store_down_fails_open_and_recovers(caplog: pytest.LogCaptureFixture) -> None:
+    cache, store = await open_cache()
+    key = cache.key(body(), "t", "default")
+    await cache.admit(key, None, ANSWER)
+    store.down = True
+    with caplog.at_level(logging.INFO, logger="vetcache.cache"):
+        for _ in range(3):
+            assert (await cache.lookup(key, 0.9)).outcome == "error"
+        await cache.admit(key, None, ANSWER)  # swallowed, counted
+        store.down = False
+        assert (await cache.lookup(key, 0.9)).outcome == "hit"
+    assert cache.errors == 4
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("cache unavailable" in m for m in messages) == 1  # once per incident
+    assert sum("cache recovered" in m for m in messages) == 1
+
+
+async def test_slow_store_is_abandoned_within_the_budget() -> None:
+    cache, store = await open_cache(lookup_budget_ms=20)
+    store.delay_s = 1.0
+    lookup = await cache.lookup(cache.key(body(), "t", "default"), 0.9)
+    assert lookup.outcome == "error"
+
+
+async def test_store_down_at_start_is_retried_later() -> None:
+    store = FaultyStore(MemoryStore())
+    store.down = True
+    cache = SemanticCache(CacheSettings(), store, HashEmbedder())
+    await cache.open()  # does not raise: the gateway starts without its cache
+    key = cache.key(body(), "t", "default")
+    assert (await cache.lookup(key, 0.9)).outcome == "error"
+    store.down = False
+    assert (await cache.lookup(key, 0.9)).outcome == "miss"
+
+
+scopes = st.fixed_dictionaries(
+    {
+        "tenant": st.sampled_from(["acme", "globex", "initech"]),
+        "model": st.sampled_from(["gpt-a", "gpt-b"]),
+        "system": st.sampled_from([None, "Be brief.", "You are a pirate."]),
+        "tools": st.sampled_from([None, [{"type": "function", "function": {"name": "search"}}]]),
+    }
+)
+
+
+def scoped_body(scope: dict[str, Any], text: str) -> dict[str, Any]:
+    messages: list[dict[str, Any]] = [{"role": "user", "content": text}]
+    if scope["system"]:
+        messages.insert(0, {"role": "system", "content": scope["system"]})
+    result: dict[str, Any] = {"model": scope["model"], "messages": messages}
+    if scope["tools"]:
+        result["tools"] = scope["tools"]
+    return result
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(writer=scopes, reader=scopes, text=st.text(min_size=1, max_size=40).filter(str.strip))
+async def test_no_hit_ever_crosses_a_scope(
+    writer: dict[str, Any], reader: dict[str, Any], text: str
+) -> None:
+    cache, _ = await open_cache()
+    written = cache.key(scoped_body(writer, text), writer["tenant"], "default")
+    await cache.admit(written, None, ANSWER)
+    read = cache.key(scoped_body(reader, text), reader["tenant"], "default")
+    lookup = await cache.lookup(read, -1.0)  # the loosest threshold there is
+    if writer == reader:
+        assert lookup.outcome == "hit"
+    else:
+        assert lookup.outcome == "miss", (writer, reader)
