@@ -139,16 +139,19 @@ class SentenceTransformerEmbedder(Embedder):
         return np.asarray(vectors, dtype=np.float32)
 
     async def open(self) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._pool, self._load)
+        """Load the model (once per instance) and start the batching worker on the running
+        loop. Reopening after ``close`` is cheap, so one loaded model can serve app after app."""
+        if self._model is None:
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._load)
         self._queue = asyncio.Queue()
         self._worker = asyncio.create_task(self._run(), name="vetcache-embedder")
 
     async def close(self) -> None:
+        """Stop the batching worker; the loaded model stays for a later ``open``."""
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+            self._worker = self._queue = None
 
     async def embed(self, text: str) -> Vector:
         if self._queue is None:

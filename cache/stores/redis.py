@@ -75,8 +75,10 @@ class RedisStore(Store):
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
         self.index_name = ""
+        self.dimension = 0
 
     async def open(self, dimension: int) -> None:
+        self.dimension = dimension
         self.index_name = f"vetcache:v{SCHEMA_VERSION}:d{dimension}"
         index = self._redis.ft(self.index_name)
         try:
@@ -141,6 +143,13 @@ class RedisStore(Store):
             result = await self._redis.ft(self.index_name).search(
                 query, query_params={"q": vector.astype(np.float32).tobytes()}
             )
+        except ResponseError as exc:
+            if not _is_missing_index(exc):
+                raise StoreError(str(exc)) from exc
+            # A Redis restarted without persistence (or flushed) lost the index: build it
+            # again; entries admitted from now on are found again.
+            await self.open(self.dimension)
+            return []
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
         found = []

@@ -50,23 +50,49 @@ def test_what_can_change_the_answer_splits_the_scope(
 
 @pytest.mark.parametrize(
     "changes",
-    [{"stream": True}, {"user": "u-1"}, {"stream_options": {"include_usage": True}}, {"metadata": {"a": "b"}}],
+    [
+        {"stream": True},
+        {"user": "u-1"},
+        {"stream_options": {"include_usage": True}},
+        {"metadata": {"a": "b"}},
+    ],
 )
 def test_neutral_fields_keep_the_scope(changes: dict[str, Any]) -> None:
     assert key(changes) == BASE
 
 
 def test_prompt_is_not_in_the_scope() -> None:
-    paraphrase = key({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Reverse a Python list?"}]})
+    paraphrase = key(
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Reverse a Python list?"},
+            ]
+        }
+    )
     assert paraphrase.scope == BASE.scope
     assert paraphrase.exact != BASE.exact
     assert paraphrase.text == "Reverse a Python list?"
 
 
 def test_exact_layer_ignores_whitespace_only() -> None:
-    spaced = key({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "  How do I reverse\na list in Python? "}]})
+    spaced = key(
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "  How do I reverse\na list in Python? "},
+            ]
+        }
+    )
     assert spaced.exact == BASE.exact
-    shouted = key({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "HOW do I reverse a list in Python?"}]})
+    shouted = key(
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "HOW do I reverse a list in Python?"},
+            ]
+        }
+    )
     assert shouted.exact != BASE.exact
 
 
@@ -97,8 +123,14 @@ def test_last_turns_policy_forgets_older_history() -> None:
             USER,
         ]
     }
-    other_old = {**long, "messages": [{"role": "user", "content": "old question B"}, *long["messages"][1:]]}
-    assert key(long, policy="last_turns", last_turns=2).scope == key(other_old, policy="last_turns", last_turns=2).scope
+    other_old = {
+        **long,
+        "messages": [{"role": "user", "content": "old question B"}, *long["messages"][1:]],
+    }
+    assert (
+        key(long, policy="last_turns", last_turns=2).scope
+        == key(other_old, policy="last_turns", last_turns=2).scope
+    )
     assert key(long).scope != key(other_old).scope
 
 
@@ -108,7 +140,16 @@ def test_full_policy_embeds_the_whole_conversation() -> None:
 
 
 def test_content_parts_of_text_are_text() -> None:
-    parts = key({"messages": [{"role": "user", "content": [{"type": "text", "text": "How do I reverse a list in Python?"}]}]})
+    parts = key(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "How do I reverse a list in Python?"}],
+                }
+            ]
+        }
+    )
     assert parts.text == USER["content"]
 
 
@@ -118,7 +159,10 @@ def test_content_parts_of_text_are_text() -> None:
         {"role": "assistant", "content": "hi"},
         {"role": "tool", "content": "42", "tool_call_id": "c1"},
         {"role": "user", "content": "   "},
-        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]},
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}],
+        },
     ],
 )
 def test_requests_without_trailing_user_text_are_not_cacheable(last: dict[str, Any]) -> None:

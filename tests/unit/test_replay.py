@@ -14,7 +14,10 @@ COMPLETION: dict[str, Any] = {
     "choices": [
         {
             "index": 0,
-            "message": {"role": "assistant", "content": "A fairly long answer, cut into several chunks."},
+            "message": {
+                "role": "assistant",
+                "content": "A fairly long answer, cut into several chunks.",
+            },
             "logprobs": None,
             "finish_reason": "stop",
         }
@@ -30,7 +33,13 @@ TOOL_CALL: dict[str, Any] = {
             "message": {
                 "role": "assistant",
                 "content": None,
-                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "x"}'}}],
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "lookup", "arguments": '{"q": "x"}'},
+                    }
+                ],
             },
             "logprobs": None,
             "finish_reason": "tool_calls",
@@ -56,12 +65,59 @@ def test_replay_then_assemble_round_trips() -> None:
 
 def test_tool_call_fragments_are_merged() -> None:
     pieces = [
-        {"id": "c", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "look", "arguments": '{"q"'}}]}, "finish_reason": None}]},
-        {"id": "c", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"name": "up", "arguments": ': "x"}'}}]}, "finish_reason": None}]},
-        {"id": "c", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        {
+            "id": "c",
+            "created": 1,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": "look", "arguments": '{"q"'},
+                            }
+                        ],
+                    },
+                    "finish_reason": None,
+                }
+            ],
+        },
+        {
+            "id": "c",
+            "created": 1,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "tool_calls": [
+                            {"index": 0, "function": {"name": "up", "arguments": ': "x"}'}}
+                        ]
+                    },
+                    "finish_reason": None,
+                }
+            ],
+        },
+        {
+            "id": "c",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}],
+        },
     ]
     message = assemble(pieces)["choices"][0]["message"]  # type: ignore[index]
-    assert message["tool_calls"] == [{"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "x"}'}}]
+    assert message["tool_calls"] == [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "lookup", "arguments": '{"q": "x"}'},
+        }
+    ]
 
 
 def test_unfinished_stream_assembles_to_nothing() -> None:

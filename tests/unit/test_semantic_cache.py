@@ -14,12 +14,14 @@ from cache.semantic import CacheSettings, SemanticCache
 from cache.stores.faulty import FaultyStore
 from cache.stores.memory import MemoryStore
 
-ANSWER = {
+ANSWER: dict[str, Any] = {
     "id": "c1",
     "object": "chat.completion",
     "created": 1,
     "model": "m",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "42"}, "finish_reason": "stop"}],
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "42"}, "finish_reason": "stop"}
+    ],
 }
 
 
@@ -40,7 +42,9 @@ async def test_miss_admit_then_exact_hit() -> None:
     first = await cache.lookup(key, 0.9)
     assert first.outcome == "miss" and first.vector is not None
     await cache.admit(key, first.vector, ANSWER)
-    again = await cache.lookup(cache.key(body("  What is six   times seven? "), "t", "default"), 0.9)
+    again = await cache.lookup(
+        cache.key(body("  What is six   times seven? "), "t", "default"), 0.9
+    )
     assert again.outcome == "hit" and again.hit is not None
     assert again.hit.exact and again.hit.similarity == 1.0
 
@@ -59,7 +63,9 @@ async def test_semantic_hit_needs_the_threshold() -> None:
 
 def test_threshold_may_only_tighten_without_admin() -> None:
     cache = SemanticCache(
-        CacheSettings(threshold=0.9, namespace_thresholds={"strict": 0.95}), MemoryStore(), HashEmbedder()
+        CacheSettings(threshold=0.9, namespace_thresholds={"strict": 0.95}),
+        MemoryStore(),
+        HashEmbedder(),
     )
     assert cache.threshold("default", None, False) == 0.9
     assert cache.threshold("strict", None, False) == 0.95
@@ -74,7 +80,20 @@ def test_threshold_may_only_tighten_without_admin() -> None:
         (ANSWER, {}, True),
         ({**ANSWER, "choices": [{**ANSWER["choices"][0], "finish_reason": "length"}]}, {}, False),
         ({**ANSWER, "choices": ANSWER["choices"] * 2}, {"n": 2}, False),
-        ({**ANSWER, "choices": [{"index": 0, "message": {"role": "assistant", "tool_calls": [{"id": "x"}]}, "finish_reason": "tool_calls"}]}, {}, False),
+        (
+            {
+                **ANSWER,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "tool_calls": [{"id": "x"}]},
+                        "finish_reason": "tool_calls",
+                    }
+                ],
+            },
+            {},
+            False,
+        ),
         (ANSWER, {"temperature": 1.5}, False),
         (ANSWER, {"temperature": 0.2}, True),
     ],
@@ -139,7 +158,9 @@ def scoped_body(scope: dict[str, Any], text: str) -> dict[str, Any]:
     return result
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(writer=scopes, reader=scopes, text=st.text(min_size=1, max_size=40).filter(str.strip))
 async def test_no_hit_ever_crosses_a_scope(
     writer: dict[str, Any], reader: dict[str, Any], text: str
