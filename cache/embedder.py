@@ -140,7 +140,10 @@ class SentenceTransformerEmbedder(Embedder):
 
     async def open(self) -> None:
         """Load the model (once per instance) and start the batching worker on the running
-        loop. Reopening after ``close`` is cheap, so one loaded model can serve app after app."""
+        loop. Reopening after ``close`` is cheap, so one loaded model can serve app after app;
+        it serves one event loop at a time."""
+        if self._worker is not None:
+            raise EmbedderError("the embedder is already open on an event loop")
         if self._model is None:
             await asyncio.get_running_loop().run_in_executor(self._pool, self._load)
         self._queue = asyncio.Queue()

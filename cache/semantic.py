@@ -48,6 +48,8 @@ class CacheSettings(BaseModel):
     """Seconds an entry lives."""
     max_entries_per_namespace: int | None = Field(default=100_000, ge=1)
     """Entries kept per namespace; the oldest are evicted beyond it."""
+    threshold_refresh_s: float = Field(default=2.0, gt=0)
+    """How often live thresholds are re-read from the store (replicas follow within it)."""
     lookup_budget_ms: float = Field(default=50.0, gt=0)
     """A lookup slower than this is abandoned and the request goes upstream."""
     embedding_model: str = BUNDLED_MODEL
@@ -90,12 +92,15 @@ class SemanticCache:
         self.errors = 0
         self._store_open = False
         self._failing = False
+        self._live: dict[str, float] = {}
+        self._refresher: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         """Load the embedder and prepare the store. A store that cannot be reached now is
         retried on later lookups; one that can never work (``StoreUnusable``) raises."""
         await self.embedder.open()
         await self._open_store()
+        self._refresher = asyncio.create_task(self._refresh_forever(), name="vetcache-thresholds")
 
     async def _open_store(self) -> None:
         try:
@@ -108,8 +113,32 @@ class SemanticCache:
         self._store_open = True
 
     async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
         await self.embedder.close()
         await self.store.close()
+
+    async def refresh_thresholds(self) -> None:
+        """Re-read the live thresholds (kept as they were if the store is down)."""
+        try:
+            self._live = await self.store.thresholds()
+        except StoreError as exc:
+            self._incident(exc)
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await self.refresh_thresholds()
+            await asyncio.sleep(self.settings.threshold_refresh_s)
+
+    async def set_threshold(self, namespace: str, value: float | None) -> None:
+        """Set (or with None, clear) the live threshold of ``namespace`` for every replica."""
+        await self.store.set_threshold(namespace, value)
+        await self.refresh_thresholds()
+
+    def thresholds(self) -> dict[str, float]:
+        """The namespace thresholds in force: config, overridden by live ones."""
+        return {**self.settings.namespace_thresholds, **self._live}
 
     def key(self, body: Mapping[str, Any], tenant: str, namespace: str) -> CacheKey:
         """The request's key (``cache.keys.NotCacheable`` when it has none)."""
@@ -124,7 +153,9 @@ class SemanticCache:
 
     def threshold(self, namespace: str, requested: float | None, may_loosen: bool) -> float:
         """The threshold in force: the namespace's, raised (or, for admins, set) per request."""
-        base = self.settings.namespace_thresholds.get(namespace, self.settings.threshold)
+        base = self._live.get(namespace)
+        if base is None:
+            base = self.settings.namespace_thresholds.get(namespace, self.settings.threshold)
         if requested is None:
             return base
         return requested if may_loosen else max(base, requested)

@@ -45,3 +45,11 @@ class Store(ABC):
     @abstractmethod
     async def count(self, namespace: str) -> int:
         """Live entries in ``namespace``."""
+
+    @abstractmethod
+    async def thresholds(self) -> dict[str, float]:
+        """Live per-namespace thresholds (set at run time, shared by every replica)."""
+
+    @abstractmethod
+    async def set_threshold(self, namespace: str, value: float | None) -> None:
+        """Set the live threshold of ``namespace``; None removes it."""

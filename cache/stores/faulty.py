@@ -46,3 +46,11 @@ class FaultyStore(Store):
     async def count(self, namespace: str) -> int:
         await self._gate()
         return await self.inner.count(namespace)
+
+    async def thresholds(self) -> dict[str, float]:
+        await self._gate()
+        return await self.inner.thresholds()
+
+    async def set_threshold(self, namespace: str, value: float | None) -> None:
+        await self._gate()
+        await self.inner.set_threshold(namespace, value)

@@ -22,6 +22,7 @@ class MemoryStore(Store):
         self._exact: dict[tuple[str, str], str] = {}
         # Admission order per namespace: eviction takes from the front.
         self._by_namespace: dict[str, OrderedDict[str, None]] = defaultdict(OrderedDict)
+        self._thresholds: dict[str, float] = {}
 
     def _live(self, entry_id: str, now: float) -> tuple[CacheEntry, Vector] | None:
         found = self._entries.get(entry_id)
@@ -73,3 +74,12 @@ class MemoryStore(Store):
     async def count(self, namespace: str) -> int:
         now = time.time()
         return sum(1 for i in list(self._by_namespace.get(namespace, ())) if self._live(i, now))
+
+    async def thresholds(self) -> dict[str, float]:
+        return dict(self._thresholds)
+
+    async def set_threshold(self, namespace: str, value: float | None) -> None:
+        if value is None:
+            self._thresholds.pop(namespace, None)
+        else:
+            self._thresholds[namespace] = value

@@ -5,6 +5,7 @@ Layout (``{...}`` are hash tags, so one scope's keys share a cluster slot):
     vc:e:{<scope>}:<id>       hash: the entry's fields and its float32 vector ``vec``
     vc:x:{<scope>}:<exact>    string: id of the entry admitted under that exact key
     vc:n:<namespace>          sorted set: entry keys scored by expiry time (count and cap)
+    vc:thresholds             hash: live threshold per namespace, read by every replica
 
 Entries and exact pointers expire with the entry's TTL; the index forgets expired hashes.
 Over the cap, the entries closest to expiry are evicted (with one TTL: the oldest).
@@ -28,6 +29,7 @@ from cache.stores.base import Store, StoreError, StoreUnusable
 
 SCHEMA_VERSION = 1
 ENTRY_PREFIX = "vc:e:"
+THRESHOLDS_KEY = "vc:thresholds"
 TEXT_FIELDS = (
     "id",
     "scope",
@@ -210,6 +212,22 @@ class RedisStore(Store):
                 pipe.zcard(namespace_key(namespace))
                 results = await pipe.execute()
             return int(results[-1])
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+
+    async def thresholds(self) -> dict[str, float]:
+        try:
+            raw = await self._redis.hgetall(THRESHOLDS_KEY)
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+        return {_text(name): float(_text(value)) for name, value in raw.items()}
+
+    async def set_threshold(self, namespace: str, value: float | None) -> None:
+        try:
+            if value is None:
+                await self._redis.hdel(THRESHOLDS_KEY, namespace)
+            else:
+                await self._redis.hset(THRESHOLDS_KEY, namespace, repr(value))
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 

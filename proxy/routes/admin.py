@@ -3,15 +3,60 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+from starlette.requests import Request
 from starlette.responses import Response
 
+from cache import SemanticCache, StoreError
 from proxy import deps
-from proxy.wire import json_response
+from proxy.chat_service import ChatService
+from proxy.errors import GatewayError
+from proxy.routes.chat import NAMESPACE
+from proxy.wire import json_response, read_json, validate
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(deps.admin)])
+
+
+class ThresholdUpdate(BaseModel):
+    """``PUT /admin/thresholds/{namespace}``."""
+
+    threshold: float | None = Field(ge=-1.0, le=1.0)
+    """Minimum cosine similarity for a hit in the namespace; null goes back to the config."""
 
 
 @router.get("/config")
 async def effective_config(settings: deps.SettingsDep) -> Response:
     """The configuration in force, secrets masked."""
     return json_response(settings.model_dump(mode="json"))
+
+
+def _cache(service: ChatService) -> SemanticCache:
+    if service.cache is None:
+        raise GatewayError("The cache is disabled", status=409, code="cache_disabled")
+    return service.cache
+
+
+@router.get("/thresholds")
+async def thresholds(service: deps.ChatDep) -> Response:
+    """The default threshold and every namespace's (config and live)."""
+    cache = _cache(service)
+    return json_response({"default": cache.settings.threshold, "namespaces": cache.thresholds()})
+
+
+@router.put("/thresholds/{namespace}")
+async def set_threshold(
+    namespace: str, request: Request, service: deps.ChatDep, settings: deps.SettingsDep
+) -> Response:
+    """Set a namespace's live threshold; every replica follows within
+    ``cache.threshold_refresh_s``."""
+    if not NAMESPACE.match(namespace):
+        raise GatewayError("invalid namespace", status=400, code="invalid_namespace")
+    update = validate(ThresholdUpdate, await read_json(request, settings.max_body_bytes))
+    cache = _cache(service)
+    try:
+        await cache.set_threshold(namespace, update.threshold)
+    except StoreError:
+        raise GatewayError(
+            "The cache store is unavailable", status=503, code="store_unavailable"
+        ) from None
+    return json_response({"namespace": namespace, "threshold": update.threshold})

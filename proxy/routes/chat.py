@@ -25,7 +25,7 @@ router = APIRouter(tags=["chat"])
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 DONE = b"data: [DONE]\n\n"
-_NAMESPACE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+NAMESPACE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 async def sse(chunks: AsyncIterator[dict[str, Any]], request_id: str) -> AsyncIterator[bytes]:
@@ -49,7 +49,7 @@ def directives(request: Request) -> Directives:
     headers = request.headers
     cache_control = {part.strip().lower() for part in headers.get("cache-control", "").split(",")}
     namespace = headers.get("x-vetcache-namespace", "default")
-    if not _NAMESPACE.match(namespace):
+    if not NAMESPACE.match(namespace):
         raise InvalidRequest(
             "x-vetcache-namespace must be 1-64 characters of letters, digits and ._-",
             param="x-vetcache-namespace",

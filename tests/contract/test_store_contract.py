@@ -111,3 +111,11 @@ async def test_namespaces_count_separately(store: Store) -> None:
     await store.put(entry(scope, ns_a), unit(1), ttl_s=60, cap=1)
     await store.put(entry(scope, ns_b), unit(1), ttl_s=60, cap=1)
     assert (await store.count(ns_a), await store.count(ns_b)) == (1, 1)
+
+
+async def test_live_thresholds_round_trip(store: Store) -> None:
+    ns = fresh()
+    await store.set_threshold(ns, 0.93)
+    assert (await store.thresholds())[ns] == 0.93
+    await store.set_threshold(ns, None)
+    assert ns not in await store.thresholds()

@@ -43,10 +43,14 @@ def open_gateway(
     embedder: SentenceTransformerEmbedder,
     fake_upstream: str,
 ) -> Callable[..., TestClient]:
-    def build(redis_url: str, **cache: Any) -> TestClient:
-        settings = CacheSettings(**{"threshold": 0.9, **cache})
+    def build(
+        redis_url: str, model: SentenceTransformerEmbedder | None = None, **cache: Any
+    ) -> TestClient:
+        # A roomy lookup budget: CPU on shared CI machines is too uneven for 50 ms here;
+        # the budget itself is tested on fakes (tests/unit/test_semantic_cache.py).
+        settings = CacheSettings(**{"threshold": 0.9, "lookup_budget_ms": 2000, **cache})
         return gateway_client(
-            cache=SemanticCache(settings, RedisStore(redis_url), embedder),
+            cache=SemanticCache(settings, RedisStore(redis_url), model or embedder),
             auth={"api_keys": [{"tenant": t, "key_sha256": hash_key(k)} for t, k in KEYS.items()]},
             admin_key_sha256=hash_key("sk-admin"),
             model_list=[
@@ -288,3 +292,30 @@ def test_redis_outage_fails_open_and_hits_resume(
     assert first.status_code == 200 and first.headers["x-vetcache"] in ("miss", "error")
     asker.admitted(asker.ask(QUESTION))
     assert asker.ask(PARAPHRASE).headers["x-vetcache"] == "hit"
+
+
+def test_live_threshold_set_on_one_replica_governs_another(
+    open_gateway: Callable[..., TestClient], redis_url: str
+) -> None:
+    replica_a = open_gateway(redis_url, threshold_refresh_s=0.2)
+    # A replica is a process of its own, with its own embedder (one runs per event loop).
+    replica_b = open_gateway(redis_url, SentenceTransformerEmbedder(), threshold_refresh_s=0.2)
+    asker_a, asker_b = Asker(replica_a), Asker(replica_b)
+    asker_b.namespace = asker_a.namespace
+    asker_a.admitted(asker_a.ask(QUESTION))
+    assert asker_b.ask(PARAPHRASE).headers["x-vetcache"] == "hit"  # shared Redis
+    admin = {"authorization": "Bearer sk-admin"}
+    path = f"/admin/thresholds/{asker_a.namespace}"
+    assert replica_a.put(path, headers=admin, json={"threshold": 0.999}).status_code == 200
+    deadline = time.monotonic() + 5
+    while asker_b.ask(PARAPHRASE).headers["x-vetcache"] == "hit":
+        assert time.monotonic() < deadline, "replica B never followed the new threshold"
+        time.sleep(0.1)
+    assert asker_b.ask(PARAPHRASE).headers["x-vetcache-threshold"] == "0.9990"
+    listed = replica_b.get("/admin/thresholds", headers=admin).json()
+    assert listed["namespaces"][asker_a.namespace] == 0.999
+    assert replica_a.put(path, headers=admin, json={"threshold": None}).status_code == 200
+    refused = replica_a.put(
+        path, headers={"authorization": f"Bearer {KEYS['a']}"}, json={"threshold": 0.1}
+    )
+    assert refused.status_code == 401
