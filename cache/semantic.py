@@ -36,7 +36,7 @@ class CacheSettings(BaseModel):
 
     enabled: bool = True
     """Look up and admit at all."""
-    threshold: float = Field(default=0.9, ge=-1.0, le=1.0)
+    threshold: float = Field(default=0.95, ge=-1.0, le=1.0)
     """Default minimum cosine similarity for a hit."""
     namespace_thresholds: dict[str, float] = Field(default_factory=dict)
     """Per-namespace thresholds, overriding ``threshold``."""

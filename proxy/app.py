@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from cache import SemanticCache, build_cache
+from cache import SemanticCache, StoreUnusable, build_cache
 from proxy import __version__
 from proxy.auth import KeyRing
 from proxy.chat_service import ChatService
@@ -36,7 +36,11 @@ def create_app(settings: Settings, cache: SemanticCache | None = None) -> FastAP
         if semantic is not None:
             where = "Redis" if settings.redis_url else "the in-process store (no redis_url set)"
             log.info("cache: %s, embedder %s", where, settings.cache.embedding_model)
-            await semantic.open()
+            try:
+                await semantic.open()
+            except StoreUnusable as exc:
+                log.error("cannot start: %s", exc)
+                raise
         upstream = Upstream(settings)
         service = ChatService(upstream, semantic)
         app.state.upstream, app.state.chat = upstream, service

@@ -2,7 +2,8 @@
 
 Starts a ``vetcache fake-upstream`` and a ``vetcache serve`` in front of it (both on
 127.0.0.1, stopped at the end), sends the same chat request to each at concurrency 1 and
-16, and prints p50/p99 of both and their difference. A benchmark, not a test: it prints
+16, and prints p50/p99 of both and their difference. The cache is off: this measures the
+pass-through (auth, validation, litellm Router, encoding); ``hit_path.py`` measures hits. A benchmark, not a test: it prints
 numbers and judges nothing, since timing on a shared 2-core machine is too noisy to assert.
 
     .venv/bin/python tests/bench/overhead.py [--requests 2000] [--latency-ms 5] [--stream]
@@ -100,7 +101,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.yaml"
         config.write_text(
-            "auth: {enabled: false}\naccess_log: false\nlog_level: warning\nmodel_list:\n"
+            "auth: {enabled: false}\naccess_log: false\nlog_level: warning\n"
+            "cache: {enabled: false}\nmodel_list:\n"
             "  - {model_name: fake-gpt, model: openai/fake-gpt, "
             f"api_base: 'http://127.0.0.1:{upstream_port}/v1', "
             "params: {input_cost_per_token: 0.00000015, output_cost_per_token: 0.0000006}}\n"

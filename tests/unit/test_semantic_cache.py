@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cache.embedder import HashEmbedder
+from cache.embedder import EmbedderError, HashEmbedder
 from cache.semantic import CacheSettings, SemanticCache
 from cache.stores.faulty import FaultyStore
 from cache.stores.memory import MemoryStore
@@ -174,3 +174,19 @@ async def test_no_hit_ever_crosses_a_scope(
         assert lookup.outcome == "hit"
     else:
         assert lookup.outcome == "miss", (writer, reader)
+
+
+class BrokenEmbedder(HashEmbedder):
+    """An embedder whose model fails on every input."""
+
+    async def embed(self, text: str) -> Any:
+        raise EmbedderError("model crashed (simulated)")
+
+
+async def test_embedder_failure_fails_open() -> None:
+    cache = SemanticCache(CacheSettings(), MemoryStore(), BrokenEmbedder())
+    await cache.open()
+    key = cache.key(body(), "t", "default")
+    assert (await cache.lookup(key, 0.9)).outcome == "error"
+    await cache.admit(key, None, ANSWER)  # nothing to store without a vector; no raise
+    assert cache.errors == 2

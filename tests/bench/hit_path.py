@@ -1,0 +1,217 @@
+"""Hit-path latency: a cache hit through the gateway against the bare embed + KNN floor.
+
+Starts Redis Stack (``scripts/redis-stack.sh``), fills one scope with N entries (random unit
+vectors plus real admitted questions), starts ``vetcache serve`` on that Redis and the fake
+upstream, then measures, for N in ``--entries`` (default 1000 and 100000):
+
+- the floor: one embedding (bundled model, one thread) and one filtered KNN, p50/p99;
+- semantic hits (a lower-cased, unpunctuated variant of an admitted question: embed + KNN)
+  and exact-repeat hits (no embedding) through HTTP at concurrency 1 and 16, p50/p99, hits/s;
+- the split of a semantic hit's p50 into embed / vector search / rest (HTTP, auth, JSON).
+
+Numbers only; nothing is asserted.
+
+    .venv/bin/python tests/bench/hit_path.py [--entries 1000 100000] [--requests 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from cache.embedder import SentenceTransformerEmbedder
+from cache.keys import derive_key
+from cache.schema import CacheEntry
+from cache.stores.redis import RedisStore
+from tests.conftest import ROOT, free_port, stop, vetcache, wait_http
+
+QUESTIONS = [
+    "How do I reverse a list in Python?",
+    "What is the capital of Australia?",
+    "Explain the difference between TCP and UDP.",
+    "How long should I boil an egg for a soft yolk?",
+    "What does HTTP status code 429 mean?",
+    "How can I undo the last git commit?",
+    "What is the boiling point of water at sea level?",
+    "Recommend a good book about the history of Rome.",
+    "How do I convert Celsius to Fahrenheit?",
+    "Why is the sky blue?",
+]
+NAMESPACE = "bench"
+PAIRS = ROOT.parent / "shared" / "data" / "fow_cache" / "pairs.tsv"
+
+
+def variant(text: str) -> str:
+    return text.lower().rstrip("?.")
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def filler_bases(embedder: SentenceTransformerEmbedder) -> np.ndarray:
+    """Real sentence vectors to scatter filler around: the fow_cache prompts when the shared
+    data is there. Pure random vectors would be a space without neighbourhoods, where HNSW
+    has nothing to navigate by and misses that real traffic would not see."""
+    texts = list(QUESTIONS)
+    if PAIRS.exists():
+        with PAIRS.open() as handle:
+            for row in csv.DictReader(handle, delimiter="\t"):
+                texts += [row["text_a"], row["text_b"]]
+    return embedder._encode(texts)  # one batch, before the gateway starts
+
+
+async def fill(store: RedisStore, scope: str, count: int, bases: np.ndarray) -> None:
+    """``count`` entries near (similarity ~0.5-0.85) to random base sentences."""
+    rng = np.random.default_rng(7)
+    now = time.time()
+    dimension = bases.shape[1]
+
+    async def put(i: int) -> None:
+        sigma = rng.uniform(0.03, 0.08)
+        vector = bases[rng.integers(len(bases))] + rng.normal(0, sigma, dimension)
+        vector = vector.astype(np.float32)
+        entry = CacheEntry(
+            id=uuid.uuid4().hex, scope=scope, exact=uuid.uuid4().hex, namespace=f"{NAMESPACE}-fill",
+            tenant="default", model="fake-gpt", text=f"filler {i}", response="{}", embedder="e",
+            created_at=now,
+        )  # fmt: skip
+        await store.put(entry, vector / np.linalg.norm(vector), ttl_s=86400, cap=None)
+
+    for start in range(0, count, 500):
+        await asyncio.gather(*(put(i) for i in range(start, min(count, start + 500))))
+
+
+async def floor(
+    store: RedisStore, embedder: SentenceTransformerEmbedder, scope: str
+) -> dict[str, list[float]]:
+    embeds, searches = [], []
+    for _ in range(3):
+        for text in QUESTIONS:
+            started = time.perf_counter()
+            vector = await embedder.embed(variant(text))
+            embeds.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            await store.search(scope, vector, k=1)
+            searches.append((time.perf_counter() - started) * 1000)
+    return {"embed": embeds[len(QUESTIONS) :], "search": searches[len(QUESTIONS) :]}
+
+
+async def hits(
+    url: str, texts: list[str], requests: int, concurrency: int, store: bool = False
+) -> tuple[list[float], float, set[str]]:
+    """Latencies of ``requests`` asked by ``concurrency`` workers; with ``store`` False they
+    carry ``Cache-Control: no-store``, so a miss shows as one instead of being admitted."""
+    headers = {"x-vetcache-namespace": NAMESPACE}
+    if not store:
+        headers["cache-control"] = "no-store"
+    latencies: list[float] = []
+    outcomes: set[str] = set()
+    remaining = requests
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                body = {
+                    "model": "fake-gpt",
+                    "messages": [{"role": "user", "content": texts[remaining % len(texts)]}],
+                }
+                started = time.perf_counter()
+                response = await client.post("/v1/chat/completions", json=body, headers=headers)
+                latencies.append((time.perf_counter() - started) * 1000)
+                outcomes.add(response.headers.get("x-vetcache", "?"))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        rate = requests / (time.perf_counter() - started)
+    return latencies, rate, outcomes
+
+
+async def run(redis_url: str, entries: int, requests: int) -> None:
+    embedder = SentenceTransformerEmbedder()
+    await embedder.open()
+    store = RedisStore(redis_url)
+    await store.open(embedder.dimension)
+    body = {"model": "fake-gpt", "messages": [{"role": "user", "content": QUESTIONS[0]}]}
+    scope = derive_key(
+        body, tenant="default", namespace=NAMESPACE, embedder=embedder.fingerprint
+    ).scope
+    started = time.perf_counter()
+    await fill(store, scope, entries, filler_bases(embedder))
+    print(f"\n== {entries} entries in one scope (filled in {time.perf_counter() - started:.0f} s)")
+
+    upstream_port, gateway_port = free_port(), free_port()
+    fake = vetcache("fake-upstream", "--port", str(upstream_port))
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "bench.yaml"
+        config.write_text(
+            f"auth: {{enabled: false}}\naccess_log: false\nlog_level: warning\nredis_url: '{redis_url}'\n"
+            f"cache: {{lookup_budget_ms: 5000, threshold: 0.85}}\nmodel_list:\n"
+            f"  - {{model_name: fake-gpt, model: openai/fake-gpt, api_base: 'http://127.0.0.1:{upstream_port}/v1'}}\n"
+        )
+        gateway = vetcache("serve", "--config", str(config), "--port", str(gateway_port))
+        try:
+            wait_http(f"http://127.0.0.1:{upstream_port}/v1/models", fake)
+            wait_http(f"http://127.0.0.1:{gateway_port}/readyz", gateway, timeout=120)
+            url = f"http://127.0.0.1:{gateway_port}"
+            await hits(url, QUESTIONS, len(QUESTIONS), 1, store=True)  # admit the questions
+            await asyncio.sleep(1.0)
+            bare = await floor(store, embedder, scope)
+            embed50, search50 = pct(bare["embed"], 0.5), pct(bare["search"], 0.5)
+            print(f"floor: embed p50 {embed50:.2f} p99 {pct(bare['embed'], 0.99):.2f} ms; "
+                  f"KNN p50 {search50:.2f} p99 {pct(bare['search'], 0.99):.2f} ms; "
+                  f"embed+KNN p50 {embed50 + search50:.2f} ms")  # fmt: skip
+            print(f"{'kind':>8} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'hits/s':>8}  outcomes")
+            for kind, texts in (
+                ("semantic", [variant(q) for q in QUESTIONS]),
+                ("exact", QUESTIONS),
+            ):
+                for concurrency in (1, 16):
+                    await hits(url, texts, 50, concurrency)  # warm-up
+                    latencies, rate, outcomes = await hits(url, texts, requests, concurrency)
+                    print(f"{kind:>8} {concurrency:>4} {pct(latencies, 0.5):>8.2f} "
+                          f"{pct(latencies, 0.99):>8.2f} {rate:>8.0f}  {','.join(sorted(outcomes))}")  # fmt: skip
+                    if kind == "semantic" and concurrency == 1:
+                        p50 = pct(latencies, 0.5)
+                        print(f"         split of the c=1 p50: embed {embed50:.2f} + KNN {search50:.2f} "
+                              f"+ rest {p50 - embed50 - search50:.2f} ms; "
+                              f"{p50 / (embed50 + search50):.2f}x the floor")  # fmt: skip
+        finally:
+            stop(gateway)
+            stop(fake)
+            await store.close()
+            await embedder.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, nargs="+", default=[1000, 100000])
+    parser.add_argument("--requests", type=int, default=400)
+    args = parser.parse_args()
+    script = str(ROOT / "scripts" / "redis-stack.sh")
+    for entries in args.entries:
+        port = str(free_port())
+        subprocess.run(["bash", script, "start", port], check=True, capture_output=True)
+        try:
+            asyncio.run(run(f"redis://127.0.0.1:{port}/0", entries, args.requests))
+        finally:
+            subprocess.run(["bash", script, "stop", port], check=False, capture_output=True)
+
+
+if __name__ == "__main__":
+    main()
