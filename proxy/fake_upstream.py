@@ -16,6 +16,12 @@ faulty "model" while the others stay healthy:
 - ``sleep-<ms>``: wait that much longer before answering (to trigger client timeouts);
 - ``truncate``: stream half the answer, then drop the connection without a final chunk.
 
+Scripted judge replies, for testing judges that call a model:
+
+- ``judge-<score>``: ``{"score": <score>, "reason": "scripted"}``;
+- ``judge-malformed``: prose, not JSON;
+- ``judge-flaky``: prose on odd-numbered calls, ``{"score": 1.0, ...}`` on even ones.
+
 ``GET /fake/requests`` reports how many requests each route and model has received since
 start, so a test can tell whether a call reached the upstream (and how often: retries).
 """
@@ -99,6 +105,14 @@ class FakeUpstream:
         if delay > 0:
             await asyncio.sleep(delay)
 
+    def _judge_reply(self, model: str) -> str:
+        mode = model.removeprefix("judge-")
+        calls = self.received[f"/chat/completions {model}"]
+        if mode == "malformed" or (mode == "flaky" and calls % 2 == 1):
+            return "I think the cached answer is probably fine."
+        score = 1.0 if mode == "flaky" else float(mode)
+        return orjson.dumps({"score": score, "reason": "scripted"}).decode()
+
     @staticmethod
     def _fault(model: str) -> Response | None:
         if model.startswith("error-"):
@@ -128,7 +142,8 @@ class FakeUpstream:
         fault = self._fault(model)
         if fault is not None:
             return fault
-        words = make_answer(model, messages).split(" ")
+        text = self._judge_reply(model) if model.startswith("judge-") else None
+        words = (text or make_answer(model, messages)).split(" ")
         finish = "stop"
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         if isinstance(max_tokens, int) and 0 < max_tokens < len(words):

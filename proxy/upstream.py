@@ -8,14 +8,12 @@ and every upstream failure becomes one of the gateway's errors (see ``proxy.erro
 from __future__ import annotations
 
 import base64
-import logging
-import os
 import re
 import struct
 from collections.abc import AsyncIterator, Mapping
-from types import ModuleType
 from typing import Any
 
+from audit.llm_client import import_litellm
 from proxy.errors import (
     GatewayError,
     InvalidRequest,
@@ -43,22 +41,6 @@ EMBEDDING_PARAMS = frozenset({"dimensions", "encoding_format", "user"})
 # A self-hosted OpenAI-compatible server usually wants no key, but the OpenAI client
 # library refuses to start without one.
 _PLACEHOLDER_KEY = "no-key"
-
-
-def _import_litellm() -> ModuleType:
-    # litellm fetches its model price map from the internet at import unless told not to;
-    # the bundled copy is what a gateway wants (deterministic, offline). This is the one
-    # write to os.environ in the project, made before the first import.
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    litellm.telemetry = False
-    litellm.suppress_debug_info = True
-    # litellm logs request kwargs (prompts included) at debug and routing lines at info on its
-    # own loggers; the gateway's rule is no prompt or answer text at info.
-    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    return litellm
 
 
 def _deployment(route: ModelRoute) -> dict[str, Any]:
@@ -97,7 +79,7 @@ class Upstream:
     """The gateway's client of the real models. One per process, opened in the lifespan."""
 
     def __init__(self, settings: Settings) -> None:
-        self._litellm = _import_litellm()
+        self._litellm = import_litellm()
         self.aliases = frozenset(settings.aliases)
         fallbacks: dict[str, list[str]] = {}
         for route in settings.model_list:
