@@ -52,6 +52,10 @@ class CacheEntry(BaseModel):
     """Fingerprint of the embedding model that made its vector."""
     created_at: float
     """Unix time of admission."""
+    min_similarity: float | None = None
+    """The entry's own bar, raised by audits above the similarity of a false hit."""
+    quarantined: bool = False
+    """Set by audits: the entry is kept for review but never served."""
 
 
 class CacheHit(BaseModel):

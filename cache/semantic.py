@@ -175,7 +175,7 @@ class SemanticCache:
             if not self._store_open:
                 raise StoreError("the store is not reachable")
         exact = await self.store.get_exact(key.scope, key.exact)
-        if exact is not None:
+        if exact is not None and not exact.quarantined:
             self._recovered()
             hit = CacheHit(entry=exact, similarity=1.0, exact=True)
             return Lookup(outcome="hit", threshold=threshold, hit=hit, best_similarity=1.0)
@@ -186,7 +186,8 @@ class SemanticCache:
             return Lookup(outcome="miss", threshold=threshold, vector=vector)
         entry, similarity = found[0]
         similarity = min(1.0, max(-1.0, similarity))
-        if entry.embedder != self.embedder.fingerprint or similarity < threshold:
+        bar = max(threshold, entry.min_similarity or -1.0)
+        if entry.embedder != self.embedder.fingerprint or entry.quarantined or similarity < bar:
             return Lookup(
                 outcome="miss", threshold=threshold, best_similarity=similarity, vector=vector
             )

@@ -53,3 +53,15 @@ class Store(ABC):
     @abstractmethod
     async def set_threshold(self, namespace: str, value: float | None) -> None:
         """Set the live threshold of ``namespace``; None removes it."""
+
+    @abstractmethod
+    async def guard(
+        self,
+        scope: str,
+        entry_id: str,
+        *,
+        min_similarity: float | None = None,
+        quarantine: bool = False,
+    ) -> bool:
+        """Raise an entry's own minimum similarity (never lower it) and/or quarantine it.
+        False when the entry no longer exists."""

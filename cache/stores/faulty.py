@@ -54,3 +54,16 @@ class FaultyStore(Store):
     async def set_threshold(self, namespace: str, value: float | None) -> None:
         await self._gate()
         await self.inner.set_threshold(namespace, value)
+
+    async def guard(
+        self,
+        scope: str,
+        entry_id: str,
+        *,
+        min_similarity: float | None = None,
+        quarantine: bool = False,
+    ) -> bool:
+        await self._gate()
+        return await self.inner.guard(
+            scope, entry_id, min_similarity=min_similarity, quarantine=quarantine
+        )

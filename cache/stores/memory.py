@@ -83,3 +83,23 @@ class MemoryStore(Store):
             self._thresholds.pop(namespace, None)
         else:
             self._thresholds[namespace] = value
+
+    async def guard(
+        self,
+        scope: str,
+        entry_id: str,
+        *,
+        min_similarity: float | None = None,
+        quarantine: bool = False,
+    ) -> bool:
+        found = self._entries.get(entry_id)
+        if found is None or found[0].scope != scope:
+            return False
+        entry, vector, expires = found
+        update: dict[str, object] = {}
+        if min_similarity is not None:
+            update["min_similarity"] = max(min_similarity, entry.min_similarity or -1.0)
+        if quarantine:
+            update["quarantined"] = True
+        self._entries[entry_id] = (entry.model_copy(update=update), vector, expires)
+        return True

@@ -46,7 +46,7 @@ TEXT_FIELDS = (
     "response",
     "embedder",
 )
-FIELDS = (*TEXT_FIELDS, "created_at")
+FIELDS = (*TEXT_FIELDS, "created_at", "min_similarity", "quarantined")
 
 
 def _is_missing_query_engine(error: ResponseError) -> bool:
@@ -237,6 +237,31 @@ class RedisStore(Store):
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
+    async def guard(
+        self,
+        scope: str,
+        entry_id: str,
+        *,
+        min_similarity: float | None = None,
+        quarantine: bool = False,
+    ) -> bool:
+        key = entry_key(scope, entry_id)
+        try:
+            current = await self._redis.hmget(key, ["id", "min_similarity"])
+            if current[0] is None:
+                return False
+            mapping: dict[Any, Any] = {}
+            if min_similarity is not None:
+                old = float(_text(current[1])) if current[1] else -1.0
+                mapping["min_similarity"] = repr(max(old, min_similarity))
+            if quarantine:
+                mapping["quarantined"] = "1"
+            if mapping:
+                await self._redis.hset(key, mapping=mapping)
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+        return True
+
     async def thresholds(self) -> dict[str, float]:
         try:
             raw = await self._redis.hgetall(THRESHOLDS_KEY)
@@ -266,7 +291,10 @@ def _text(value: Any) -> str:
 
 
 def _entry(values: dict[str, Any]) -> CacheEntry:
+    floor = values.get("min_similarity")
     return CacheEntry(
         **{name: _text(values[name]) for name in TEXT_FIELDS},
         created_at=float(_text(values["created_at"])),
+        min_similarity=float(_text(floor)) if floor else None,
+        quarantined=_text(values.get("quarantined") or "") == "1",
     )

@@ -119,3 +119,18 @@ async def test_live_thresholds_round_trip(store: Store) -> None:
     assert (await store.thresholds())[ns] == 0.93
     await store.set_threshold(ns, None)
     assert ns not in await store.thresholds()
+
+
+async def test_guard_raises_the_bar_and_quarantines(store: Store) -> None:
+    scope, ns = fresh(), fresh()
+    stored = entry(scope, ns, exact="g1")
+    await store.put(stored, unit(1), ttl_s=60, cap=None)
+    assert await store.guard(scope, stored.id, min_similarity=0.97)
+    assert await store.guard(scope, stored.id, min_similarity=0.93)  # never lowers
+    guarded = await store.get_exact(scope, "g1")
+    assert guarded is not None and guarded.min_similarity == pytest.approx(0.97)
+    assert not guarded.quarantined
+    assert await store.guard(scope, stored.id, quarantine=True)
+    found = await store.search(scope, unit(1), k=1)
+    assert found[0][0].quarantined and found[0][0].min_similarity == pytest.approx(0.97)
+    assert not await store.guard(scope, "no-such-entry", quarantine=True)
