@@ -1,5 +1,67 @@
-"""Vetting hits: sampler, job queue, judges, verdicts, FP-rate estimation, tuning.
+"""Vetting hits: sampler, job queue, judges, verdicts, FP-rate estimation.
 
-Empty until the audit pipeline lands (issue 4); the package exists now so the import
-layout and its dependency rule (``audit`` never imports ``proxy``) hold from day one.
+Public API: ``Auditor`` (the gateway's side: sample and queue after each lookup) built by
+``build_auditor``, ``AuditWorker`` (judge, record once, act), ``AuditSettings``, the models
+``AuditJob``, ``Judgement``, ``Verdict``, and ``fp_rate``. ``audit`` never imports ``proxy``.
 """
+
+from __future__ import annotations
+
+from audit.auditor import Auditor, build_judge
+from audit.ledgers.base import Ledger, LedgerError, Served
+from audit.queues.base import JobQueue, QueueError
+from audit.schema import AuditJob, Judgement, Verdict
+from audit.settings import AuditSettings
+from audit.stats import FPRate, cohort, fp_rate, wilson
+from audit.worker import AuditWorker
+from cache.stores.base import Store
+
+
+def build_queue_and_ledger(
+    settings: AuditSettings, redis_url: str | None
+) -> tuple[JobQueue, Ledger]:
+    """A Redis Stream and Redis ledger with ``redis_url``, else in-process ones."""
+    if redis_url:
+        from audit.ledgers.redis import RedisLedger
+        from audit.queues.redis import RedisStreamQueue
+
+        return (
+            RedisStreamQueue(redis_url, reclaim_after_s=settings.reclaim_after_s),
+            RedisLedger(redis_url, settings.retention),
+        )
+    from audit.ledgers.memory import MemoryLedger
+    from audit.queues.memory import MemoryQueue
+
+    return MemoryQueue(), MemoryLedger(settings.retention)
+
+
+def build_auditor(
+    settings: AuditSettings, redis_url: str | None, store: Store, run_worker: bool | None = None
+) -> Auditor:
+    """The gateway's auditor. Without Redis it runs its own worker (the embedded default);
+    with Redis, ``vetcache audit-worker`` processes do the judging unless ``run_worker``."""
+    queue, ledger = build_queue_and_ledger(settings, redis_url)
+    worker = run_worker if run_worker is not None else not redis_url
+    return Auditor(settings, queue, ledger, store, run_worker=worker)
+
+
+__all__ = [
+    "AuditJob",
+    "AuditSettings",
+    "AuditWorker",
+    "Auditor",
+    "FPRate",
+    "JobQueue",
+    "Judgement",
+    "Ledger",
+    "LedgerError",
+    "QueueError",
+    "Served",
+    "Verdict",
+    "build_auditor",
+    "build_judge",
+    "build_queue_and_ledger",
+    "cohort",
+    "fp_rate",
+    "wilson",
+]

@@ -25,3 +25,22 @@ def import_litellm() -> ModuleType:
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
         logging.getLogger(name).setLevel(logging.WARNING)
     return litellm
+
+
+async def close_litellm_clients() -> None:
+    """Close and forget the HTTP clients litellm keeps process-wide.
+
+    litellm's own ``close_litellm_async_clients`` skips the ``openai.AsyncOpenAI`` clients it
+    caches (they have ``close``, not ``aclose``), whose connections then leak when the event
+    loop that opened them ends; close those too, then empty the cache so the next event loop
+    (the next app in a test process) builds its own.
+    """
+    import openai
+
+    litellm = import_litellm()
+    await litellm.close_litellm_async_clients()
+    cache = getattr(litellm.in_memory_llm_clients_cache, "cache_dict", {})
+    for client in list(cache.values()):
+        if isinstance(client, openai.AsyncOpenAI | openai.AsyncAzureOpenAI):
+            await client.close()
+    litellm.in_memory_llm_clients_cache.flush_cache()

@@ -1,4 +1,4 @@
-"""The audit path's boundary types: what a judge is asked, and what it answers."""
+"""The audit path's boundary types: what a judge is asked, what it answers, what is kept."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 VerdictKind = Literal["correct", "false_positive", "uncertain", "error"]
+LabelSource = Literal["judge", "feedback", "review"]
 
 
 class AuditJob(BaseModel):
@@ -15,25 +16,35 @@ class AuditJob(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     job_id: str
-    """Unique per job; a verdict is recorded once per job id."""
+    """Unique per job; a judge verdict is recorded once per job id."""
     request_id: str
-    """The request that was answered from the cache."""
+    """The request that was answered from the cache (or missed it narrowly)."""
     entry_id: str
-    """The cache entry that answered it."""
+    """The cache entry that answered it (the nearest one, for a near-miss)."""
     new_prompt: str
     """What the client asked."""
     cached_prompt: str
     """What the cached answer was produced for."""
     cached_answer: str
-    """The answer that was served."""
+    """The answer that was served (or would have been)."""
     similarity: float = Field(ge=-1.0, le=1.0)
     """Cosine similarity of the two prompts."""
     threshold: float
-    """Threshold in force when it was served."""
+    """Threshold in force for the request."""
     namespace: str
     """Namespace of the request."""
     model: str
     """Model alias."""
+    scope: str = ""
+    """Cache scope of the entry (to act on it)."""
+    tenant: str = ""
+    """Tenant of the request."""
+    embedder: str = ""
+    """Fingerprint of the embedding model."""
+    near_miss: bool = False
+    """True when the entry was not served: the similarity fell just under the threshold."""
+    queued_at: float = 0.0
+    """Unix time the job was queued (audit lag is measured from it)."""
 
 
 class Judgement(BaseModel):
@@ -49,3 +60,26 @@ class Judgement(BaseModel):
     """One line on why."""
     judge: str
     """Judge name and version, e.g. ``contrast/1``."""
+
+
+class Verdict(BaseModel):
+    """A label on one served pair, with its provenance."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    """Verdict id (the job id for judge verdicts)."""
+    source: LabelSource = "judge"
+    """Who labelled it: the judge, the app (feedback) or a person (review)."""
+    job: AuditJob
+    """The pair and its context: request, entry, prompts, answer, similarity, threshold..."""
+    verdict: VerdictKind
+    """The label."""
+    score: float | None = None
+    """The judge's score, when there is one."""
+    reason: str = ""
+    """Why."""
+    judge: str = ""
+    """Judge name and version (``feedback`` / ``review`` for outside labels)."""
+    created_at: float
+    """Unix time of the verdict."""

@@ -63,6 +63,9 @@ class CacheSettings(BaseModel):
     """Cache answers that call tools."""
     max_temperature: float | None = None
     """Do not cache requests sampled hotter than this."""
+    contrast_guard: bool = False
+    """Check semantic hits with the offline contrast rules on the request path and answer
+    fresh when the prompts disagree on negation, numbers, names or scope (~40 us a hit)."""
 
 
 class Lookup(BaseModel):
@@ -80,6 +83,8 @@ class Lookup(BaseModel):
     """Similarity of the best candidate, hit or not (None when the scope was empty)."""
     vector: Vector | None = None
     """The request's vector, reused at admission."""
+    candidate: CacheEntry | None = None
+    """On a miss, the nearest entry that fell short (for near-miss audits)."""
 
 
 class SemanticCache:
@@ -189,7 +194,11 @@ class SemanticCache:
         bar = max(threshold, entry.min_similarity or -1.0)
         if entry.embedder != self.embedder.fingerprint or entry.quarantined or similarity < bar:
             return Lookup(
-                outcome="miss", threshold=threshold, best_similarity=similarity, vector=vector
+                outcome="miss",
+                threshold=threshold,
+                best_similarity=similarity,
+                vector=vector,
+                candidate=entry if entry.embedder == self.embedder.fingerprint else None,
             )
         hit = CacheHit(entry=entry, similarity=similarity, exact=False)
         return Lookup(

@@ -8,13 +8,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from audit import build_auditor
 from cache import SemanticCache, StoreUnusable, build_cache
 from proxy import __version__
 from proxy.auth import KeyRing
 from proxy.chat_service import ChatService
 from proxy.errors import install_error_handlers
 from proxy.middleware import RequestContext
-from proxy.routes import admin, chat, embeddings, health, models
+from proxy.routes import admin, audits, chat, embeddings, health, models
 from proxy.settings import Settings, load_settings
 from proxy.upstream import Upstream
 
@@ -41,15 +42,21 @@ def create_app(settings: Settings, cache: SemanticCache | None = None) -> FastAP
             except StoreUnusable as exc:
                 log.error("cannot start: %s", exc)
                 raise
+        auditor = None
+        if semantic is not None and settings.audit.enabled:
+            auditor = build_auditor(settings.audit, settings.redis_url, semantic.store)
+            await auditor.open()
         upstream = Upstream(settings)
-        service = ChatService(upstream, semantic)
-        app.state.upstream, app.state.chat = upstream, service
+        service = ChatService(upstream, semantic, auditor, guard=settings.cache.contrast_guard)
+        app.state.upstream, app.state.chat, app.state.auditor = upstream, service, auditor
         try:
             yield
         finally:
-            app.state.upstream = app.state.chat = None
+            app.state.upstream = app.state.chat = app.state.auditor = None
             await service.drain()
             await upstream.aclose()
+            if auditor is not None:
+                await auditor.close()
             if semantic is not None:
                 await semantic.close()
 
@@ -61,11 +68,13 @@ def create_app(settings: Settings, cache: SemanticCache | None = None) -> FastAP
     )
     app.state.settings = settings
     app.state.keyring = KeyRing(settings)
-    app.state.upstream = app.state.chat = None
+    app.state.upstream = app.state.chat = app.state.auditor = None
     install_error_handlers(app)
     app.add_middleware(RequestContext, access_log=settings.access_log)
     for module in (chat, embeddings, models, health, admin):
         app.include_router(module.router)
+    app.include_router(audits.admin)
+    app.include_router(audits.public)
     return app
 
 

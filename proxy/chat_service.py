@@ -19,10 +19,15 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel
 
+from audit import Auditor
+from audit.judges.contrast import ContrastJudge
 from cache import CacheKey, Lookup, NotCacheable, SemanticCache
 from cache.replay import assemble, replay
 from proxy.auth import Principal
 from proxy.upstream import Upstream
+
+AfterResponse = Callable[[], Coroutine[Any, Any, None]] | None
+"""Work to do once the answer is sent (queueing an audit job)."""
 
 log = logging.getLogger("vetcache.chat")
 
@@ -90,9 +95,18 @@ class _Flights:
 class ChatService:
     """Answers chat requests from the cache or the upstream."""
 
-    def __init__(self, upstream: Upstream, cache: SemanticCache | None) -> None:
+    def __init__(
+        self,
+        upstream: Upstream,
+        cache: SemanticCache | None,
+        auditor: Auditor | None = None,
+        guard: bool = False,
+    ) -> None:
         self.upstream = upstream
         self.cache = cache
+        self.auditor = auditor
+        self.guard = ContrastJudge() if guard else None
+        self.guarded = 0
         self._flights = _Flights()
         self._background: set[asyncio.Task[None]] = set()
 
@@ -107,7 +121,30 @@ class ChatService:
     async def _lookup(self, key: CacheKey, how: Directives) -> Lookup | None:
         assert self.cache is not None
         threshold = self.cache.threshold(how.namespace, how.threshold, how.may_loosen)
-        return await self.cache.lookup(key, threshold) if how.lookup else None
+        lookup = await self.cache.lookup(key, threshold) if how.lookup else None
+        hit = lookup.hit if lookup is not None else None
+        if self.guard is not None and lookup is not None and hit is not None and not hit.exact:
+            judgement = self.guard.decide(hit.entry.text, key.text, hit.similarity)
+            if judgement.verdict == "false_positive":  # a would-be false hit: answer fresh
+                self.guarded += 1
+                return lookup.model_copy(
+                    update={"outcome": "miss", "hit": None, "candidate": hit.entry}
+                )
+        return lookup
+
+    def _after(
+        self, request_id: str, key: CacheKey, lookup: Lookup | None, who: Principal
+    ) -> AfterResponse:
+        auditor = self.auditor
+        if auditor is None or lookup is None or lookup.outcome == "error":
+            return None
+
+        async def submit() -> None:
+            await auditor.after_lookup(
+                request_id=request_id, key=key, lookup=lookup, key_id=who.key_id
+            )
+
+        return submit
 
     def _admit_later(self, key: CacheKey, lookup: Lookup | None, body: Mapping[str, Any],
                      completion: dict[str, Any], how: Directives) -> None:  # fmt: skip
@@ -120,17 +157,19 @@ class ChatService:
         task.add_done_callback(self._background.discard)
 
     async def complete(
-        self, body: Mapping[str, Any], who: Principal, how: Directives
-    ) -> tuple[bytes, CacheReport]:
-        """A JSON answer (encoded) and what the cache did."""
+        self, body: Mapping[str, Any], who: Principal, how: Directives, request_id: str = ""
+    ) -> tuple[bytes, CacheReport, AfterResponse]:
+        """A JSON answer (encoded), what the cache did, and what to do once it is sent."""
         key = self._key(body, who, how)
         if key is None:
-            return orjson.dumps(await self.upstream.chat(body)), CacheReport(outcome="bypass")
+            payload = orjson.dumps(await self.upstream.chat(body))
+            return payload, CacheReport(outcome="bypass"), None
         lookup = await self._lookup(key, how)
+        after = self._after(request_id, key, lookup, who)
         if lookup is not None and lookup.hit is not None:
-            return lookup.hit.entry.response.encode(), _hit_report(lookup)
+            return lookup.hit.entry.response.encode(), _hit_report(lookup), after
         completion = await self._once(key, lambda: self.upstream.chat(body), lookup, body, how)
-        return orjson.dumps(completion), _miss_report(lookup)
+        return orjson.dumps(completion), _miss_report(lookup), after
 
     async def _once(
         self,
@@ -156,23 +195,25 @@ class ChatService:
             self._flights.land(key.exact, future, completion)
 
     async def stream(
-        self, body: Mapping[str, Any], who: Principal, how: Directives
-    ) -> tuple[AsyncIterator[dict[str, Any]], CacheReport]:
-        """Chunks of a streamed answer and what the cache did."""
+        self, body: Mapping[str, Any], who: Principal, how: Directives, request_id: str = ""
+    ) -> tuple[AsyncIterator[dict[str, Any]], CacheReport, AfterResponse]:
+        """Chunks of a streamed answer, what the cache did, and what to do once it is sent."""
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         key = self._key(body, who, how)
         if key is None:
-            return await self.upstream.chat_stream(body), CacheReport(outcome="bypass")
+            return await self.upstream.chat_stream(body), CacheReport(outcome="bypass"), None
         lookup = await self._lookup(key, how)
+        after = self._after(request_id, key, lookup, who)
         if lookup is not None and lookup.hit is not None:
             cached = orjson.loads(lookup.hit.entry.response)
-            return _aiter(replay(cached, include_usage=include_usage)), _hit_report(lookup)
+            chunks = _aiter(replay(cached, include_usage=include_usage))
+            return chunks, _hit_report(lookup), after
         leader = self._flights.follow(key.exact)
         if leader is not None:
             try:
                 completion = await asyncio.shield(leader)
-                chunks = replay(completion, include_usage=include_usage)
-                return _aiter(chunks), _miss_report(lookup)
+                chunks = _aiter(replay(completion, include_usage=include_usage))
+                return chunks, _miss_report(lookup), after
             except RuntimeError:
                 pass
         future = self._flights.lead(key.exact)
@@ -182,7 +223,7 @@ class ChatService:
             self._flights.land(key.exact, future, None)
             raise
         tee = self._tee(upstream_chunks, key, lookup, body, how, future)
-        return tee, _miss_report(lookup)
+        return tee, _miss_report(lookup), after
 
     async def _tee(
         self,

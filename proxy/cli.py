@@ -3,6 +3,7 @@
     vetcache serve [--config F] [--host H] [--port P] [--workers N]
     vetcache check-config F
     vetcache fake-upstream [--host H] [--port P] [--latency-ms L]
+    vetcache audit-worker [--config F] [--name N]
     vetcache hash-key            (reads a key on stdin, prints its SHA-256)
     vetcache version
 
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 from proxy import __version__
 from proxy.settings import ConfigError, Settings, load_settings, worker_environment
@@ -65,6 +68,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 **common,  # type: ignore[arg-type]
             )
     return 0
+
+
+def cmd_audit_worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+    import socket
+
+    settings = _load(args.config)
+    _configure_logging(settings.log_level)
+    if not settings.redis_url:
+        print(
+            "vetcache: audit-worker needs redis_url (VETCACHE_REDIS_URL); without Redis the "
+            "gateway judges its own hits in-process",
+            file=sys.stderr,
+        )
+        return 2
+    name = args.name or f"{socket.gethostname()}-{os.getpid()}"
+    asyncio.run(_run_audit_worker(settings, name, signal))
+    return 0
+
+
+async def _run_audit_worker(settings: Settings, name: str, signal: ModuleType) -> None:
+    import asyncio
+
+    from audit import AuditWorker, build_judge, build_queue_and_ledger
+    from cache.stores.redis import RedisStore
+
+    assert settings.redis_url is not None
+    queue, ledger = build_queue_and_ledger(settings.audit, settings.redis_url)
+    store = RedisStore(settings.redis_url)
+    judge = build_judge(settings.audit)
+    worker = AuditWorker(name, queue, judge, ledger, store, settings.audit)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await queue.open()
+    logging.getLogger("vetcache.audit").info("audit worker %s started", name)
+    try:
+        await worker.run(stop)
+    finally:
+        await judge.aclose()
+        await queue.close()
+        await ledger.close()
+        await store.close()
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -119,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default 8000)")
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("audit-worker", help="judge sampled hits from the Redis stream")
+    worker.add_argument("--config", type=Path, help="YAML config file")
+    worker.add_argument("--name", help="consumer name (default host-pid)")
+    worker.set_defaults(func=cmd_audit_worker)
 
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("file", type=Path)

@@ -11,6 +11,7 @@ from typing import Annotated, cast
 from fastapi import Depends
 from starlette.requests import Request
 
+from audit import Auditor
 from proxy.auth import KeyRing, Principal
 from proxy.chat_service import ChatService
 from proxy.errors import GatewayError
@@ -39,6 +40,14 @@ def chat(request: Request) -> ChatService:
     return cast(ChatService, service)
 
 
+def auditor(request: Request) -> Auditor:
+    """The auditor; 409 when audits are off (or the cache is)."""
+    found = getattr(request.app.state, "auditor", None)
+    if found is None:
+        raise GatewayError("Audits are disabled", status=409, code="audit_disabled")
+    return cast(Auditor, found)
+
+
 def keyring(request: Request) -> KeyRing:
     """The configured keys."""
     return cast(KeyRing, request.app.state.keyring)
@@ -62,4 +71,5 @@ def request_id(request: Request) -> str:
 SettingsDep = Annotated[Settings, Depends(settings)]
 UpstreamDep = Annotated[Upstream, Depends(upstream)]
 ChatDep = Annotated[ChatService, Depends(chat)]
+AuditorDep = Annotated[Auditor, Depends(auditor)]
 ClientDep = Annotated[Principal, Depends(client)]

@@ -37,6 +37,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from audit.settings import AuditSettings
 from cache.semantic import CacheSettings
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -168,6 +169,12 @@ class Settings(BaseSettings):
     in-process store."""
     cache: CacheSettings = CacheSettings()
     """How the semantic cache matches and admits."""
+    audit: AuditSettings = AuditSettings()
+    """How served hits are sampled, judged and acted upon."""
+    audit_sample_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Shorthand for ``audit.sample_rate`` (``VETCACHE_AUDIT_SAMPLE_RATE``)."""
+    audit_judge: Literal["contrast", "llm"] | None = None
+    """Shorthand for ``audit.judge`` (``VETCACHE_AUDIT_JUDGE``)."""
 
     @field_validator("config_file")
     @classmethod
@@ -192,12 +199,30 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"model_list.{index}.fallbacks: unknown model alias {fallback!r}"
                     )
+        self._apply_audit_shorthands()
         if self.auth.enabled and not self.auth.api_keys:
             raise ValueError(
                 "auth.api_keys: auth is enabled but no keys are configured "
                 "(add keys, or set auth.enabled: false for local use)"
             )
         return self
+
+    def _apply_audit_shorthands(self) -> None:
+        update: dict[str, Any] = {}
+        if self.audit_sample_rate is not None:
+            update["sample_rate"] = self.audit_sample_rate
+        if self.audit_judge is not None:
+            update["judge"] = self.audit_judge
+        llm = self.audit.llm
+        if llm.api_key_env and llm.api_key is None:
+            value = os.environ.get(llm.api_key_env)
+            if not value:
+                raise ValueError(
+                    f"audit.llm.api_key_env: environment variable {llm.api_key_env} is not set"
+                )
+            update["llm"] = llm.model_copy(update={"api_key": SecretStr(value)})
+        if update:
+            object.__setattr__(self, "audit", self.audit.model_copy(update=update))
 
     @property
     def aliases(self) -> tuple[str, ...]:

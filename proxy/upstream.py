@@ -13,7 +13,7 @@ import struct
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from audit.llm_client import import_litellm
+from audit.llm_client import close_litellm_clients, import_litellm
 from proxy.errors import (
     GatewayError,
     InvalidRequest,
@@ -194,8 +194,7 @@ class Upstream:
         litellm caches them process-wide; closing without dropping them from the cache would
         hand closed clients to the next ``Upstream`` in this process (tests build many).
         """
-        await self._litellm.close_litellm_async_clients()
-        self._litellm.in_memory_llm_clients_cache.flush_cache()
+        await close_litellm_clients()
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

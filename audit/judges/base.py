@@ -27,6 +27,9 @@ class Judge(ABC):
     name: str
     """Name and version, stored on every verdict."""
 
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release what the judge holds (HTTP clients)."""
+
     @abstractmethod
     async def judge(self, job: AuditJob) -> Judgement:
         """A judgement for ``job``. Failures are ``error`` judgements, never exceptions."""

@@ -16,7 +16,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from audit.judges.base import Judge, verdict_for
-from audit.llm_client import import_litellm
+from audit.llm_client import close_litellm_clients, import_litellm
 from audit.schema import AuditJob, Judgement
 
 log = logging.getLogger("vetcache.audit.llm")
@@ -40,8 +40,10 @@ class LLMJudgeSettings(BaseModel):
     """litellm ``provider/model``."""
     api_base: str | None = None
     """Base URL of the provider; omit for its default."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the provider key."""
     api_key: SecretStr | None = Field(default=None, exclude=True)
-    """Provider key (resolved by the caller's settings from an environment variable)."""
+    """The key itself, resolved from ``api_key_env`` by the gateway's settings at start."""
     timeout: float = Field(default=30.0, gt=0)
     """Seconds per judge call."""
     max_answer_chars: int = Field(default=4000, ge=100)
@@ -97,6 +99,10 @@ class LLMJudge(Judge):
         response = await self._litellm.acompletion(**params)
         content = response.choices[0].message.content
         return content if isinstance(content, str) else None
+
+    async def aclose(self) -> None:
+        """Close litellm's cached HTTP clients (kept process-wide by litellm)."""
+        await close_litellm_clients()
 
     async def judge(self, job: AuditJob) -> Judgement:
         messages = self._messages(job)

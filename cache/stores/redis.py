@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import numpy as np
 import redis.asyncio as aioredis
-from redis.commands.search.field import NumericField, TagField, VectorField
+from redis.commands.search.field import TagField, VectorField
 from redis.commands.search.index_definition import IndexDefinition, IndexType
 from redis.commands.search.query import Query
 from redis.exceptions import RedisError, ResponseError
@@ -27,7 +27,7 @@ from cache.embedder import Vector
 from cache.schema import CacheEntry
 from cache.stores.base import Store, StoreError, StoreUnusable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: created_at no longer indexed (its returned value was rounded)
 ENTRY_PREFIX = "vc:e:"
 THRESHOLDS_KEY = "vc:thresholds"
 # HNSW graph parameters. RediSearch's default EF_RUNTIME (10) missed true nearest neighbours
@@ -111,7 +111,6 @@ class RedisStore(Store):
         schema = [
             TagField("scope"),
             TagField("namespace"),
-            NumericField("created_at"),
             VectorField(
                 "vec",
                 "HNSW",
@@ -179,6 +178,9 @@ class RedisStore(Store):
         found = []
         for doc in result.docs:
             values = {name: getattr(doc, name, None) for name in FIELDS}
+            # redis-py puts the document's key in ``doc.id``, shadowing the entry's own
+            # ``id`` field; the entry id is the key's last part.
+            values["id"] = str(doc.id).rsplit(":", 1)[-1]
             found.append((_entry(values), 1.0 - float(doc.distance)))
         return found
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -103,16 +104,23 @@ async def chat_completions(
     chat = validate(ChatCompletionRequest, body)
     service.upstream.check_model(chat.model)
     how = directives(request)
+    request_id = deps.request_id(request)
     if not chat.stream:
         if chat.stream_options is not None:
             raise InvalidRequest(
                 "'stream_options' is only allowed when 'stream' is true", param="stream_options"
             )
-        payload, report = await service.complete(body, principal, how)
-        return Response(payload, media_type="application/json", headers=cache_headers(report))
-    chunks, report = await service.stream(body, principal, how)
+        payload, report, after = await service.complete(body, principal, how, request_id)
+        return Response(
+            payload,
+            media_type="application/json",
+            headers=cache_headers(report),
+            background=BackgroundTask(after) if after else None,
+        )
+    chunks, report, after = await service.stream(body, principal, how, request_id)
     return StreamingResponse(
-        sse(chunks, deps.request_id(request)),
+        sse(chunks, request_id),
         media_type="text/event-stream",
         headers={**SSE_HEADERS, **cache_headers(report)},
+        background=BackgroundTask(after) if after else None,
     )

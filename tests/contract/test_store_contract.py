@@ -134,3 +134,12 @@ async def test_guard_raises_the_bar_and_quarantines(store: Store) -> None:
     found = await store.search(scope, unit(1), k=1)
     assert found[0][0].quarantined and found[0][0].min_similarity == pytest.approx(0.97)
     assert not await store.guard(scope, "no-such-entry", quarantine=True)
+
+
+async def test_search_returns_the_entry_id_it_was_admitted_with(store: Store) -> None:
+    scope, ns = fresh(), fresh()
+    stored = entry(scope, ns)
+    await store.put(stored, unit(1), ttl_s=60, cap=None)
+    [(found, _)] = await store.search(scope, unit(1), k=1)
+    assert found.model_dump(exclude={"created_at"}) == stored.model_dump(exclude={"created_at"})
+    assert found.created_at == pytest.approx(stored.created_at, abs=1e-3)

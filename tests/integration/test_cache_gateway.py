@@ -3,6 +3,7 @@ upstream as a separate process."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 import uuid
@@ -15,7 +16,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from cache.embedder import SentenceTransformerEmbedder
+from cache.embedder import HashEmbedder, SentenceTransformerEmbedder
 from cache.semantic import CacheSettings, SemanticCache
 from cache.stores.redis import RedisStore
 from proxy.auth import hash_key
@@ -294,28 +295,36 @@ def test_redis_outage_fails_open_and_hits_resume(
     assert asker.ask(PARAPHRASE).headers["x-vetcache"] == "hit"
 
 
-def test_live_threshold_set_on_one_replica_governs_another(
+async def test_live_threshold_set_through_one_replica_governs_another(
     open_gateway: Callable[..., TestClient], redis_url: str
 ) -> None:
+    """Replica A is a gateway; replica B is the cache of a second process, reduced to what
+    decides its threshold (two gateways in one test process would share litellm's
+    process-wide HTTP clients across event loops)."""
     replica_a = open_gateway(redis_url, threshold_refresh_s=0.2)
-    # A replica is a process of its own, with its own embedder (one runs per event loop).
-    replica_b = open_gateway(redis_url, SentenceTransformerEmbedder(), threshold_refresh_s=0.2)
-    asker_a, asker_b = Asker(replica_a), Asker(replica_b)
-    asker_b.namespace = asker_a.namespace
-    asker_a.admitted(asker_a.ask(QUESTION))
-    assert asker_b.ask(PARAPHRASE).headers["x-vetcache"] == "hit"  # shared Redis
-    admin = {"authorization": "Bearer sk-admin"}
-    path = f"/admin/thresholds/{asker_a.namespace}"
-    assert replica_a.put(path, headers=admin, json={"threshold": 0.999}).status_code == 200
-    deadline = time.monotonic() + 5
-    while asker_b.ask(PARAPHRASE).headers["x-vetcache"] == "hit":
-        assert time.monotonic() < deadline, "replica B never followed the new threshold"
-        time.sleep(0.1)
-    assert asker_b.ask(PARAPHRASE).headers["x-vetcache-threshold"] == "0.9990"
-    listed = replica_b.get("/admin/thresholds", headers=admin).json()
-    assert listed["namespaces"][asker_a.namespace] == 0.999
-    assert replica_a.put(path, headers=admin, json={"threshold": None}).status_code == 200
-    refused = replica_a.put(
-        path, headers={"authorization": f"Bearer {KEYS['a']}"}, json={"threshold": 0.1}
+    asker = Asker(replica_a)
+    replica_b = SemanticCache(
+        CacheSettings(threshold=0.9, threshold_refresh_s=0.2), RedisStore(redis_url), HashEmbedder()
     )
-    assert refused.status_code == 401
+    await replica_b.open()
+    try:
+        admin = {"authorization": "Bearer sk-admin"}
+        path = f"/admin/thresholds/{asker.namespace}"
+        assert replica_a.put(path, headers=admin, json={"threshold": 0.999}).status_code == 200
+        deadline = time.monotonic() + 5
+        while replica_b.threshold(asker.namespace, None, False) != 0.999:
+            assert time.monotonic() < deadline, "replica B never followed the new threshold"
+            await asyncio.sleep(0.1)
+        asker.admitted(asker.ask(QUESTION))
+        strict = asker.ask(PARAPHRASE)
+        assert strict.headers["x-vetcache"] == "miss"  # replica A applies it too
+        assert strict.headers["x-vetcache-threshold"] == "0.9990"
+        listed = replica_a.get("/admin/thresholds", headers=admin).json()
+        assert listed["namespaces"][asker.namespace] == 0.999
+        assert replica_a.put(path, headers=admin, json={"threshold": None}).status_code == 200
+        refused = replica_a.put(
+            path, headers={"authorization": f"Bearer {KEYS['a']}"}, json={"threshold": 0.1}
+        )
+        assert refused.status_code == 401
+    finally:
+        await replica_b.close()

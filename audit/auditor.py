@@ -1,0 +1,139 @@
+"""The gateway's side of the audit path: after each lookup, maybe queue a job.
+
+Runs after the answer is sent (the route schedules it as a background task), so sampling
+never adds latency. Queue or ledger failures are logged and counted, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+import orjson
+
+from audit.judges.base import Judge
+from audit.judges.contrast import ContrastJudge
+from audit.judges.llm import LLMJudge
+from audit.ledgers.base import Ledger, LedgerError, Served
+from audit.queues.base import JobQueue, QueueError
+from audit.sampler import Sampler
+from audit.schema import AuditJob
+from audit.settings import AuditSettings
+from audit.worker import AuditWorker
+from cache.schema import CacheEntry, CacheKey
+from cache.semantic import Lookup
+from cache.stores.base import Store
+
+log = logging.getLogger("vetcache.audit")
+
+SERVED_TTL_S = 86400
+"""How long a served hit can receive feedback."""
+
+
+def build_judge(settings: AuditSettings) -> Judge:
+    """The judge the settings name."""
+    if settings.judge == "llm":
+        return LLMJudge(settings.llm)
+    return ContrastJudge()
+
+
+class Auditor:
+    """Sampler + queue + ledger, and (embedded default) an in-process worker."""
+
+    def __init__(
+        self,
+        settings: AuditSettings,
+        queue: JobQueue,
+        ledger: Ledger,
+        store: Store,
+        *,
+        run_worker: bool,
+        sampler: Sampler | None = None,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.ledger = ledger
+        self.sampler = sampler or Sampler(settings)
+        self.errors = 0
+        self.worker = (
+            AuditWorker("gateway", queue, build_judge(settings), ledger, store, settings)
+            if run_worker
+            else None
+        )
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        await self.queue.open()
+        await self.ledger.open()
+        if self.worker is not None:
+            self._task = asyncio.create_task(self.worker.run(self._stop), name="vetcache-audit")
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.worker is not None:
+            await self.worker.judge.aclose()
+        await self.queue.close()
+        await self.ledger.close()
+
+    async def after_lookup(
+        self,
+        *,
+        request_id: str,
+        key: CacheKey,
+        lookup: Lookup,
+        key_id: str | None,
+    ) -> None:
+        """Remember a served hit for feedback; queue it (or a near-miss) if sampled."""
+        try:
+            if lookup.outcome == "hit" and lookup.hit is not None:
+                job = _job(request_id, key, lookup.hit.entry, lookup.hit.similarity, lookup)
+                await self.ledger.remember(Served(job=job, key_id=key_id), SERVED_TTL_S)
+                if self.sampler.hit(key.namespace, lookup.hit.entry.id):
+                    await self.queue.put(job)
+            elif (
+                lookup.outcome == "miss"
+                and lookup.candidate is not None
+                and lookup.best_similarity is not None
+                and self.sampler.near_miss(lookup.best_similarity, lookup.threshold)
+            ):
+                job = _job(request_id, key, lookup.candidate, lookup.best_similarity, lookup)
+                await self.queue.put(job.model_copy(update={"near_miss": True}))
+        except (QueueError, LedgerError) as exc:
+            self.errors += 1
+            log.warning("audit submit failed request_id=%s: %s", request_id, type(exc).__name__)
+
+
+def _job(
+    request_id: str, key: CacheKey, entry: CacheEntry, similarity: float, lookup: Lookup
+) -> AuditJob:
+    return AuditJob(
+        job_id=uuid.uuid4().hex,
+        request_id=request_id,
+        entry_id=entry.id,
+        new_prompt=key.text,
+        cached_prompt=entry.text,
+        cached_answer=_answer_text(entry.response),
+        similarity=max(-1.0, min(1.0, similarity)),
+        threshold=lookup.threshold,
+        namespace=key.namespace,
+        model=key.model,
+        scope=key.scope,
+        tenant=key.tenant,
+        embedder=entry.embedder,
+        queued_at=time.time(),
+    )
+
+
+def _answer_text(response: str) -> str:
+    """The assistant text of a cached completion (the judge reads text, not JSON)."""
+    try:
+        completion = orjson.loads(response)
+        message = completion["choices"][0]["message"]
+        return str(message.get("content") or orjson.dumps(message.get("tool_calls")).decode())
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+        return response

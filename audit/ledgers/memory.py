@@ -1,0 +1,61 @@
+"""In-process ledger: the embedded default."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+from audit.ledgers.base import Ledger, Served
+from audit.schema import Verdict, VerdictKind
+
+
+class MemoryLedger(Ledger):
+    """Verdicts in an ordered dict, oldest dropped past ``retention``."""
+
+    def __init__(self, retention: int = 100_000) -> None:
+        self.retention = retention
+        self._verdicts: OrderedDict[str, Verdict] = OrderedDict()
+        self._judged: set[str] = set()
+        self._served: OrderedDict[str, tuple[Served, float]] = OrderedDict()
+
+    async def record(self, verdict: Verdict) -> bool:
+        if verdict.source == "judge":
+            if verdict.job.job_id in self._judged:
+                return False
+            self._judged.add(verdict.job.job_id)
+        self._verdicts[verdict.id] = verdict
+        while len(self._verdicts) > self.retention:
+            _, dropped = self._verdicts.popitem(last=False)
+            self._judged.discard(dropped.job.job_id)
+        return True
+
+    async def get(self, verdict_id: str) -> Verdict | None:
+        return self._verdicts.get(verdict_id)
+
+    async def query(
+        self,
+        *,
+        namespace: str | None = None,
+        verdict: VerdictKind | None = None,
+        since: float = 0.0,
+        limit: int | None = 100,
+    ) -> list[Verdict]:
+        found = [
+            v
+            for v in reversed(self._verdicts.values())
+            if v.created_at >= since
+            and (namespace is None or v.job.namespace == namespace)
+            and (verdict is None or v.verdict == verdict)
+        ]
+        return found if limit is None else found[:limit]
+
+    async def remember(self, served: Served, ttl_s: int) -> None:
+        self._served[served.job.request_id] = (served, time.time() + ttl_s)
+        while len(self._served) > self.retention:
+            self._served.popitem(last=False)
+
+    async def served(self, request_id: str) -> Served | None:
+        found = self._served.get(request_id)
+        if found is None or found[1] < time.time():
+            return None
+        return found[0]

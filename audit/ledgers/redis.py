@@ -1,0 +1,113 @@
+"""Redis ledger.
+
+vc:verdict:<id>            string: the verdict as JSON
+vc:verdicts                sorted set: verdict ids by time (retention trims the oldest)
+vc:judged:<job id>         string, set once: the job already has a judge verdict
+vc:served:<request id>     string with TTL: a served hit, for feedback
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from audit.ledgers.base import Ledger, LedgerError, Served
+from audit.schema import Verdict, VerdictKind
+
+INDEX = "vc:verdicts"
+JUDGED_TTL_S = 7 * 86400
+
+
+def _verdict_key(verdict_id: str) -> str:
+    return f"vc:verdict:{verdict_id}"
+
+
+class RedisLedger(Ledger):
+    """Verdicts in Redis, shared by every gateway and worker."""
+
+    def __init__(self, url: str, retention: int = 100_000) -> None:
+        self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=2.0)
+        self.retention = retention
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def record(self, verdict: Verdict) -> bool:
+        try:
+            if verdict.source == "judge":
+                first = await self._redis.set(
+                    f"vc:judged:{verdict.job.job_id}", verdict.id, nx=True, ex=JUDGED_TTL_S
+                )
+                if not first:
+                    return False
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(_verdict_key(verdict.id), verdict.model_dump_json())
+                pipe.zadd(INDEX, {verdict.id: verdict.created_at})
+                pipe.zcard(INDEX)
+                size = (await pipe.execute())[-1]
+            if size > self.retention:
+                oldest = cast(
+                    list[tuple[bytes, float]],
+                    await self._redis.zpopmin(INDEX, int(size) - self.retention),
+                )
+                if oldest:
+                    await self._redis.delete(*(_verdict_key(_text(i)) for i, _ in oldest))
+        except RedisError as exc:
+            raise LedgerError(str(exc)) from exc
+        return True
+
+    async def get(self, verdict_id: str) -> Verdict | None:
+        try:
+            raw = await self._redis.get(_verdict_key(verdict_id))
+        except RedisError as exc:
+            raise LedgerError(str(exc)) from exc
+        return Verdict.model_validate_json(raw) if raw else None
+
+    async def query(
+        self,
+        *,
+        namespace: str | None = None,
+        verdict: VerdictKind | None = None,
+        since: float = 0.0,
+        limit: int | None = 100,
+    ) -> list[Verdict]:
+        try:
+            ids = await self._redis.zrevrangebyscore(INDEX, "+inf", since)
+            found: list[Verdict] = []
+            for start in range(0, len(ids), 500):
+                batch = ids[start : start + 500]
+                raws = await self._redis.mget([_verdict_key(_text(i)) for i in batch])
+                for raw in raws:
+                    if raw is None:
+                        continue
+                    item = Verdict.model_validate_json(raw)
+                    if (namespace is None or item.job.namespace == namespace) and (
+                        verdict is None or item.verdict == verdict
+                    ):
+                        found.append(item)
+                if limit is not None and len(found) >= limit:
+                    return found[:limit]
+        except RedisError as exc:
+            raise LedgerError(str(exc)) from exc
+        return found
+
+    async def remember(self, served: Served, ttl_s: int) -> None:
+        try:
+            await self._redis.set(
+                f"vc:served:{served.job.request_id}", served.model_dump_json(), ex=ttl_s
+            )
+        except RedisError as exc:
+            raise LedgerError(str(exc)) from exc
+
+    async def served(self, request_id: str) -> Served | None:
+        try:
+            raw = await self._redis.get(f"vc:served:{request_id}")
+        except RedisError as exc:
+            raise LedgerError(str(exc)) from exc
+        return Served.model_validate_json(raw) if raw else None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,96 @@
+"""Redis Stream queue: ``vc:audit:jobs`` with the consumer group ``auditors``.
+
+Several ``vetcache audit-worker`` processes share the group; each job goes to one of them.
+A worker that dies leaves its jobs pending; ``take`` claims jobs idle past
+``reclaim_after_s`` (XAUTOCLAIM) before reading new ones, so no job is lost. Delivery is
+at-least-once; the verdict store records one judge verdict per job id.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from audit.queues.base import Delivery, JobQueue, QueueError
+from audit.schema import AuditJob
+
+STREAM = "vc:audit:jobs"
+GROUP = "auditors"
+MAX_LENGTH = 1_000_000
+
+
+def _is_group_exists(error: ResponseError) -> bool:
+    # XGROUP CREATE answers "BUSYGROUP Consumer Group name already exists" when another
+    # process created it first; the error code is the only signal.
+    return str(error).startswith("BUSYGROUP")
+
+
+class RedisStreamQueue(JobQueue):
+    """Jobs on a Redis Stream, consumed by a consumer group."""
+
+    def __init__(self, url: str, *, reclaim_after_s: float = 60.0) -> None:
+        self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=2.0)
+        self.reclaim_after_ms = int(reclaim_after_s * 1000)
+
+    async def open(self) -> None:
+        try:
+            await self._redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if not _is_group_exists(exc):
+                raise QueueError(str(exc)) from exc
+        except RedisError as exc:
+            raise QueueError(str(exc)) from exc
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def put(self, job: AuditJob) -> None:
+        try:
+            await self._redis.xadd(
+                STREAM, {"job": job.model_dump_json()}, maxlen=MAX_LENGTH, approximate=True
+            )
+        except RedisError as exc:
+            raise QueueError(str(exc)) from exc
+
+    async def take(self, consumer: str, count: int, block_s: float) -> list[Delivery]:
+        try:
+            claimed = await self._redis.xautoclaim(
+                STREAM, GROUP, consumer, min_idle_time=self.reclaim_after_ms, count=count
+            )
+            entries: list[Any] = list(claimed[1])
+            if not entries:
+                fresh = cast(
+                    list[Any],
+                    await self._redis.xreadgroup(
+                        GROUP, consumer, {STREAM: ">"}, count=count, block=int(block_s * 1000)
+                    ),
+                )
+                entries = [entry for _, stream_entries in fresh or [] for entry in stream_entries]
+        except RedisError as exc:
+            raise QueueError(str(exc)) from exc
+        return [
+            Delivery(id=_text(entry_id), job=AuditJob.model_validate_json(fields[b"job"]))
+            for entry_id, fields in entries
+            if fields and b"job" in fields
+        ]
+
+    async def ack(self, delivery_id: str) -> None:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xack(STREAM, GROUP, delivery_id)
+                pipe.xdel(STREAM, delivery_id)
+                await pipe.execute()
+        except RedisError as exc:
+            raise QueueError(str(exc)) from exc
+
+    async def depth(self) -> int:
+        try:
+            return int(await self._redis.xlen(STREAM))
+        except RedisError as exc:
+            raise QueueError(str(exc)) from exc
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

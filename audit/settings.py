@@ -1,0 +1,55 @@
+"""How hits are sampled, judged and acted upon."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from audit.judges.llm import LLMJudgeSettings
+
+Action = Literal["raise", "quarantine", "none"]
+
+
+class AuditSettings(BaseModel):
+    """The audit path's settings (``audit:`` in the config)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    """Sample and judge hits at all."""
+    sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of hits audited after burn-in (``VETCACHE_AUDIT_SAMPLE_RATE``)."""
+    namespace_sample_rates: dict[str, float] = Field(default_factory=dict)
+    """Per-namespace sample rates."""
+    burn_in: int = Field(default=3, ge=0)
+    """The first hits of each entry are always audited."""
+    near_miss_band: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Best candidates this far under the threshold are near-misses."""
+    near_miss_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Share of near-misses audited (data for tuning below the line)."""
+    judge: Literal["contrast", "llm"] = "contrast"
+    """Which judge decides (``VETCACHE_AUDIT_JUDGE``)."""
+    llm: LLMJudgeSettings = LLMJudgeSettings()
+    """The ``llm`` judge's model."""
+    action: Action = "raise"
+    """On a false positive: raise the entry's own bar above it, quarantine the entry, or
+    only record it."""
+    namespace_actions: dict[str, Action] = Field(default_factory=dict)
+    """Per-namespace actions."""
+    raise_margin: float = Field(default=0.01, ge=0.0, le=1.0)
+    """A false hit at similarity s raises the entry's bar to s + margin."""
+    window_s: int = Field(default=3600, ge=60)
+    """Window of the false-positive rate."""
+    retention: int = Field(default=100_000, ge=100)
+    """Verdicts kept (oldest dropped first)."""
+    reclaim_after_s: float = Field(default=60.0, gt=0)
+    """A job a worker took but did not finish in this long is given to another."""
+    worker_batch: int = Field(default=16, ge=1)
+    """Jobs a worker takes at once."""
+
+    def sample_rate_for(self, namespace: str) -> float:
+        return self.namespace_sample_rates.get(namespace, self.sample_rate)
+
+    def action_for(self, namespace: str) -> Action:
+        return self.namespace_actions.get(namespace, self.action)

@@ -1,0 +1,79 @@
+"""False-positive rate with an honest interval."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from pydantic import BaseModel
+
+from audit.schema import Verdict
+
+Z95 = 1.959963984540054
+
+
+def wilson(failures: int, trials: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval (95% by default) for a binomial proportion."""
+    if trials == 0:
+        return 0.0, 1.0
+    p = failures / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    margin = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - margin), min(1.0, centre + margin)
+
+
+class FPRate(BaseModel):
+    """False-positive rate of served hits in one group."""
+
+    false_positives: int
+    """Hits labelled false positive."""
+    labelled: int
+    """Hits labelled correct or false positive (uncertain and error are left out)."""
+    rate: float | None
+    """false_positives / labelled (None with no labels)."""
+    lower: float
+    """Wilson 95% lower bound."""
+    upper: float
+    """Wilson 95% upper bound."""
+
+
+def effective(verdicts: Iterable[Verdict]) -> list[Verdict]:
+    """One label per job: a person's review beats the app's feedback beats the judge."""
+    rank = {"judge": 0, "feedback": 1, "review": 2}
+    best: dict[str, Verdict] = {}
+    for verdict in verdicts:
+        current = best.get(verdict.job.job_id)
+        if current is None or (rank[verdict.source], verdict.created_at) >= (
+            rank[current.source],
+            current.created_at,
+        ):
+            best[verdict.job.job_id] = verdict
+    return list(best.values())
+
+
+def fp_rate(verdicts: Iterable[Verdict]) -> FPRate:
+    """The FP rate of served hits (near-misses are not served, so not counted)."""
+    served = [v for v in effective(verdicts) if not v.job.near_miss]
+    fp = sum(v.verdict == "false_positive" for v in served)
+    labelled = fp + sum(v.verdict == "correct" for v in served)
+    lower, upper = wilson(fp, labelled)
+    return FPRate(
+        false_positives=fp,
+        labelled=labelled,
+        rate=fp / labelled if labelled else None,
+        lower=lower,
+        upper=upper,
+    )
+
+
+def cohort(verdict: Verdict) -> dict[str, str]:
+    """The cohorts a verdict belongs to: model, similarity band, prompt-length bucket."""
+    band = math.floor(verdict.job.similarity * 20) / 20
+    length = len(verdict.job.new_prompt)
+    bucket = "short" if length < 40 else "medium" if length < 160 else "long"
+    return {
+        "model": verdict.job.model,
+        "similarity": f"{band:.2f}-{band + 0.05:.2f}",
+        "length": bucket,
+    }

@@ -1,0 +1,158 @@
+"""Verdicts, the false-positive rate, and labels from outside the judge.
+
+GET  /admin/verdicts?namespace=&verdict=&since=&limit=   admin key
+GET  /admin/fp-rate?namespace=&window_s=                  admin key
+POST /admin/verdicts/{id}/review {correct, comment}       admin key: a person's label
+POST /v1/feedback {request_id, correct, comment}          the key that made the request
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from audit import Auditor, LedgerError, Verdict, cohort, fp_rate
+from audit.schema import VerdictKind
+from proxy import deps
+from proxy.errors import GatewayError, InvalidRequest, PermissionDenied
+from proxy.wire import json_response, read_json, validate
+
+admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(deps.admin)])
+public = APIRouter(tags=["feedback"])
+
+
+class Label(BaseModel):
+    """A label from outside the judge."""
+
+    correct: bool
+    """Whether the cached answer served the prompt."""
+    comment: str = Field(default="", max_length=1000)
+    """Why (kept with the verdict)."""
+
+
+class Feedback(Label):
+    """``POST /v1/feedback``."""
+
+    request_id: str = Field(min_length=1, max_length=128)
+    """The ``x-request-id`` of the answer being judged."""
+
+
+def _unavailable() -> GatewayError:
+    return GatewayError("The verdict store is unavailable", status=503, code="store_unavailable")
+
+
+async def _label(
+    auditor: Auditor, base: Verdict, source: Literal["feedback", "review"], label: Label
+) -> Verdict:
+    verdict = Verdict(
+        id=uuid.uuid4().hex,
+        source=source,
+        job=base.job,
+        verdict="correct" if label.correct else "false_positive",
+        reason=label.comment,
+        judge=source,
+        created_at=time.time(),
+    )
+    try:
+        await auditor.ledger.record(verdict)
+    except LedgerError:
+        raise _unavailable() from None
+    return verdict
+
+
+@admin.get("/verdicts")
+async def verdicts(
+    auditor: deps.AuditorDep,
+    namespace: str | None = None,
+    verdict: VerdictKind | None = None,
+    since: Annotated[float, Query(ge=0)] = 0.0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Verdicts, newest first, with their provenance."""
+    try:
+        found = await auditor.ledger.query(
+            namespace=namespace, verdict=verdict, since=since, limit=limit
+        )
+    except LedgerError:
+        raise _unavailable() from None
+    return json_response({"object": "list", "data": [v.model_dump(mode="json") for v in found]})
+
+
+@admin.get("/fp-rate")
+async def false_positive_rate(
+    auditor: deps.AuditorDep,
+    namespace: str | None = None,
+    window_s: Annotated[int | None, Query(ge=60)] = None,
+) -> Response:
+    """FP rate of served hits with a Wilson 95% interval, per namespace and cohort."""
+    window = window_s or auditor.settings.window_s
+    try:
+        found = await auditor.ledger.query(
+            namespace=namespace, since=time.time() - window, limit=None
+        )
+    except LedgerError:
+        raise _unavailable() from None
+    groups: dict[str, dict[str, list[Verdict]]] = defaultdict(lambda: defaultdict(list))
+    for item in found:
+        for dimension, value in cohort(item).items():
+            groups[dimension][value].append(item)
+    by_namespace: dict[str, list[Verdict]] = defaultdict(list)
+    for item in found:
+        by_namespace[item.job.namespace].append(item)
+    body: dict[str, Any] = {
+        "window_s": window,
+        "overall": fp_rate(found).model_dump(),
+        "namespaces": {ns: fp_rate(v).model_dump() for ns, v in sorted(by_namespace.items())},
+        "cohorts": {
+            dimension: {value: fp_rate(v).model_dump() for value, v in sorted(values.items())}
+            for dimension, values in sorted(groups.items())
+        },
+    }
+    return json_response(body)
+
+
+@admin.post("/verdicts/{verdict_id}/review")
+async def review(verdict_id: str, request: Request, auditor: deps.AuditorDep) -> Response:
+    """A person confirms or overturns a verdict; the review overrides the judge's label."""
+    settings = deps.settings(request)
+    label = validate(Label, await read_json(request, settings.max_body_bytes))
+    try:
+        base = await auditor.ledger.get(verdict_id)
+    except LedgerError:
+        raise _unavailable() from None
+    if base is None:
+        raise GatewayError("No such verdict", status=404, code="verdict_not_found")
+    verdict = await _label(auditor, base, "review", label)
+    return json_response(verdict.model_dump(mode="json"))
+
+
+@public.post("/v1/feedback")
+async def feedback(
+    request: Request, principal: deps.ClientDep, auditor: deps.AuditorDep
+) -> Response:
+    """The app says whether a cached answer served its request. Only the key that made the
+    request may label it."""
+    settings = deps.settings(request)
+    label = validate(Feedback, await read_json(request, settings.max_body_bytes))
+    try:
+        served = await auditor.ledger.served(label.request_id)
+    except LedgerError:
+        raise _unavailable() from None
+    if served is None:
+        raise InvalidRequest(
+            "No cached answer was served to that request id (or it is too old)",
+            param="request_id",
+            code="unknown_request",
+        )
+    if served.key_id != principal.key_id or served.job.tenant != principal.tenant:
+        raise PermissionDenied("That request was made with another key")
+    base = Verdict(id="", job=served.job, verdict="uncertain", created_at=time.time())
+    verdict = await _label(auditor, base, "feedback", label)
+    return json_response(verdict.model_dump(mode="json"))

@@ -1,0 +1,194 @@
+"""The audit path on a real Redis Stack: the stream's consumer group, a worker that dies,
+and a false hit through the gateway that ends judged, acted on and not served again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from audit import AuditWorker, build_queue_and_ledger
+from audit.judges.contrast import ContrastJudge
+from audit.ledgers.base import Ledger
+from audit.queues.base import JobQueue
+from audit.schema import AuditJob
+from audit.settings import AuditSettings
+from cache.embedder import SentenceTransformerEmbedder
+from cache.semantic import CacheSettings, SemanticCache
+from cache.stores.redis import RedisStore
+from proxy.auth import hash_key
+from tests.conftest import route
+
+pytestmark = pytest.mark.integration
+
+
+def job(namespace: str, **extra: Any) -> AuditJob:
+    values: dict[str, Any] = {
+        "job_id": uuid.uuid4().hex, "request_id": uuid.uuid4().hex, "entry_id": "none",
+        "new_prompt": "Don't cancel my plan", "cached_prompt": "Cancel my plan",
+        "cached_answer": "Done.", "similarity": 0.92, "threshold": 0.9, "namespace": namespace,
+        "model": "m", "scope": "nowhere",
+    }  # fmt: skip
+    values.update(extra)
+    return AuditJob(**values)
+
+
+@pytest.fixture
+async def stream(redis_url: str) -> AsyncIterator[tuple[JobQueue, Ledger, RedisStore]]:
+    settings = AuditSettings(reclaim_after_s=0.5)
+    queue, ledger = build_queue_and_ledger(settings, redis_url)
+    store = RedisStore(redis_url)
+    await queue.open()
+    try:
+        yield queue, ledger, store
+    finally:
+        await queue.close()
+        await ledger.close()
+        await store.close()
+
+
+async def test_jobs_of_a_dead_worker_are_reclaimed_and_judged_once(
+    stream: tuple[JobQueue, Ledger, RedisStore],
+) -> None:
+    queue, ledger, store = stream
+    namespace = uuid.uuid4().hex
+    settings = AuditSettings(reclaim_after_s=0.5, worker_batch=50)
+    for _ in range(5):
+        await queue.put(job(namespace))
+    dead = await queue.take("doomed-worker", 50, 1.0)  # takes its share, then "dies"
+    assert dead, "the first worker got jobs"
+    survivor = AuditWorker("survivor", queue, ContrastJudge(), ledger, store, settings)
+    deadline = time.monotonic() + 10
+    while len(await ledger.query(namespace=namespace, limit=None)) < 5:
+        assert time.monotonic() < deadline, "jobs were lost"
+        await survivor.run_once(block_s=0.2)
+    verdicts = await ledger.query(namespace=namespace, limit=None)
+    assert len(verdicts) == 5 and {v.verdict for v in verdicts} == {"false_positive"}
+    # The dead worker's deliveries, if they arrive late, are dropped by the ledger.
+    late = AuditWorker("zombie", queue, ContrastJudge(), ledger, store, settings)
+    for delivery in dead:
+        await late.process(delivery)
+    assert len(await ledger.query(namespace=namespace, limit=None)) == 5
+
+
+async def test_stream_outlives_its_producer(
+    stream: tuple[JobQueue, Ledger, RedisStore], redis_url: str
+) -> None:
+    queue, ledger, store = stream
+    namespace = uuid.uuid4().hex
+    await queue.put(job(namespace))
+    await queue.close()  # the gateway that queued it restarts
+    reopened, _ = build_queue_and_ledger(AuditSettings(), redis_url)
+    await reopened.open()
+    try:
+        worker = AuditWorker(
+            "after-restart", reopened, ContrastJudge(), ledger, store, AuditSettings()
+        )
+        deadline = time.monotonic() + 10
+        while not await ledger.query(namespace=namespace):
+            assert time.monotonic() < deadline
+            await worker.run_once(block_s=0.2)
+    finally:
+        await reopened.close()
+
+
+@pytest.fixture(scope="module")
+def embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder()
+
+
+async def test_false_hit_is_judged_acted_on_and_not_served_again(
+    gateway_client: Callable[..., TestClient],
+    embedder: SentenceTransformerEmbedder,
+    fake_upstream: str,
+    redis_url: str,
+) -> None:
+    namespace = uuid.uuid4().hex[:12]
+    client = gateway_client(
+        cache=SemanticCache(
+            CacheSettings(threshold=0.5, lookup_budget_ms=2000), RedisStore(redis_url), embedder
+        ),
+        redis_url=redis_url,  # jobs and verdicts go to Redis; this test runs the worker
+        audit={"burn_in": 5, "sample_rate": 0.0},
+        auth={"api_keys": [{"tenant": "t", "key_sha256": hash_key("sk-t")}]},
+        admin_key_sha256=hash_key("sk-admin"),
+        model_list=[route("fake-gpt", "fake-gpt", fake_upstream)],
+    )
+    headers = {"authorization": "Bearer sk-t", "x-vetcache-namespace": namespace}
+
+    def ask(text: str) -> Any:
+        body = {"model": "fake-gpt", "messages": [{"role": "user", "content": text}]}
+        return client.post("/v1/chat/completions", headers=headers, json=body)
+
+    assert ask("Cancel my subscription").headers["x-vetcache"] == "miss"
+    deadline = time.monotonic() + 10
+    while (good := ask("Cancel my subscription, please")).headers["x-vetcache"] != "hit":
+        assert time.monotonic() < deadline, "the first answer was never admitted"
+        await asyncio.sleep(0.05)
+    false_hit = ask("Don't cancel my subscription")
+    assert false_hit.headers["x-vetcache"] == "hit"  # threshold 0.5: similarity lets it through
+
+    queue, ledger = build_queue_and_ledger(AuditSettings(), redis_url)
+    store = RedisStore(redis_url)
+    await queue.open()
+    worker = AuditWorker("test-worker", queue, ContrastJudge(), ledger, store, AuditSettings())
+    try:
+        deadline = time.monotonic() + 10
+        while len(await ledger.query(namespace=namespace, limit=None)) < 2:
+            assert time.monotonic() < deadline, "the hits were never judged"
+            await worker.run_once(block_s=0.2)
+        verdicts = {v.job.new_prompt: v for v in await ledger.query(namespace=namespace)}
+        bad = verdicts["Don't cancel my subscription"]
+        assert bad.verdict == "false_positive" and "negation" in bad.reason
+        assert bad.job.request_id == false_hit.headers["x-request-id"]
+        assert bad.job.entry_id == false_hit.headers["x-vetcache-entry"]
+        assert bad.job.cached_prompt == "Cancel my subscription"
+        assert "Cancel my subscription" in bad.job.cached_answer
+        assert bad.job.similarity == pytest.approx(
+            float(false_hit.headers["x-vetcache-similarity"]), abs=1e-4
+        )
+        assert bad.job.threshold == 0.5 and bad.job.embedder and bad.judge == "contrast/1"
+        assert verdicts["Cancel my subscription, please"].verdict == "correct"
+        assert good.headers["x-vetcache-entry"] == bad.job.entry_id
+    finally:
+        await queue.close()
+        await ledger.close()
+        await store.close()
+
+    again = ask("Don't cancel my subscription")
+    assert again.headers["x-vetcache"] == "miss"  # the entry's own bar is now above it
+    assert ask("Cancel my subscription, please").headers["x-vetcache"] == "hit"  # still served
+
+    admin = {"authorization": "Bearer sk-admin"}
+    listed = client.get(
+        f"/admin/verdicts?namespace={namespace}&verdict=false_positive", headers=admin
+    )
+    assert [v["job"]["new_prompt"] for v in listed.json()["data"]] == [
+        "Don't cancel my subscription"
+    ]
+    rate = client.get(f"/admin/fp-rate?namespace={namespace}", headers=admin).json()
+    assert rate["namespaces"][namespace]["false_positives"] == 1
+    assert rate["namespaces"][namespace]["labelled"] == 2
+
+    review = client.post(f"/admin/verdicts/{bad.id}/review", headers=admin, json={"correct": True})
+    assert review.status_code == 200 and review.json()["source"] == "review"
+    rate = client.get(f"/admin/fp-rate?namespace={namespace}", headers=admin).json()
+    assert rate["namespaces"][namespace]["false_positives"] == 0  # the person overruled it
+
+    feedback = client.post(
+        "/v1/feedback",
+        headers={"authorization": "Bearer sk-t"},
+        json={"request_id": good.headers["x-request-id"], "correct": False, "comment": "wrong"},
+    )
+    assert feedback.status_code == 200 and feedback.json()["source"] == "feedback"
+    unknown = client.post(
+        "/v1/feedback",
+        headers={"authorization": "Bearer sk-t"},
+        json={"request_id": "nope", "correct": True},
+    )
+    assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "request_id"

@@ -1,0 +1,148 @@
+"""Sampler, Wilson interval, FP rate, ledger and worker on in-process parts."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import pytest
+
+from audit.judges.contrast import ContrastJudge
+from audit.ledgers.memory import MemoryLedger
+from audit.queues.memory import MemoryQueue
+from audit.sampler import Sampler
+from audit.schema import AuditJob, Verdict
+from audit.settings import AuditSettings
+from audit.stats import fp_rate, wilson
+from audit.worker import AuditWorker
+from cache.schema import CacheEntry
+from cache.stores.memory import MemoryStore
+
+
+def job(
+    cached: str = "Cancel my order", new: str = "Don't cancel my order", **extra: Any
+) -> AuditJob:
+    values: dict[str, Any] = {
+        "job_id": uuid.uuid4().hex, "request_id": "r1", "entry_id": "e1", "new_prompt": new,
+        "cached_prompt": cached, "cached_answer": "Cancelled.", "similarity": 0.93,
+        "threshold": 0.9, "namespace": "shop", "model": "m", "scope": "s1",
+    }  # fmt: skip
+    values.update(extra)
+    return AuditJob(**values)
+
+
+def test_burn_in_then_rate() -> None:
+    sampler = Sampler(AuditSettings(burn_in=3, sample_rate=0.0), random.Random(1))
+    assert [sampler.hit("ns", "e1") for _ in range(5)] == [True, True, True, False, False]
+    always = Sampler(AuditSettings(burn_in=0, sample_rate=1.0, namespace_sample_rates={"q": 0.0}))
+    assert always.hit("ns", "e2") and not always.hit("q", "e3")
+
+
+def test_near_miss_band() -> None:
+    sampler = Sampler(AuditSettings(near_miss_band=0.05, near_miss_rate=1.0))
+    assert sampler.near_miss(0.87, 0.9)
+    assert not sampler.near_miss(0.84, 0.9)  # too far under
+    assert not sampler.near_miss(0.91, 0.9)  # that was a hit
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "low", "high"),
+    [(0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634), (1, 100, 0.0018, 0.0545), (0, 0, 0.0, 1.0)],
+)
+def test_wilson_matches_published_values(k: int, n: int, low: float, high: float) -> None:
+    assert wilson(k, n) == pytest.approx((low, high), abs=5e-4)
+
+
+def verdict(
+    kind: str, source: str = "judge", the_job: AuditJob | None = None, at: float = 0
+) -> Verdict:
+    the_job = the_job or job()
+    return Verdict(
+        id=uuid.uuid4().hex,
+        source=source,
+        job=the_job,
+        verdict=kind,
+        created_at=at or time.time(),
+    )
+
+
+def test_fp_rate_counts_served_labels_and_lets_people_overrule() -> None:
+    overturned = job()
+    verdicts = [
+        verdict("false_positive"),
+        verdict("correct"),
+        verdict("correct"),
+        verdict("uncertain"),
+        verdict("error"),
+        verdict("false_positive", the_job=job(near_miss=True)),  # not served: not counted
+        verdict("false_positive", the_job=overturned, at=1.0),
+        verdict("correct", source="review", the_job=overturned, at=2.0),
+    ]
+    rate = fp_rate(verdicts)
+    assert (rate.false_positives, rate.labelled) == (1, 4)
+    assert rate.rate == 0.25
+    assert rate.lower < 0.25 < rate.upper
+
+
+async def test_ledger_keeps_one_judge_verdict_per_job() -> None:
+    ledger = MemoryLedger(retention=3)
+    same = job()
+    assert await ledger.record(verdict("correct", the_job=same))
+    assert not await ledger.record(verdict("false_positive", the_job=same))
+    assert await ledger.record(verdict("false_positive", source="review", the_job=same))
+    for _ in range(3):
+        await ledger.record(verdict("correct"))
+    assert len(await ledger.query(limit=None)) == 3  # retention
+
+
+async def worker_with(
+    entry: CacheEntry, **settings: Any
+) -> tuple[AuditWorker, MemoryQueue, MemoryLedger, MemoryStore]:
+    store, queue, ledger = MemoryStore(), MemoryQueue(), MemoryLedger()
+    await store.put(entry, np.full(4, 0.5, dtype=np.float32), ttl_s=60, cap=None)
+    worker = AuditWorker("w", queue, ContrastJudge(), ledger, store, AuditSettings(**settings))
+    return worker, queue, ledger, store
+
+
+def cached(text: str = "Cancel my order") -> CacheEntry:
+    return CacheEntry(
+        id="e1", scope="s1", exact="x", namespace="shop", tenant="t", model="m", text=text,
+        response="{}", embedder="e", created_at=time.time(),
+    )  # fmt: skip
+
+
+async def test_false_hit_raises_the_entry_bar() -> None:
+    worker, queue, ledger, store = await worker_with(cached())
+    await queue.put(job())
+    assert await worker.run_once(block_s=0.1) == 1
+    [recorded] = await ledger.query()
+    assert recorded.verdict == "false_positive" and "negation" in recorded.reason
+    assert recorded.job.cached_prompt == "Cancel my order" and recorded.judge == "contrast/1"
+    entry = await store.get_exact("s1", "x")
+    assert entry is not None and entry.min_similarity == pytest.approx(0.94)
+    assert await queue.depth() == 0
+
+
+async def test_quarantine_action_and_correct_hits_change_nothing() -> None:
+    worker, queue, ledger, store = await worker_with(cached(), action="quarantine")
+    await queue.put(job(new="Please cancel my order", similarity=0.97))
+    await worker.run_once(block_s=0.1)
+    entry = await store.get_exact("s1", "x")
+    assert entry is not None and entry.min_similarity is None and not entry.quarantined
+    await queue.put(job())
+    await worker.run_once(block_s=0.1)
+    entry = await store.get_exact("s1", "x")
+    assert entry is not None and entry.quarantined
+    assert [v.verdict for v in await ledger.query()] == ["false_positive", "correct"]
+
+
+async def test_a_job_delivered_twice_is_judged_once() -> None:
+    worker, queue, ledger, _ = await worker_with(cached())
+    twice = job()
+    await queue.put(twice)
+    await queue.put(twice)  # at-least-once delivery: the same job again
+    await worker.run_once(block_s=0.1)
+    assert len(await ledger.query()) == 1
