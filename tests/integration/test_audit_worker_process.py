@@ -41,21 +41,7 @@ async def test_killed_worker_loses_no_job(redis_url: str, tmp_path: Path) -> Non
     await queue.open()
     try:
         for i in range(JOBS):
-            await queue.put(
-                AuditJob(
-                    job_id=uuid.uuid4().hex,
-                    request_id=f"r{i}",
-                    entry_id="gone",
-                    scope="none",
-                    new_prompt=f"Book a table for {i + 2}",
-                    cached_prompt=f"Book a table for {i + 1}",
-                    cached_answer="Booked.",
-                    similarity=0.95,
-                    threshold=0.9,
-                    namespace=namespace,
-                    model="m",
-                )  # fmt: skip
-            )
+            await queue.put(job(i, namespace))
         doomed = vetcache("audit-worker", "--config", str(config), "--name", "doomed")
         deadline = time.monotonic() + 60
         while not await ledger.query(namespace=namespace):
