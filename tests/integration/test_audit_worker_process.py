@@ -19,7 +19,7 @@ from tests.conftest import child_log, stop, vetcache
 
 pytestmark = pytest.mark.integration
 
-JOBS = 40
+JOBS = 300
 
 
 def job(i: int, namespace: str) -> AuditJob:
@@ -50,6 +50,7 @@ async def test_killed_worker_loses_no_job(redis_url: str, tmp_path: Path) -> Non
             await asyncio.sleep(0.05)
         os.kill(doomed.pid, signal.SIGKILL)  # mid-stream: some jobs taken, not finished
         doomed.wait(timeout=10)
+        assert len(await ledger.query(namespace=namespace, limit=None)) < JOBS  # work was left
         survivor = vetcache("audit-worker", "--config", str(config), "--name", "survivor")
         try:
             deadline = time.monotonic() + 60
