@@ -15,6 +15,7 @@ import orjson
 
 from audit.judges.base import Judge
 from audit.judges.contrast import ContrastJudge
+from audit.judges.cross_encoder import CrossEncoderJudge
 from audit.judges.llm import LLMJudge
 from audit.ledgers.base import Ledger, LedgerError, Served
 from audit.queues.base import JobQueue, QueueError
@@ -36,6 +37,8 @@ def build_judge(settings: AuditSettings) -> Judge:
     """The judge the settings name."""
     if settings.judge == "llm":
         return LLMJudge(settings.llm)
+    if settings.judge == "cross-encoder":
+        return CrossEncoderJudge(settings.cross_encoder)
     return ContrastJudge()
 
 

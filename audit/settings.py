@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from audit.judges.cross_encoder import CrossEncoderSettings
 from audit.judges.llm import LLMJudgeSettings
 
 Action = Literal["raise", "quarantine", "none"]
@@ -28,10 +29,12 @@ class AuditSettings(BaseModel):
     """Best candidates this far under the threshold are near-misses."""
     near_miss_rate: float = Field(default=0.1, ge=0.0, le=1.0)
     """Share of near-misses audited (data for tuning below the line)."""
-    judge: Literal["contrast", "llm"] = "contrast"
+    judge: Literal["contrast", "llm", "cross-encoder"] = "contrast"
     """Which judge decides (``VETCACHE_AUDIT_JUDGE``)."""
     llm: LLMJudgeSettings = LLMJudgeSettings()
     """The ``llm`` judge's model."""
+    cross_encoder: CrossEncoderSettings = CrossEncoderSettings()
+    """The ``cross-encoder`` judge's model."""
     action: Action = "raise"
     """On a false positive: raise the entry's own bar above it, quarantine the entry, or
     only record it."""

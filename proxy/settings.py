@@ -173,7 +173,7 @@ class Settings(BaseSettings):
     """How served hits are sampled, judged and acted upon."""
     audit_sample_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     """Shorthand for ``audit.sample_rate`` (``VETCACHE_AUDIT_SAMPLE_RATE``)."""
-    audit_judge: Literal["contrast", "llm"] | None = None
+    audit_judge: Literal["contrast", "llm", "cross-encoder"] | None = None
     """Shorthand for ``audit.judge`` (``VETCACHE_AUDIT_JUDGE``)."""
 
     @field_validator("config_file")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from audit.schema import AuditJob, Judgement
+from audit.schema import AuditJob, Judgement, VerdictKind
 
 # Score cut-offs shared by judges that produce a score: at or above SERVES the cached answer
 # serves the new prompt; below FAILS it does not; in between the judge is unsure.
@@ -12,7 +12,7 @@ SERVES = 0.7
 FAILS = 0.3
 
 
-def verdict_for(score: float) -> str:
+def verdict_for(score: float) -> VerdictKind:
     """The verdict a 0-1 serve score stands for."""
     if score >= SERVES:
         return "correct"
