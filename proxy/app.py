@@ -47,7 +47,8 @@ def create_app(settings: Settings, cache: SemanticCache | None = None) -> FastAP
             auditor = build_auditor(settings.audit, settings.redis_url, semantic.store)
             await auditor.open()
         upstream = Upstream(settings)
-        service = ChatService(upstream, semantic, auditor, guard=settings.cache.contrast_guard)
+        guard = semantic is not None and semantic.settings.contrast_guard
+        service = ChatService(upstream, semantic, auditor, guard=guard)
         app.state.upstream, app.state.chat, app.state.auditor = upstream, service, auditor
         try:
             yield
