@@ -69,8 +69,14 @@ class Auditor:
         self._task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        await self.queue.open()
-        await self.ledger.open()
+        """Prepare the queue; a Redis that is down now does not stop the gateway (jobs fail
+        to queue, logged, until it is back; workers create the consumer group themselves)."""
+        try:
+            await self.queue.open()
+            await self.ledger.open()
+        except (QueueError, LedgerError) as exc:
+            self.errors += 1
+            log.warning("audit queue unavailable at start: %s", type(exc).__name__)
         if self.worker is not None:
             self._task = asyncio.create_task(self.worker.run(self._stop), name="vetcache-audit")
 
