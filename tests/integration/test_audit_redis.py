@@ -115,7 +115,12 @@ async def test_false_hit_is_judged_acted_on_and_not_served_again(
         ),
         redis_url=redis_url,  # jobs and verdicts go to Redis; this test runs the worker
         audit={"burn_in": 5, "sample_rate": 0.0},
-        auth={"api_keys": [{"tenant": "t", "key_sha256": hash_key("sk-t")}]},
+        auth={
+            "api_keys": [
+                {"tenant": "t", "key_sha256": hash_key("sk-t")},
+                {"tenant": "other", "key_sha256": hash_key("sk-other")},
+            ]
+        },
         admin_key_sha256=hash_key("sk-admin"),
         model_list=[route("fake-gpt", "fake-gpt", fake_upstream)],
     )
@@ -186,6 +191,12 @@ async def test_false_hit_is_judged_acted_on_and_not_served_again(
         json={"request_id": good.headers["x-request-id"], "correct": False, "comment": "wrong"},
     )
     assert feedback.status_code == 200 and feedback.json()["source"] == "feedback"
+    stranger = client.post(
+        "/v1/feedback",
+        headers={"authorization": "Bearer sk-other"},
+        json={"request_id": good.headers["x-request-id"], "correct": True},
+    )
+    assert stranger.status_code == 403  # only the key that made the request may label it
     unknown = client.post(
         "/v1/feedback",
         headers={"authorization": "Bearer sk-t"},
