@@ -19,6 +19,18 @@ from audit.schema import Verdict, VerdictKind
 INDEX = "vc:verdicts"
 JUDGED_TTL_S = 7 * 86400
 
+# One atomic step: mark the job judged (only if it was not), store the verdict, index it.
+# Done as separate commands, a worker killed between the mark and the store would leave a
+# job marked judged with no verdict, and the redelivered job would then be dropped.
+RECORD = """
+if ARGV[4] == '1' and not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[5]) then
+  return -1
+end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+return redis.call('ZCARD', KEYS[3])
+"""
+
 
 def _verdict_key(verdict_id: str) -> str:
     return f"vc:verdict:{verdict_id}"
@@ -30,23 +42,27 @@ class RedisLedger(Ledger):
     def __init__(self, url: str, retention: int = 100_000) -> None:
         self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=2.0)
         self.retention = retention
+        self._record = self._redis.register_script(RECORD)
 
     async def close(self) -> None:
         await self._redis.aclose()
 
     async def record(self, verdict: Verdict) -> bool:
         try:
-            if verdict.source == "judge":
-                first = await self._redis.set(
-                    f"vc:judged:{verdict.job.job_id}", verdict.id, nx=True, ex=JUDGED_TTL_S
+            size = int(
+                await self._record(
+                    keys=[f"vc:judged:{verdict.job.job_id}", _verdict_key(verdict.id), INDEX],
+                    args=[
+                        verdict.id,
+                        verdict.model_dump_json(),
+                        repr(verdict.created_at),
+                        "1" if verdict.source == "judge" else "0",
+                        JUDGED_TTL_S,
+                    ],
                 )
-                if not first:
-                    return False
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(_verdict_key(verdict.id), verdict.model_dump_json())
-                pipe.zadd(INDEX, {verdict.id: verdict.created_at})
-                pipe.zcard(INDEX)
-                size = (await pipe.execute())[-1]
+            )
+            if size < 0:
+                return False
             if size > self.retention:
                 oldest = cast(
                     list[tuple[bytes, float]],

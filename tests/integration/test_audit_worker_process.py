@@ -54,9 +54,9 @@ async def test_killed_worker_loses_no_job(redis_url: str, tmp_path: Path) -> Non
         survivor = vetcache("audit-worker", "--config", str(config), "--name", "survivor")
         try:
             deadline = time.monotonic() + 60
-            while len(await ledger.query(namespace=namespace, limit=None)) < JOBS:
+            while (judged := len(await ledger.query(namespace=namespace, limit=None))) < JOBS:
                 assert survivor.poll() is None, child_log(survivor)
-                assert time.monotonic() < deadline, "jobs were lost"
+                assert time.monotonic() < deadline, f"jobs were lost: {judged}/{JOBS} judged"
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1.5)  # past the reclaim timeout: nothing is judged twice
             verdicts = await ledger.query(namespace=namespace, limit=None)
