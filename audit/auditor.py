@@ -56,6 +56,7 @@ class Auditor:
         sampler: Sampler | None = None,
     ) -> None:
         self.settings = settings
+        self.store = store
         self.queue = queue
         self.ledger = ledger
         self.sampler = sampler or Sampler(settings)
@@ -101,8 +102,8 @@ class Auditor:
         try:
             if lookup.outcome == "hit" and lookup.hit is not None:
                 job = _job(request_id, key, lookup.hit.entry, lookup.hit.similarity, lookup)
-                await self.ledger.remember(Served(job=job, key_id=key_id), SERVED_TTL_S)
-                if self.sampler.hit(key.namespace, lookup.hit.entry.id):
+                seen = await self.ledger.remember(Served(job=job, key_id=key_id), SERVED_TTL_S)
+                if self.sampler.hit(key.namespace, seen):
                     await self.queue.put(job)
             elif (
                 lookup.outcome == "miss"

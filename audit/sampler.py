@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 import random
-from collections import OrderedDict
 
 from audit.settings import AuditSettings
-
-_TRACKED_ENTRIES = 100_000
 
 
 class Sampler:
     """Burn-in first (the first ``burn_in`` hits of every entry), then a per-namespace rate;
-    near-misses at their own rate. Burn-in counts live in this process (bounded LRU), so each
-    replica audits an entry's first hits it serves."""
+    near-misses at their own rate. The hit count comes from the ledger, which every replica
+    shares, so an entry's first hits are audited once across replicas, not once per replica."""
 
     def __init__(self, settings: AuditSettings, rng: random.Random | None = None) -> None:
         self.settings = settings
         self._rng = rng or random.Random()  # noqa: S311 - sampling, not security
-        self._hits: OrderedDict[str, int] = OrderedDict()
 
-    def hit(self, namespace: str, entry_id: str) -> bool:
-        """Whether to audit this hit."""
-        seen = self._hits.pop(entry_id, 0) + 1
-        self._hits[entry_id] = seen
-        if len(self._hits) > _TRACKED_ENTRIES:
-            self._hits.popitem(last=False)
+    def hit(self, namespace: str, seen: int) -> bool:
+        """Whether to audit a hit on an entry served ``seen`` times so far (this one included)."""
         if seen <= self.settings.burn_in:
             return True
         return self._rng.random() < self.settings.sample_rate_for(namespace)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -83,3 +84,43 @@ class Verdict(BaseModel):
     """Judge name and version (``feedback`` / ``review`` for outside labels)."""
     created_at: float
     """Unix time of the verdict."""
+
+
+class HardNegative(BaseModel):
+    """Two prompts close in embedding space whose answers differ: a labelled false hit (or a
+    near-miss judged wrong). Kept for tuning and for evaluating embedding models."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cached_prompt: str
+    """The prompt the cached answer was produced for."""
+    new_prompt: str
+    """The prompt it was (or would have been) served to."""
+    similarity: float
+    """Their cosine similarity under ``embedder``."""
+    namespace: str
+    """Namespace of the request."""
+    model: str
+    """Model alias."""
+    embedder: str = ""
+    """Fingerprint of the embedding model that scored them."""
+    source: LabelSource
+    """Who said it was wrong."""
+    verdict_id: str
+    """The verdict that made it a hard negative."""
+    created_at: float
+    """Unix time it was stored."""
+
+    @property
+    def pair_id(self) -> str:
+        """Stable id of the (cached, new) pair within its namespace: a pair is stored once."""
+        return pair_id(self.namespace, self.cached_prompt, self.new_prompt)
+
+
+def pair_id(namespace: str, cached_prompt: str, new_prompt: str) -> str:
+    """Digest naming one (cached prompt, new prompt) pair in a namespace."""
+    digest = hashlib.blake2b(digest_size=12)
+    for part in (namespace, cached_prompt, new_prompt):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()

@@ -6,12 +6,13 @@ import asyncio
 import logging
 import time
 
+from audit.actions import act_on
 from audit.judges.base import Judge
 from audit.ledgers.base import Ledger, LedgerError
 from audit.queues.base import Delivery, JobQueue, QueueError
 from audit.schema import Verdict
 from audit.settings import AuditSettings
-from cache.stores.base import Store, StoreError
+from cache.stores.base import Store
 
 log = logging.getLogger("vetcache.audit")
 
@@ -38,10 +39,16 @@ class AuditWorker:
         self.processed = 0
 
     async def process(self, delivery: Delivery) -> Verdict:
-        """Judge one delivery. The verdict is recorded before the acknowledgement, so a
-        worker that dies in between leaves the job to be delivered again, and the ledger
-        drops the second verdict."""
+        """Judge one delivery. The verdict is recorded, then acted on, then the job is
+        acknowledged: a worker that dies anywhere in between leaves the job to be delivered
+        again; the redelivery finds the recorded verdict, is not judged again, and repeats
+        the (idempotent) action, so no action is lost either."""
         job = delivery.job
+        earlier = await self.ledger.get(job.job_id)
+        if earlier is not None:
+            await act_on(earlier, self.store, self.ledger, self.settings)
+            await self.queue.ack(delivery.id)
+            return earlier
         judgement = await self.judge.judge(job)
         verdict = Verdict(
             id=job.job_id,
@@ -52,25 +59,13 @@ class AuditWorker:
             judge=judgement.judge,
             created_at=time.time(),
         )
-        if await self.ledger.record(verdict):
-            await self._act(verdict)
+        if not await self.ledger.record(verdict):
+            # Another delivery of this job got there first (a reclaim race): act on its verdict.
+            verdict = await self.ledger.get(job.job_id) or verdict
+        await act_on(verdict, self.store, self.ledger, self.settings)
         await self.queue.ack(delivery.id)
         self.processed += 1
         return verdict
-
-    async def _act(self, verdict: Verdict) -> None:
-        job = verdict.job
-        if verdict.verdict != "false_positive" or job.near_miss:
-            return
-        action = self.settings.action_for(job.namespace)
-        try:
-            if action == "raise":
-                bar = min(1.0, job.similarity + self.settings.raise_margin)
-                await self.store.guard(job.scope, job.entry_id, min_similarity=bar)
-            elif action == "quarantine":
-                await self.store.guard(job.scope, job.entry_id, quarantine=True)
-        except StoreError as exc:
-            log.warning("could not %s entry %s: %s", action, job.entry_id, type(exc).__name__)
 
     async def run_once(self, block_s: float = 1.0) -> int:
         """Take and judge one batch; the number judged."""

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 from pydantic import BaseModel
 
-from audit.schema import AuditJob, Verdict, VerdictKind
+from audit.schema import AuditJob, HardNegative, Verdict, VerdictKind
 
 
 class LedgerError(Exception):
@@ -52,9 +52,24 @@ class Ledger(ABC):
         """Verdicts at or after ``since``, newest first, filtered."""
 
     @abstractmethod
-    async def remember(self, served: Served, ttl_s: int) -> None:
-        """Keep a served hit for feedback for ``ttl_s``."""
+    async def remember(self, served: Served, ttl_s: int) -> int:
+        """Keep a served hit for feedback for ``ttl_s``; return how many times its entry has
+        been served so far (shared by every replica on one ledger: burn-in counts it)."""
 
     @abstractmethod
     async def served(self, request_id: str) -> Served | None:
         """The hit served to ``request_id``, if still remembered."""
+
+    @abstractmethod
+    async def add_hard_negative(self, pair: HardNegative) -> None:
+        """Keep ``pair`` (once per pair id; a newer label replaces the older), bounded."""
+
+    @abstractmethod
+    async def drop_hard_negative(self, pair_id: str) -> None:
+        """Forget a pair someone has since labelled correct."""
+
+    @abstractmethod
+    async def hard_negatives(
+        self, *, namespace: str | None = None, limit: int | None = 1000
+    ) -> list[HardNegative]:
+        """Stored hard negatives, newest first."""

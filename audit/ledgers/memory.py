@@ -6,7 +6,7 @@ import time
 from collections import OrderedDict
 
 from audit.ledgers.base import Ledger, Served
-from audit.schema import Verdict, VerdictKind
+from audit.schema import HardNegative, Verdict, VerdictKind
 
 
 class MemoryLedger(Ledger):
@@ -17,6 +17,8 @@ class MemoryLedger(Ledger):
         self._verdicts: OrderedDict[str, Verdict] = OrderedDict()
         self._judged: set[str] = set()
         self._served: OrderedDict[str, tuple[Served, float]] = OrderedDict()
+        self._hits: OrderedDict[str, int] = OrderedDict()
+        self._hard: OrderedDict[str, HardNegative] = OrderedDict()
 
     async def record(self, verdict: Verdict) -> bool:
         if verdict.source == "judge":
@@ -49,13 +51,34 @@ class MemoryLedger(Ledger):
         ]
         return found if limit is None else found[:limit]
 
-    async def remember(self, served: Served, ttl_s: int) -> None:
+    async def remember(self, served: Served, ttl_s: int) -> int:
         self._served[served.job.request_id] = (served, time.time() + ttl_s)
         while len(self._served) > self.retention:
             self._served.popitem(last=False)
+        seen = self._hits.pop(served.job.entry_id, 0) + 1
+        self._hits[served.job.entry_id] = seen
+        while len(self._hits) > self.retention:
+            self._hits.popitem(last=False)
+        return seen
 
     async def served(self, request_id: str) -> Served | None:
         found = self._served.get(request_id)
         if found is None or found[1] < time.time():
             return None
         return found[0]
+
+    async def add_hard_negative(self, pair: HardNegative) -> None:
+        self._hard.pop(pair.pair_id, None)
+        self._hard[pair.pair_id] = pair
+        while len(self._hard) > self.retention:
+            self._hard.popitem(last=False)
+
+    async def drop_hard_negative(self, pair_id: str) -> None:
+        self._hard.pop(pair_id, None)
+
+    async def hard_negatives(
+        self, *, namespace: str | None = None, limit: int | None = 1000
+    ) -> list[HardNegative]:
+        pairs = reversed(self._hard.values())
+        found = [p for p in pairs if namespace is None or p.namespace == namespace]
+        return found if limit is None else found[:limit]

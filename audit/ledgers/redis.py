@@ -4,6 +4,9 @@ vc:verdict:<id>            string: the verdict as JSON
 vc:verdicts                sorted set: verdict ids by time (retention trims the oldest)
 vc:judged:<job id>         string, set once: the job already has a judge verdict
 vc:served:<request id>     string with TTL: a served hit, for feedback
+vc:hits:<entry id>         counter with TTL: times the entry was served (burn-in, all replicas)
+vc:hardneg                 hash: pair id -> hard negative as JSON
+vc:hardnegs                sorted set: pair ids by time (retention trims the oldest)
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from audit.ledgers.base import Ledger, LedgerError, Served
-from audit.schema import Verdict, VerdictKind
+from audit.schema import HardNegative, Verdict, VerdictKind
 
 INDEX = "vc:verdicts"
+HARD = "vc:hardneg"
+HARD_INDEX = "vc:hardnegs"
 JUDGED_TTL_S = 7 * 86400
 
 # One atomic step: mark the job judged (only if it was not), store the verdict, index it.
@@ -109,13 +114,17 @@ class RedisLedger(Ledger):
             raise LedgerError(str(exc)) from exc
         return found
 
-    async def remember(self, served: Served, ttl_s: int) -> None:
+    async def remember(self, served: Served, ttl_s: int) -> int:
+        hits = f"vc:hits:{served.job.entry_id}"
         try:
-            await self._redis.set(
-                f"vc:served:{served.job.request_id}", served.model_dump_json(), ex=ttl_s
-            )
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(f"vc:served:{served.job.request_id}", served.model_dump_json(), ex=ttl_s)
+                pipe.incr(hits)
+                pipe.expire(hits, ttl_s)
+                _, seen, _ = await pipe.execute()
         except RedisError as exc:
             raise LedgerError(str(exc)) from exc
+        return int(seen)
 
     async def served(self, request_id: str) -> Served | None:
         try:
@@ -123,6 +132,52 @@ class RedisLedger(Ledger):
         except RedisError as exc:
             raise LedgerError(str(exc)) from exc
         return Served.model_validate_json(raw) if raw else None
+
+    async def add_hard_negative(self, pair: HardNegative) -> None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(HARD, pair.pair_id, pair.model_dump_json())
+                pipe.zadd(HARD_INDEX, {pair.pair_id: pair.created_at})
+                pipe.zcard(HARD_INDEX)
+                *_, size = await pipe.execute()
+            if int(size) > self.retention:
+                oldest = cast(
+                    list[tuple[bytes, float]],
+                    await self._redis.zpopmin(HARD_INDEX, int(size) - self.retention),
+                )
+                if oldest:
+                    await self._redis.hdel(HARD, *(_text(i) for i, _ in oldest))
+        except RedisError as exc:
+            raise LedgerError(str(exc)) from exc
+
+    async def drop_hard_negative(self, pair_id: str) -> None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hdel(HARD, pair_id)
+                pipe.zrem(HARD_INDEX, pair_id)
+                await pipe.execute()
+        except RedisError as exc:
+            raise LedgerError(str(exc)) from exc
+
+    async def hard_negatives(
+        self, *, namespace: str | None = None, limit: int | None = 1000
+    ) -> list[HardNegative]:
+        try:
+            ids = await self._redis.zrevrange(HARD_INDEX, 0, -1)
+            found: list[HardNegative] = []
+            for start in range(0, len(ids), 500):
+                raws = await self._redis.hmget(HARD, [_text(i) for i in ids[start : start + 500]])
+                for raw in raws:
+                    if raw is None:
+                        continue
+                    pair = HardNegative.model_validate_json(raw)
+                    if namespace is None or pair.namespace == namespace:
+                        found.append(pair)
+                if limit is not None and len(found) >= limit:
+                    return found[:limit]
+        except RedisError as exc:
+            raise LedgerError(str(exc)) from exc
+        return found
 
 
 def _text(value: Any) -> str:

@@ -3,6 +3,8 @@
 GET  /admin/verdicts?namespace=&verdict=&since=&limit=   admin key
 GET  /admin/fp-rate?namespace=&window_s=                  admin key
 POST /admin/verdicts/{id}/review {correct, comment}       admin key: a person's label
+GET  /admin/hard-negatives?namespace=&limit=&format=       admin key: json, or jsonl rows
+                                                          shaped like the labelled pair files
 POST /v1/feedback {request_id, correct, comment}          the key that made the request
 """
 
@@ -13,12 +15,14 @@ import uuid
 from collections import defaultdict
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
 from audit import Auditor, LedgerError, Verdict, cohort, fp_rate
+from audit.actions import act_on
 from audit.schema import VerdictKind
 from proxy import deps
 from proxy.errors import GatewayError, InvalidRequest, PermissionDenied
@@ -62,6 +66,7 @@ async def _label(
     )
     try:
         await auditor.ledger.record(verdict)
+        await act_on(verdict, auditor.store, auditor.ledger, auditor.settings)
     except LedgerError:
         raise _unavailable() from None
     return verdict
@@ -116,6 +121,38 @@ async def false_positive_rate(
         },
     }
     return json_response(body)
+
+
+@admin.get("/hard-negatives")
+async def hard_negatives(
+    auditor: deps.AuditorDep,
+    namespace: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+    format: Literal["json", "jsonl"] = "json",
+) -> Response:
+    """Pairs labelled false hits, newest first. ``format=jsonl`` gives one labelled pair per
+    line (text_a = cached prompt, text_b = new prompt, label 0, category = namespace), the
+    shape of the pair files ``vetcache eval`` and ``tune --pairs`` read."""
+    try:
+        found = await auditor.ledger.hard_negatives(namespace=namespace, limit=limit)
+    except LedgerError:
+        raise _unavailable() from None
+    if format == "json":
+        return json_response({"object": "list", "data": [p.model_dump() for p in found]})
+    rows = (
+        orjson.dumps(
+            {
+                "id": pair.pair_id,
+                "text_a": pair.cached_prompt,
+                "text_b": pair.new_prompt,
+                "label": 0,
+                "score": pair.similarity,
+                "category": pair.namespace,
+            }
+        )
+        for pair in found
+    )
+    return Response(b"\n".join(rows) + b"\n" if found else b"", media_type="application/x-ndjson")
 
 
 @admin.post("/verdicts/{verdict_id}/review")

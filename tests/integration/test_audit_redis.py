@@ -9,11 +9,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from audit import AuditWorker, build_queue_and_ledger
 from audit.judges.contrast import ContrastJudge
+from audit.judges.llm import LLMJudge, LLMJudgeSettings
 from audit.ledgers.base import Ledger
 from audit.queues.base import JobQueue
 from audit.schema import AuditJob
@@ -22,7 +24,7 @@ from cache.embedder import SentenceTransformerEmbedder
 from cache.semantic import CacheSettings, SemanticCache
 from cache.stores.redis import RedisStore
 from proxy.auth import hash_key
-from tests.conftest import route
+from tests.conftest import free_port, route
 
 pytestmark = pytest.mark.integration
 
@@ -180,10 +182,17 @@ async def test_false_hit_is_judged_acted_on_and_not_served_again(
     assert rate["namespaces"][namespace]["false_positives"] == 1
     assert rate["namespaces"][namespace]["labelled"] == 2
 
+    hard = client.get(f"/admin/hard-negatives?namespace={namespace}", headers=admin).json()
+    assert [(p["cached_prompt"], p["new_prompt"], p["source"]) for p in hard["data"]] == [
+        ("Cancel my subscription", "Don't cancel my subscription", "judge")
+    ]
+
     review = client.post(f"/admin/verdicts/{bad.id}/review", headers=admin, json={"correct": True})
     assert review.status_code == 200 and review.json()["source"] == "review"
     rate = client.get(f"/admin/fp-rate?namespace={namespace}", headers=admin).json()
     assert rate["namespaces"][namespace]["false_positives"] == 0  # the person overruled it
+    hard = client.get(f"/admin/hard-negatives?namespace={namespace}", headers=admin).json()
+    assert hard["data"] == []  # ...and the pair is no longer a hard negative
 
     feedback = client.post(
         "/v1/feedback",
@@ -197,9 +206,86 @@ async def test_false_hit_is_judged_acted_on_and_not_served_again(
         json={"request_id": good.headers["x-request-id"], "correct": True},
     )
     assert stranger.status_code == 403  # only the key that made the request may label it
+    rows = client.get(
+        f"/admin/hard-negatives?namespace={namespace}&format=jsonl", headers=admin
+    ).text.splitlines()
+    assert [orjson.loads(r)["text_b"] for r in rows] == ["Cancel my subscription, please"]
+    assert orjson.loads(rows[0])["label"] == 0 and orjson.loads(rows[0])["category"] == namespace
     unknown = client.post(
         "/v1/feedback",
         headers={"authorization": "Bearer sk-t"},
         json={"request_id": "nope", "correct": True},
     )
     assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "request_id"
+
+
+async def test_judge_endpoint_down_gives_error_verdicts_and_leaves_the_fp_rate_alone(
+    gateway_client: Callable[..., TestClient],
+    embedder: SentenceTransformerEmbedder,
+    fake_upstream: str,
+    redis_url: str,
+) -> None:
+    namespace = uuid.uuid4().hex[:12]
+    client = gateway_client(
+        cache=SemanticCache(
+            CacheSettings(threshold=0.5, lookup_budget_ms=2000), RedisStore(redis_url), embedder
+        ),
+        redis_url=redis_url,
+        audit={"burn_in": 10, "sample_rate": 0.0},
+        admin_key_sha256=hash_key("sk-admin"),
+        model_list=[route("fake-gpt", "fake-gpt", fake_upstream)],
+    )
+    admin = {"authorization": "Bearer sk-admin"}
+
+    def ask(text: str) -> str:
+        body = {"model": "fake-gpt", "messages": [{"role": "user", "content": text}]}
+        reply = client.post(
+            "/v1/chat/completions", headers={"x-vetcache-namespace": namespace}, json=body
+        )
+        return str(reply.headers["x-vetcache"])
+
+    assert ask("Cancel my subscription") == "miss"
+    deadline = time.monotonic() + 10
+    while ask("Cancel my subscription, please") != "hit":
+        assert time.monotonic() < deadline, "the first answer was never admitted"
+        await asyncio.sleep(0.05)
+    assert ask("Don't cancel my subscription") == "hit"
+
+    queue, ledger = build_queue_and_ledger(AuditSettings(), redis_url)
+    store = RedisStore(redis_url)
+    await queue.open()
+    settings = AuditSettings(action="none")  # keep serving, so the second round also hits
+
+    async def drain(worker: AuditWorker, count: int) -> None:
+        deadline = time.monotonic() + 30
+        while len(await ledger.query(namespace=namespace, limit=None)) < count:
+            assert time.monotonic() < deadline, "the hits were never judged"
+            await worker.run_once(block_s=0.2)
+
+    down = LLMJudge(
+        LLMJudgeSettings(model="openai/judge-0.9", api_base=f"http://127.0.0.1:{free_port()}/v1",
+                         timeout=2)
+    )  # fmt: skip
+    try:
+        await drain(AuditWorker("contrast", queue, ContrastJudge(), ledger, store, settings), 2)
+        before = client.get(f"/admin/fp-rate?namespace={namespace}", headers=admin).json()
+        assert before["namespaces"][namespace]["false_positives"] == 1
+        assert before["namespaces"][namespace]["labelled"] == 2
+
+        # The judge's endpoint is down from here on: two more false hits, one more correct one.
+        assert ask("Don't cancel my subscription") == "hit"
+        assert ask("Do not cancel my subscription") == "hit"
+        assert ask("Cancel my subscription, please") == "hit"
+        await drain(AuditWorker("llm", queue, down, ledger, store, settings), 5)
+    finally:
+        await down.aclose()
+        await queue.close()
+        await ledger.close()
+        await store.close()
+
+    errors = client.get(
+        f"/admin/verdicts?namespace={namespace}&verdict=error", headers=admin
+    ).json()["data"]
+    assert len(errors) == 3 and all(v["judge"].startswith("llm/") for v in errors)
+    after = client.get(f"/admin/fp-rate?namespace={namespace}", headers=admin).json()
+    assert after["namespaces"][namespace] == before["namespaces"][namespace]

@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from audit.actions import act_on
 from audit.judges.contrast import ContrastJudge
+from audit.ledgers.base import Served
 from audit.ledgers.memory import MemoryLedger
 from audit.queues.memory import MemoryQueue
 from audit.sampler import Sampler
@@ -36,9 +38,21 @@ def job(
 
 def test_burn_in_then_rate() -> None:
     sampler = Sampler(AuditSettings(burn_in=3, sample_rate=0.0), random.Random(1))
-    assert [sampler.hit("ns", "e1") for _ in range(5)] == [True, True, True, False, False]
+    assert [sampler.hit("ns", seen) for seen in range(1, 6)] == [True, True, True, False, False]
     always = Sampler(AuditSettings(burn_in=0, sample_rate=1.0, namespace_sample_rates={"q": 0.0}))
-    assert always.hit("ns", "e2") and not always.hit("q", "e3")
+    assert always.hit("ns", 1) and not always.hit("q", 1)
+
+
+async def test_burn_in_count_is_the_ledgers_so_replicas_share_it() -> None:
+    ledger = MemoryLedger()
+    sampler_a, sampler_b = (
+        Sampler(AuditSettings(burn_in=3, sample_rate=0.0), random.Random(1)) for _ in range(2)
+    )
+    sampled = []
+    for replica in [sampler_a, sampler_b, sampler_a, sampler_b, sampler_a]:
+        seen = await ledger.remember(Served(job=job(entry_id="e9"), key_id=None), ttl_s=60)
+        sampled.append(replica.hit("ns", seen))
+    assert sampled == [True, True, True, False, False]  # three in all, not three per replica
 
 
 def test_near_miss_band() -> None:
@@ -146,3 +160,48 @@ async def test_a_job_delivered_twice_is_judged_once() -> None:
     await queue.put(twice)  # at-least-once delivery: the same job again
     await worker.run_once(block_s=0.1)
     assert len(await ledger.query()) == 1
+
+
+async def test_a_false_hit_becomes_one_hard_negative_and_a_later_correct_label_takes_it_back() -> (
+    None
+):
+    worker, queue, ledger, _ = await worker_with(cached())
+    first, again = job(), job()  # the same pair, served twice
+    for each in (first, again):
+        await queue.put(each)
+    await worker.run_once(block_s=0.1)
+    [pair] = await ledger.hard_negatives()
+    assert (pair.cached_prompt, pair.new_prompt) == ("Cancel my order", "Don't cancel my order")
+    assert pair.similarity == pytest.approx(0.93) and pair.source == "judge"
+    await queue.put(job(new="Please cancel my order", similarity=0.97))  # judged correct
+    await worker.run_once(block_s=0.1)
+    assert len(await ledger.hard_negatives()) == 1
+    # A person says the false hit was fine after all: no longer a hard negative.
+    review = verdict("correct", source="review", the_job=first)
+    await act_on(review, worker.store, ledger, worker.settings)
+    assert await ledger.hard_negatives() == []
+
+
+async def test_a_redelivered_job_repeats_a_lost_action_without_judging_again() -> None:
+    worker, queue, ledger, store = await worker_with(cached())
+    lost = job()
+    # A worker recorded this verdict and died before acting on it or acknowledging it.
+    await ledger.record(
+        Verdict(id=lost.job_id, job=lost, verdict="false_positive", judge="contrast/1",
+                created_at=time.time())
+    )  # fmt: skip
+    await queue.put(lost)
+    await worker.run_once(block_s=0.1)
+    entry = await store.get_exact("s1", "x")
+    assert entry is not None and entry.min_similarity == pytest.approx(0.94)
+    assert len(await ledger.query(limit=None)) == 1 and await queue.depth() == 0
+    assert worker.processed == 0  # acknowledged, not judged a second time
+
+
+async def test_a_near_miss_judged_wrong_is_a_hard_negative_but_guards_nothing() -> None:
+    worker, queue, ledger, store = await worker_with(cached())
+    await queue.put(job(near_miss=True, similarity=0.88))
+    await worker.run_once(block_s=0.1)
+    assert [p.similarity for p in await ledger.hard_negatives()] == [pytest.approx(0.88)]
+    entry = await store.get_exact("s1", "x")
+    assert entry is not None and entry.min_similarity is None

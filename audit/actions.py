@@ -1,0 +1,52 @@
+"""What a label does: a false hit raises its entry's bar (or quarantines it) and becomes a
+hard negative; a later outside label saying the pair was fine takes the hard negative back.
+
+Shared by the worker (judge verdicts) and the admin/feedback routes (outside labels), and
+idempotent, so a redelivered job or a repeated label changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from audit.ledgers.base import Ledger
+from audit.schema import HardNegative, Verdict, pair_id
+from audit.settings import AuditSettings
+from cache.stores.base import Store, StoreError
+
+log = logging.getLogger("vetcache.audit")
+
+
+async def act_on(verdict: Verdict, store: Store, ledger: Ledger, settings: AuditSettings) -> None:
+    """Apply ``verdict``. Ledger errors propagate (the caller retries or reports); a store
+    error only costs the guard, and is logged."""
+    job = verdict.job
+    if verdict.verdict == "correct" and verdict.source != "judge":
+        await ledger.drop_hard_negative(pair_id(job.namespace, job.cached_prompt, job.new_prompt))
+        return
+    if verdict.verdict != "false_positive":
+        return
+    await ledger.add_hard_negative(
+        HardNegative(
+            cached_prompt=job.cached_prompt,
+            new_prompt=job.new_prompt,
+            similarity=job.similarity,
+            namespace=job.namespace,
+            model=job.model,
+            embedder=job.embedder,
+            source=verdict.source,
+            verdict_id=verdict.id,
+            created_at=verdict.created_at,
+        )
+    )
+    if job.near_miss:
+        return  # nothing was served, so there is nothing to guard
+    action = settings.action_for(job.namespace)
+    try:
+        if action == "raise":
+            bar = min(1.0, job.similarity + settings.raise_margin)
+            await store.guard(job.scope, job.entry_id, min_similarity=bar)
+        elif action == "quarantine":
+            await store.guard(job.scope, job.entry_id, quarantine=True)
+    except StoreError as exc:
+        log.warning("could not %s entry %s: %s", action, job.entry_id, type(exc).__name__)
