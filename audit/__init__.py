@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from audit.auditor import Auditor, build_judge
 from audit.ledgers.base import Ledger, LedgerError, Served
+from audit.observe import NULL_AUDIT_OBSERVER, AuditObserver
 from audit.queues.base import JobQueue, QueueError
 from audit.schema import AuditJob, Judgement, Verdict
 from audit.settings import AuditSettings
@@ -36,17 +37,22 @@ def build_queue_and_ledger(
 
 
 def build_auditor(
-    settings: AuditSettings, redis_url: str | None, store: Store, run_worker: bool | None = None
+    settings: AuditSettings,
+    redis_url: str | None,
+    store: Store,
+    run_worker: bool | None = None,
+    observer: AuditObserver = NULL_AUDIT_OBSERVER,
 ) -> Auditor:
     """The gateway's auditor. Without Redis it runs its own worker (the embedded default);
     with Redis, ``vetcache audit-worker`` processes do the judging unless ``run_worker``."""
     queue, ledger = build_queue_and_ledger(settings, redis_url)
     worker = run_worker if run_worker is not None else not redis_url
-    return Auditor(settings, queue, ledger, store, run_worker=worker)
+    return Auditor(settings, queue, ledger, store, run_worker=worker, observer=observer)
 
 
 __all__ = [
     "AuditJob",
+    "AuditObserver",
     "AuditSettings",
     "AuditWorker",
     "Auditor",

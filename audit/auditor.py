@@ -18,6 +18,7 @@ from audit.judges.contrast import ContrastJudge
 from audit.judges.cross_encoder import CrossEncoderJudge
 from audit.judges.llm import LLMJudge
 from audit.ledgers.base import Ledger, LedgerError, Served
+from audit.observe import NULL_AUDIT_OBSERVER, AuditObserver
 from audit.queues.base import JobQueue, QueueError
 from audit.sampler import Sampler
 from audit.schema import AuditJob
@@ -54,7 +55,9 @@ class Auditor:
         *,
         run_worker: bool,
         sampler: Sampler | None = None,
+        observer: AuditObserver = NULL_AUDIT_OBSERVER,
     ) -> None:
+        self.observer = observer
         self.settings = settings
         self.store = store
         self.queue = queue
@@ -62,7 +65,7 @@ class Auditor:
         self.sampler = sampler or Sampler(settings)
         self.errors = 0
         self.worker = (
-            AuditWorker("gateway", queue, build_judge(settings), ledger, store, settings)
+            AuditWorker("gateway", queue, build_judge(settings), ledger, store, settings, observer)
             if run_worker
             else None
         )
@@ -77,6 +80,7 @@ class Auditor:
             await self.ledger.open()
         except (QueueError, LedgerError) as exc:
             self.errors += 1
+            self.observer.cache_error("audit")
             log.warning("audit queue unavailable at start: %s", type(exc).__name__)
         if self.worker is not None:
             self._task = asyncio.create_task(self.worker.run(self._stop), name="vetcache-audit")
@@ -105,6 +109,7 @@ class Auditor:
                 seen = await self.ledger.remember(Served(job=job, key_id=key_id), SERVED_TTL_S)
                 if self.sampler.hit(key.namespace, seen):
                     await self.queue.put(job)
+                    self.observer.job_queued(job)
             elif (
                 lookup.outcome == "miss"
                 and lookup.candidate is not None
@@ -112,9 +117,12 @@ class Auditor:
                 and self.sampler.near_miss(lookup.best_similarity, lookup.threshold)
             ):
                 job = _job(request_id, key, lookup.candidate, lookup.best_similarity, lookup)
-                await self.queue.put(job.model_copy(update={"near_miss": True}))
+                job = job.model_copy(update={"near_miss": True})
+                await self.queue.put(job)
+                self.observer.job_queued(job)
         except (QueueError, LedgerError) as exc:
             self.errors += 1
+            self.observer.cache_error("audit")
             log.warning("audit submit failed request_id=%s: %s", request_id, type(exc).__name__)
 
 

@@ -9,6 +9,7 @@ import time
 from audit.actions import act_on
 from audit.judges.base import Judge
 from audit.ledgers.base import Ledger, LedgerError
+from audit.observe import NULL_AUDIT_OBSERVER, AuditObserver
 from audit.queues.base import Delivery, JobQueue, QueueError
 from audit.schema import Verdict
 from audit.settings import AuditSettings
@@ -29,7 +30,9 @@ class AuditWorker:
         ledger: Ledger,
         store: Store,
         settings: AuditSettings,
+        observer: AuditObserver = NULL_AUDIT_OBSERVER,
     ) -> None:
+        self.observer = observer
         self.name = name
         self.queue = queue
         self.judge = judge
@@ -49,7 +52,8 @@ class AuditWorker:
             await act_on(earlier, self.store, self.ledger, self.settings)
             await self.queue.ack(delivery.id)
             return earlier
-        judgement = await self.judge.judge(job)
+        with self.observer.timed("judge"):
+            judgement = await self.judge.judge(job)
         verdict = Verdict(
             id=job.job_id,
             job=job,
@@ -59,7 +63,9 @@ class AuditWorker:
             judge=judgement.judge,
             created_at=time.time(),
         )
-        if not await self.ledger.record(verdict):
+        if await self.ledger.record(verdict):
+            self.observer.verdict_recorded(verdict)
+        else:
             # Another delivery of this job got there first (a reclaim race): act on its verdict.
             verdict = await self.ledger.get(job.job_id) or verdict
         await act_on(verdict, self.store, self.ledger, self.settings)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cache.embedder import BUNDLED_MODEL, Embedder, EmbedderError, Vector
 from cache.keys import derive_key
+from cache.observe import NULL_OBSERVER, Observer
 from cache.schema import CacheEntry, CacheHit, CacheKey, ContextPolicy
 from cache.stores.base import Store, StoreError, StoreUnusable
 
@@ -90,10 +91,17 @@ class Lookup(BaseModel):
 class SemanticCache:
     """The cache the gateway asks before calling the upstream."""
 
-    def __init__(self, settings: CacheSettings, store: Store, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        settings: CacheSettings,
+        store: Store,
+        embedder: Embedder,
+        observer: Observer = NULL_OBSERVER,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.embedder = embedder
+        self.observer = observer
         self.errors = 0
         self._store_open = False
         self._failing = False
@@ -179,13 +187,17 @@ class SemanticCache:
             await self._open_store()
             if not self._store_open:
                 raise StoreError("the store is not reachable")
-        exact = await self.store.get_exact(key.scope, key.exact)
+        observer = self.observer
+        with observer.timed("exact_lookup"):
+            exact = await self.store.get_exact(key.scope, key.exact)
         if exact is not None and not exact.quarantined:
             self._recovered()
             hit = CacheHit(entry=exact, similarity=1.0, exact=True)
             return Lookup(outcome="hit", threshold=threshold, hit=hit, best_similarity=1.0)
-        vector = await self.embedder.embed(key.text)
-        found = await self.store.search(key.scope, vector, k=1)
+        with observer.timed("embed"):
+            vector = await self.embedder.embed(key.text)
+        with observer.timed("vector_search"):
+            found = await self.store.search(key.scope, vector, k=1)
         self._recovered()
         if not found:
             return Lookup(outcome="miss", threshold=threshold, vector=vector)
@@ -228,6 +240,12 @@ class SemanticCache:
         self, key: CacheKey, vector: Vector | None, completion: Mapping[str, Any]
     ) -> None:
         """Store ``completion`` under ``key``; failures are counted and logged, not raised."""
+        with self.observer.timed("admit"):
+            await self._admit(key, vector, completion)
+
+    async def _admit(
+        self, key: CacheKey, vector: Vector | None, completion: Mapping[str, Any]
+    ) -> None:
         try:
             if vector is None:
                 vector = await self.embedder.embed(key.text)
@@ -255,6 +273,14 @@ class SemanticCache:
 
     def _incident(self, exc: Exception) -> None:
         self.errors += 1
+        kind = (
+            "timeout"
+            if isinstance(exc, TimeoutError)
+            else "embedder"
+            if isinstance(exc, EmbedderError)
+            else "store"
+        )
+        self.observer.cache_error(kind)
         if not self._failing:
             self._failing = True
             log.warning("cache unavailable, serving from upstream: %s", type(exc).__name__)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from audit import build_auditor
 from cache import SemanticCache, StoreUnusable, build_cache
@@ -14,20 +15,27 @@ from proxy import __version__
 from proxy.auth import KeyRing
 from proxy.chat_service import ChatService
 from proxy.errors import install_error_handlers
+from proxy.metrics import Metrics, MetricsRefresher
 from proxy.middleware import RequestContext
-from proxy.routes import admin, audits, chat, embeddings, health, models
+from proxy.routes import admin, audits, chat, embeddings, health, models, ui
 from proxy.settings import Settings, load_settings
 from proxy.upstream import Upstream
 
 log = logging.getLogger("vetcache.app")
 
 
-def create_app(settings: Settings, cache: SemanticCache | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    cache: SemanticCache | None = None,
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
     """The gateway as an ASGI app. Resources open in the lifespan and close with it.
 
     ``cache`` replaces the one ``settings`` describe (tests pass one built on fakes or share
-    one across apps); it is opened and closed with the app either way.
+    one across apps); it is opened and closed with the app either way. Metrics go to
+    ``registry`` (a fresh one by default; never the global one).
     """
+    metrics = Metrics(registry or CollectorRegistry(), settings.metrics.max_namespaces)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,6 +43,7 @@ def create_app(settings: Settings, cache: SemanticCache | None = None) -> FastAP
         if semantic is None and settings.cache.enabled:
             semantic = build_cache(settings.cache, settings.redis_url)
         if semantic is not None:
+            semantic.observer = metrics
             where = "Redis" if settings.redis_url else "the in-process store (no redis_url set)"
             log.info("cache: %s, embedder %s", where, settings.cache.embedding_model)
             try:
@@ -44,16 +53,22 @@ def create_app(settings: Settings, cache: SemanticCache | None = None) -> FastAP
                 raise
         auditor = None
         if semantic is not None and settings.audit.enabled:
-            auditor = build_auditor(settings.audit, settings.redis_url, semantic.store)
+            auditor = build_auditor(
+                settings.audit, settings.redis_url, semantic.store, observer=metrics
+            )
             await auditor.open()
         upstream = Upstream(settings)
         guard = semantic is not None and semantic.settings.contrast_guard
-        service = ChatService(upstream, semantic, auditor, guard=guard)
+        service = ChatService(upstream, semantic, auditor, guard=guard, metrics=metrics)
+        refresher = MetricsRefresher(metrics, settings.metrics, semantic, auditor)
+        refresher.start()
         app.state.upstream, app.state.chat, app.state.auditor = upstream, service, auditor
+        app.state.refresher = refresher
         try:
             yield
         finally:
             app.state.upstream = app.state.chat = app.state.auditor = None
+            await refresher.stop()
             await service.drain()
             await upstream.aclose()
             if auditor is not None:
@@ -69,10 +84,11 @@ def create_app(settings: Settings, cache: SemanticCache | None = None) -> FastAP
     )
     app.state.settings = settings
     app.state.keyring = KeyRing(settings)
+    app.state.metrics = metrics
     app.state.upstream = app.state.chat = app.state.auditor = None
     install_error_handlers(app)
     app.add_middleware(RequestContext, access_log=settings.access_log)
-    for module in (chat, embeddings, models, health, admin):
+    for module in (chat, embeddings, models, health, admin, ui):
         app.include_router(module.router)
     app.include_router(audits.admin)
     app.include_router(audits.public)

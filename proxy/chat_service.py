@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any, Literal
 
 import orjson
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from audit import Auditor
@@ -24,6 +25,7 @@ from audit.judges.contrast import ContrastJudge
 from cache import CacheKey, Lookup, NotCacheable, SemanticCache
 from cache.replay import assemble, replay
 from proxy.auth import Principal
+from proxy.metrics import Metrics
 from proxy.upstream import Upstream
 
 AfterResponse = Callable[[], Coroutine[Any, Any, None]] | None
@@ -101,7 +103,9 @@ class ChatService:
         cache: SemanticCache | None,
         auditor: Auditor | None = None,
         guard: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics(CollectorRegistry())
         self.upstream = upstream
         self.cache = cache
         self.auditor = auditor
@@ -127,6 +131,7 @@ class ChatService:
             judgement = self.guard.decide(hit.entry.text, key.text, hit.similarity)
             if judgement.verdict == "false_positive":  # a would-be false hit: answer fresh
                 self.guarded += 1
+                self.metrics.guard_veto(key.namespace)
                 return lookup.model_copy(
                     update={"outcome": "miss", "hit": None, "candidate": hit.entry}
                 )
@@ -135,16 +140,54 @@ class ChatService:
     def _after(
         self, request_id: str, key: CacheKey, lookup: Lookup | None, who: Principal
     ) -> AfterResponse:
-        auditor = self.auditor
-        if auditor is None or lookup is None or lookup.outcome == "error":
+        """Work for after the answer is sent: count what a hit saved, hand the lookup to
+        the auditor."""
+        auditor = self.auditor if lookup is not None and lookup.outcome != "error" else None
+        hit = lookup.hit if lookup is not None else None
+        if auditor is None and hit is None:
             return None
 
-        async def submit() -> None:
-            await auditor.after_lookup(
-                request_id=request_id, key=key, lookup=lookup, key_id=who.key_id
-            )
+        async def after() -> None:
+            if hit is not None:
+                self._count_saved(key, hit.entry.response)
+            if auditor is not None and lookup is not None:
+                await auditor.after_lookup(
+                    request_id=request_id, key=key, lookup=lookup, key_id=who.key_id
+                )
 
-        return submit
+        return after
+
+    def _count_saved(self, key: CacheKey, response: str) -> None:
+        try:
+            usage = orjson.loads(response).get("usage") or {}
+            prompt = int(usage.get("prompt_tokens") or 0)
+            completion = int(usage.get("completion_tokens") or 0)
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+            return
+        cost = self.upstream.cost(key.model, prompt, completion)
+        self.metrics.saved(key.namespace, prompt + completion, cost)
+
+    async def _chat(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        with self.metrics.timed("upstream"):
+            return await self.upstream.chat(body)
+
+    async def _chat_stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """The upstream's chunks, timed from the call to the last chunk."""
+        started = time.perf_counter()
+        try:
+            chunks = await self.upstream.chat_stream(body)
+        except BaseException:
+            self.metrics.stage("upstream", time.perf_counter() - started)
+            raise
+
+        async def timed() -> AsyncIterator[dict[str, Any]]:
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                self.metrics.stage("upstream", time.perf_counter() - started)
+
+        return timed()
 
     def _admit_later(self, key: CacheKey, lookup: Lookup | None, body: Mapping[str, Any],
                      completion: dict[str, Any], how: Directives) -> None:  # fmt: skip
@@ -162,13 +205,13 @@ class ChatService:
         """A JSON answer (encoded), what the cache did, and what to do once it is sent."""
         key = self._key(body, who, how)
         if key is None:
-            payload = orjson.dumps(await self.upstream.chat(body))
+            payload = orjson.dumps(await self._chat(body))
             return payload, CacheReport(outcome="bypass"), None
         lookup = await self._lookup(key, how)
         after = self._after(request_id, key, lookup, who)
         if lookup is not None and lookup.hit is not None:
             return lookup.hit.entry.response.encode(), _hit_report(lookup), after
-        completion = await self._once(key, lambda: self.upstream.chat(body), lookup, body, how)
+        completion = await self._once(key, lambda: self._chat(body), lookup, body, how)
         return orjson.dumps(completion), _miss_report(lookup), after
 
     async def _once(
@@ -201,7 +244,7 @@ class ChatService:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         key = self._key(body, who, how)
         if key is None:
-            return await self.upstream.chat_stream(body), CacheReport(outcome="bypass"), None
+            return await self._chat_stream(body), CacheReport(outcome="bypass"), None
         lookup = await self._lookup(key, how)
         after = self._after(request_id, key, lookup, who)
         if lookup is not None and lookup.hit is not None:
@@ -218,7 +261,7 @@ class ChatService:
                 pass
         future = self._flights.lead(key.exact)
         try:
-            upstream_chunks = await self.upstream.chat_stream(body)
+            upstream_chunks = await self._chat_stream(body)
         except BaseException:
             self._flights.land(key.exact, future, None)
             raise

@@ -3,7 +3,7 @@
     vetcache serve [--config F] [--host H] [--port P] [--workers N]
     vetcache check-config F
     vetcache fake-upstream [--host H] [--port P] [--latency-ms L]
-    vetcache audit-worker [--config F] [--name N]
+    vetcache audit-worker [--config F] [--name N] [--metrics-port P]
     vetcache hash-key            (reads a key on stdin, prints its SHA-256)
     vetcache version
 
@@ -16,12 +16,18 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from proxy import __version__
 from proxy.settings import ConfigError, Settings, load_settings, worker_environment
+
+if TYPE_CHECKING:
+    from proxy.metrics import Metrics
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -59,8 +65,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
     else:
         # Worker processes rebuild the settings from the environment; hand them the same
-        # config file and flags through it.
-        with worker_environment(settings):
+        # config file and flags through it, and a fresh directory where prometheus-client
+        # keeps every worker's samples (so /metrics on any of them shows them all).
+        with worker_environment(settings), _multiprocess_metrics():
             uvicorn.run(
                 "proxy.app:app_from_environment",
                 factory=True,
@@ -68,6 +75,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 **common,  # type: ignore[arg-type]
             )
     return 0
+
+
+@contextmanager
+def _multiprocess_metrics() -> Iterator[None]:
+    """``PROMETHEUS_MULTIPROC_DIR`` for the worker processes: a new empty directory (stale
+    files from an earlier run would be summed in), removed afterwards. A directory the user
+    set is used as it is."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="vetcache-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        try:
+            yield
+        finally:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 def cmd_audit_worker(args: argparse.Namespace) -> int:
@@ -85,11 +108,30 @@ def cmd_audit_worker(args: argparse.Namespace) -> int:
         )
         return 2
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
-    asyncio.run(_run_audit_worker(settings, name, signal))
+    metrics = _worker_metrics(settings, args.metrics_port)
+    asyncio.run(_run_audit_worker(settings, name, signal, metrics))
     return 0
 
 
-async def _run_audit_worker(settings: Settings, name: str, signal: ModuleType) -> None:
+def _worker_metrics(settings: Settings, port: int) -> Metrics:
+    """The audit worker's metrics, served on their own port (0: not served). Workers are
+    scraped like gateways; they do not push."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from proxy.metrics import Metrics
+
+    metrics = Metrics(CollectorRegistry(), settings.metrics.max_namespaces)
+    if port:
+        start_http_server(port, addr=settings.host, registry=metrics.registry)
+        logging.getLogger("vetcache.audit").info(
+            "audit worker metrics on http://%s:%d/metrics", settings.host, port
+        )
+    return metrics
+
+
+async def _run_audit_worker(
+    settings: Settings, name: str, signal: ModuleType, metrics: Metrics
+) -> None:
     import asyncio
 
     from audit import AuditWorker, build_judge, build_queue_and_ledger
@@ -99,7 +141,7 @@ async def _run_audit_worker(settings: Settings, name: str, signal: ModuleType) -
     queue, ledger = build_queue_and_ledger(settings.audit, settings.redis_url)
     store = RedisStore(settings.redis_url)
     judge = build_judge(settings.audit)
-    worker = AuditWorker(name, queue, judge, ledger, store, settings.audit)
+    worker = AuditWorker(name, queue, judge, ledger, store, settings.audit, metrics)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -171,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("audit-worker", help="judge sampled hits from the Redis stream")
     worker.add_argument("--config", type=Path, help="YAML config file")
     worker.add_argument("--name", help="consumer name (default host-pid)")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9102,
+        help="serve this worker's Prometheus metrics on this port (0: off; default 9102)",
+    )
     worker.set_defaults(func=cmd_audit_worker)
 
     check = sub.add_parser("check-config", help="validate a config file and exit")

@@ -15,6 +15,7 @@ from audit import Auditor
 from proxy.auth import KeyRing, Principal
 from proxy.chat_service import ChatService
 from proxy.errors import GatewayError
+from proxy.metrics import Metrics
 from proxy.settings import Settings
 from proxy.upstream import Upstream
 
@@ -46,6 +47,11 @@ def auditor(request: Request) -> Auditor:
     if found is None:
         raise GatewayError("Audits are disabled", status=409, code="audit_disabled")
     return cast(Auditor, found)
+
+
+def metrics(request: Request) -> Metrics:
+    """The app's metrics."""
+    return cast(Metrics, request.app.state.metrics)
 
 
 def keyring(request: Request) -> KeyRing:

@@ -130,6 +130,19 @@ class AuthSettings(_Frozen):
     """Tenant of every request when auth is off."""
 
 
+class MetricsSettings(_Frozen):
+    """``metrics:`` in the config."""
+
+    enabled: bool = True
+    """Serve ``GET /metrics``."""
+    max_namespaces: int = Field(default=200, ge=1)
+    """Distinct namespace labels kept; later ones are counted as ``_other``."""
+    refresh_s: float = Field(default=15.0, gt=0)
+    """How often the shared-state gauges (FP rate, queue, thresholds, entries) refresh."""
+    fp_window_s: int | None = Field(default=None, ge=60)
+    """Window of ``vetcache_false_positive_rate``; default ``audit.window_s``."""
+
+
 class Settings(BaseSettings):
     """The whole configuration of a gateway process. Frozen: read once, never changed."""
 
@@ -171,6 +184,8 @@ class Settings(BaseSettings):
     """How the semantic cache matches and admits."""
     audit: AuditSettings = AuditSettings()
     """How served hits are sampled, judged and acted upon."""
+    metrics: MetricsSettings = MetricsSettings()
+    """Prometheus metrics at ``/metrics``."""
     audit_sample_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     """Shorthand for ``audit.sample_rate`` (``VETCACHE_AUDIT_SAMPLE_RATE``)."""
     audit_judge: Literal["contrast", "llm", "cross-encoder"] | None = None

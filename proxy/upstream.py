@@ -81,6 +81,10 @@ class Upstream:
     def __init__(self, settings: Settings) -> None:
         self._litellm = import_litellm()
         self.aliases = frozenset(settings.aliases)
+        self._routes: dict[str, ModelRoute] = {}
+        for route in settings.model_list:
+            self._routes.setdefault(route.model_name, route)
+        self._prices: dict[str, tuple[float, float]] = {}
         fallbacks: dict[str, list[str]] = {}
         for route in settings.model_list:
             for alias in route.fallbacks:
@@ -95,6 +99,36 @@ class Upstream:
             # because an earlier one failed: pass every failure through as it happens.
             disable_cooldowns=True,
         )
+
+    def cost(self, alias: str, prompt_tokens: int, completion_tokens: int) -> float:
+        """USD the alias's first deployment charges for these tokens, from litellm's price
+        map (or ``input_cost_per_token`` / ``output_cost_per_token`` in the route's
+        params); 0 for a model litellm does not price. Prices are looked up once per alias
+        (litellm's lookup costs ~0.4 ms)."""
+        prices = self._prices.get(alias)
+        if prices is None:
+            prices = self._prices[alias] = self._price(alias)
+        return prompt_tokens * prices[0] + completion_tokens * prices[1]
+
+    def _price(self, alias: str) -> tuple[float, float]:
+        route = self._routes.get(alias)
+        if route is None:
+            return 0.0, 0.0
+        custom = {
+            name: float(route.params[name])
+            for name in ("input_cost_per_token", "output_cost_per_token")
+            if isinstance(route.params.get(name), int | float)
+        }
+        try:
+            prompt, completion = self._litellm.cost_per_token(
+                model=route.model,
+                prompt_tokens=1_000_000,
+                completion_tokens=1_000_000,
+                custom_cost_per_token=custom or None,
+            )
+        except Exception:  # noqa: BLE001 - litellm raises several kinds for unpriced models
+            return 0.0, 0.0
+        return float(prompt) / 1_000_000, float(completion) / 1_000_000
 
     def check_model(self, alias: str) -> None:
         """Raise ``ModelNotFound`` unless ``alias`` is configured."""

@@ -47,6 +47,10 @@ class Store(ABC):
         """Live entries in ``namespace``."""
 
     @abstractmethod
+    async def sizes(self, limit: int = 1000) -> dict[str, int]:
+        """Live entries per namespace, for at most ``limit`` namespaces (metrics)."""
+
+    @abstractmethod
     async def thresholds(self) -> dict[str, float]:
         """Live per-namespace thresholds (set at run time, shared by every replica)."""
 

@@ -47,6 +47,10 @@ class FaultyStore(Store):
         await self._gate()
         return await self.inner.count(namespace)
 
+    async def sizes(self, limit: int = 1000) -> dict[str, int]:
+        await self._gate()
+        return await self.inner.sizes(limit)
+
     async def thresholds(self) -> dict[str, float]:
         await self._gate()
         return await self.inner.thresholds()

@@ -75,6 +75,10 @@ class MemoryStore(Store):
         now = time.time()
         return sum(1 for i in list(self._by_namespace.get(namespace, ())) if self._live(i, now))
 
+    async def sizes(self, limit: int = 1000) -> dict[str, int]:
+        names = sorted(self._by_namespace)[:limit]
+        return {name: await self.count(name) for name in names}
+
     async def thresholds(self) -> dict[str, float]:
         return dict(self._thresholds)
 

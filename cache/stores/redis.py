@@ -239,6 +239,22 @@ class RedisStore(Store):
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
+    async def sizes(self, limit: int = 1000) -> dict[str, int]:
+        try:
+            names: list[str] = []
+            async for key in self._redis.scan_iter(match=namespace_key("*"), count=500):
+                names.append(_text(key).removeprefix(namespace_key("")))
+                if len(names) >= limit:
+                    break
+            now = time.time()
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.zcount(namespace_key(name), now, "+inf")
+                counts = await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+        return {name: int(n) for name, n in zip(names, counts, strict=True)}
+
     async def guard(
         self,
         scope: str,

@@ -3,6 +3,8 @@
 GET  /admin/verdicts?namespace=&verdict=&since=&limit=   admin key
 GET  /admin/fp-rate?namespace=&window_s=                  admin key
 POST /admin/verdicts/{id}/review {correct, comment}       admin key: a person's label
+GET  /admin/review-queue?limit=                           admin key: recent false_positive and
+                                                          uncertain labels, with any review
 GET  /admin/hard-negatives?namespace=&limit=&format=       admin key: json, or jsonl rows
                                                           shaped like the labelled pair files
 POST /v1/feedback {request_id, correct, comment}          the key that made the request
@@ -66,6 +68,7 @@ async def _label(
     )
     try:
         await auditor.ledger.record(verdict)
+        auditor.observer.verdict_recorded(verdict)
         await act_on(verdict, auditor.store, auditor.ledger, auditor.settings)
     except LedgerError:
         raise _unavailable() from None
@@ -121,6 +124,42 @@ async def false_positive_rate(
         },
     }
     return json_response(body)
+
+
+REVIEW_SCAN = 5000
+"""Newest verdicts the review queue looks through."""
+
+
+@admin.get("/review-queue")
+async def review_queue(
+    auditor: deps.AuditorDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> Response:
+    """Recent judge and feedback labels a person should look at (false_positive and
+    uncertain on served hits), newest first, each with the latest review of its pair."""
+    try:
+        recent = await auditor.ledger.query(limit=REVIEW_SCAN)
+    except LedgerError:
+        raise _unavailable() from None
+    reviews: dict[str, Verdict] = {}
+    for item in reversed(recent):  # oldest first: the newest review wins
+        if item.source == "review":
+            reviews[item.job.job_id] = item
+    rows = []
+    for item in recent:
+        if item.source == "review" or item.job.near_miss:
+            continue
+        if item.verdict not in ("false_positive", "uncertain"):
+            continue
+        review = reviews.get(item.job.job_id)
+        rows.append(
+            {
+                "verdict": item.model_dump(mode="json"),
+                "review": None if review is None else review.verdict,
+            }
+        )
+        if len(rows) >= limit:
+            break
+    return json_response({"object": "list", "data": rows})
 
 
 @admin.get("/hard-negatives")

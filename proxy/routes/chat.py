@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -18,30 +19,47 @@ from starlette.responses import Response, StreamingResponse
 from proxy import deps
 from proxy.chat_service import CacheReport, Directives
 from proxy.errors import GatewayError, InvalidRequest
+from proxy.metrics import RequestOutcome
 from proxy.schemas import ChatCompletionRequest
 from proxy.wire import read_json, validate
 
 log = logging.getLogger("vetcache.chat")
 router = APIRouter(tags=["chat"])
 
+_OUTCOMES: dict[str, RequestOutcome] = {
+    "hit": "hit",
+    "miss": "miss",
+    "error": "miss",
+    "bypass": "bypass",
+}
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 DONE = b"data: [DONE]\n\n"
 NAMESPACE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-async def sse(chunks: AsyncIterator[dict[str, Any]], request_id: str) -> AsyncIterator[bytes]:
+async def sse(
+    chunks: AsyncIterator[dict[str, Any]],
+    request_id: str,
+    finished: Callable[[bool], None] | None = None,
+) -> AsyncIterator[bytes]:
     """OpenAI's event stream: one ``data:`` event per chunk, then ``data: [DONE]``.
 
     An upstream failure mid-stream is sent as a final ``data: {"error": ...}`` event without
-    ``[DONE]``, as OpenAI does, since the status line has already gone out.
+    ``[DONE]``, as OpenAI does, since the status line has already gone out. ``finished`` is
+    told whether the stream failed once it ends.
     """
+    failed = True
     try:
         async for chunk in chunks:
             yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+        failed = False
     except GatewayError as exc:
         log.warning("stream failed request_id=%s status=%d", request_id, exc.status_code)
         yield b"data: " + orjson.dumps(exc.body()) + b"\n\n"
         return
+    finally:
+        if finished is not None:
+            finished(failed)
     yield DONE
 
 
@@ -100,26 +118,46 @@ async def chat_completions(
     service: deps.ChatDep,
 ) -> Response:
     """Create a chat completion."""
+    started = time.perf_counter()
     body = await read_json(request, settings.max_body_bytes)
     chat = validate(ChatCompletionRequest, body)
     service.upstream.check_model(chat.model)
     how = directives(request)
     request_id = deps.request_id(request)
+    metrics = deps.metrics(request)
+
+    def count(report: CacheReport | None) -> None:
+        # A cache failure that fell open went upstream like a miss (and is counted in
+        # vetcache_cache_errors_total); "error" is a valid request that failed.
+        outcome = "error" if report is None else _OUTCOMES[report.outcome]
+        similarity = report.similarity if report is not None else None
+        elapsed = time.perf_counter() - started
+        metrics.request(how.namespace, chat.model, outcome, elapsed, similarity)
+
     if not chat.stream:
         if chat.stream_options is not None:
             raise InvalidRequest(
                 "'stream_options' is only allowed when 'stream' is true", param="stream_options"
             )
-        payload, report, after = await service.complete(body, principal, how, request_id)
+        try:
+            payload, report, after = await service.complete(body, principal, how, request_id)
+        except GatewayError:
+            count(None)
+            raise
+        count(report)
         return Response(
             payload,
             media_type="application/json",
             headers=cache_headers(report),
             background=BackgroundTask(after) if after else None,
         )
-    chunks, report, after = await service.stream(body, principal, how, request_id)
+    try:
+        chunks, report, after = await service.stream(body, principal, how, request_id)
+    except GatewayError:
+        count(None)
+        raise
     return StreamingResponse(
-        sse(chunks, request_id),
+        sse(chunks, request_id, lambda failed: count(None if failed else report)),
         media_type="text/event-stream",
         headers={**SSE_HEADERS, **cache_headers(report)},
         background=BackgroundTask(after) if after else None,

@@ -113,6 +113,16 @@ async def test_namespaces_count_separately(store: Store) -> None:
     assert (await store.count(ns_a), await store.count(ns_b)) == (1, 1)
 
 
+async def test_sizes_lists_live_entries_per_namespace(store: Store) -> None:
+    scope, ns_a, ns_b = fresh(), fresh(), fresh()
+    for _ in range(3):
+        await store.put(entry(scope, ns_a), unit(1), ttl_s=60, cap=None)
+    await store.put(entry(scope, ns_b), unit(1), ttl_s=1, cap=None)
+    await asyncio.sleep(1.1)  # the ns_b entry has expired
+    sizes = await store.sizes(limit=100_000)
+    assert sizes[ns_a] == 3 and sizes.get(ns_b, 0) == 0
+
+
 async def test_live_thresholds_round_trip(store: Store) -> None:
     ns = fresh()
     await store.set_threshold(ns, 0.93)

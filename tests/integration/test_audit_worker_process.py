@@ -42,7 +42,9 @@ async def test_killed_worker_loses_no_job(redis_url: str, tmp_path: Path) -> Non
     try:
         for i in range(JOBS):
             await queue.put(job(i, namespace))
-        doomed = vetcache("audit-worker", "--config", str(config), "--name", "doomed")
+        doomed = vetcache(
+            "audit-worker", "--config", str(config), "--name", "doomed", "--metrics-port", "0"
+        )
         deadline = time.monotonic() + 60
         while not await ledger.query(namespace=namespace):
             assert doomed.poll() is None, child_log(doomed)
@@ -51,7 +53,9 @@ async def test_killed_worker_loses_no_job(redis_url: str, tmp_path: Path) -> Non
         os.kill(doomed.pid, signal.SIGKILL)  # mid-stream: some jobs taken, not finished
         doomed.wait(timeout=10)
         assert len(await ledger.query(namespace=namespace, limit=None)) < JOBS  # work was left
-        survivor = vetcache("audit-worker", "--config", str(config), "--name", "survivor")
+        survivor = vetcache(
+            "audit-worker", "--config", str(config), "--name", "survivor", "--metrics-port", "0"
+        )
         try:
             deadline = time.monotonic() + 60
             while (judged := len(await ledger.query(namespace=namespace, limit=None))) < JOBS:

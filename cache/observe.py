@@ -1,0 +1,36 @@
+"""Where the cache reports what it spends and what fails; the gateway's metrics listen.
+
+``cache`` (and ``audit``, which extends it) needs no metrics library: it calls an observer,
+and the default one does nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+Stage = str
+"""``exact_lookup``, ``embed``, ``vector_search``, ``upstream``, ``admit``, ``judge``."""
+
+
+class Observer:
+    """Hooks for timings and failures. Subclass and override; every hook is cheap to call."""
+
+    def stage(self, stage: Stage, seconds: float) -> None:
+        """One stage of a request (or of an audit) took ``seconds``."""
+
+    def cache_error(self, kind: str) -> None:
+        """The cache failed open: ``store``, ``embedder`` or ``timeout``."""
+
+    @contextmanager
+    def timed(self, stage: Stage) -> Iterator[None]:
+        """Time the block as ``stage`` (also when it raises)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage(stage, time.perf_counter() - started)
+
+
+NULL_OBSERVER = Observer()
