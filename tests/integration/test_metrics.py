@@ -1,0 +1,223 @@
+"""``/metrics`` after a scripted mix of hits, misses, bypasses, errors and audits, on the
+bundled embedder and the in-process audit path; and with ``serve --workers 2``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from audit.stats import wilson
+from cache.embedder import SentenceTransformerEmbedder
+from cache.semantic import CacheSettings, SemanticCache
+from cache.stores.memory import MemoryStore
+from proxy.auth import hash_key
+from tests.conftest import child_log, free_port, route, stop, vetcache, wait_http
+
+pytestmark = pytest.mark.integration
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(text: str) -> Samples:
+    """Every sample of a ``/metrics`` page, by name and labels."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """One sample's value; 0 when absent (a counter never incremented)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """Sum over every sample of ``name`` whose labels include ``labels``."""
+    want = set(labels.items())
+    return sum(v for (n, lbls), v in samples.items() if n == name and want <= lbls)
+
+
+@pytest.fixture(scope="module")
+def embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder()
+
+
+def test_metrics_match_a_scripted_mix(
+    gateway_client: Callable[..., TestClient],
+    embedder: SentenceTransformerEmbedder,
+    fake_upstream: str,
+) -> None:
+    ns = f"m{uuid.uuid4().hex[:10]}"
+    store = MemoryStore()
+    client = gateway_client(
+        cache=SemanticCache(CacheSettings(threshold=0.5, lookup_budget_ms=5000), store, embedder),
+        audit={"burn_in": 10, "sample_rate": 1.0, "near_miss_rate": 0.0},
+        metrics={"refresh_s": 0.1},
+        admin_key_sha256=hash_key("sk-admin"),
+        model_list=[
+            route("fake-gpt", "fake-gpt", fake_upstream),
+            route("broken", "error-500", fake_upstream),
+        ],
+    )
+    admin = {"authorization": "Bearer sk-admin"}
+
+    def ask(text: str, model: str = "fake-gpt", **headers: str) -> Any:
+        body = {"model": model, "messages": [{"role": "user", "content": text}]}
+        return client.post(
+            "/v1/chat/completions", json=body, headers={"x-vetcache-namespace": ns, **headers}
+        )
+
+    def wait(check: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 15
+        while not check():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    first = ask("Cancel my subscription")
+    assert first.headers["x-vetcache"] == "miss"
+    wait(lambda: asyncio.run(store.count(ns)) == 1, "the first answer was never admitted")
+    assert ask("Cancel my subscription, please").headers["x-vetcache"] == "hit"
+    assert ask("Don't cancel my subscription").headers["x-vetcache"] == "hit"
+    far = ask("What is the tallest mountain in Africa?")
+    assert far.headers["x-vetcache"] == "miss" and "x-vetcache-similarity" in far.headers
+    assert (
+        ask("Skip the cache", **{"cache-control": "no-cache, no-store"}).headers["x-vetcache"]
+        == "bypass"
+    )
+    assert ask("This one fails", model="broken").status_code == 500
+    wait(lambda: asyncio.run(store.count(ns)) == 2, "the second miss was never admitted")
+
+    def verdicts() -> list[dict[str, Any]]:
+        return list(client.get(f"/admin/verdicts?namespace={ns}", headers=admin).json()["data"])
+
+    wait(lambda: len(verdicts()) == 2, "the two hits were never judged")
+
+    def fp_gauge_is(expected: float) -> Callable[[], bool]:
+        def check() -> bool:
+            samples = scrape(client.get("/metrics").text)
+            found = samples.get(("vetcache_false_positive_rate", frozenset({("namespace", ns)})))
+            return found == pytest.approx(expected)
+
+        return check
+
+    wait(fp_gauge_is(0.5), "the FP-rate gauge never showed the two verdicts")
+    page = client.get("/metrics")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/plain")
+    m = scrape(page.text)
+
+    assert value(m, "vetcache_requests_total", namespace=ns, model="fake-gpt", outcome="hit") == 2
+    assert value(m, "vetcache_requests_total", namespace=ns, model="fake-gpt", outcome="miss") == 2
+    assert (
+        value(m, "vetcache_requests_total", namespace=ns, model="fake-gpt", outcome="bypass") == 1
+    )
+    assert value(m, "vetcache_requests_total", namespace=ns, model="broken", outcome="error") == 1
+    assert value(m, "vetcache_request_duration_seconds_count", outcome="hit") == 2
+    assert value(m, "vetcache_request_duration_seconds_count", outcome="error") == 1
+    # Similarity of the best candidate: both hits, and the one miss that had a candidate.
+    assert value(m, "vetcache_similarity_count", outcome="hit") == 2
+    assert value(m, "vetcache_similarity_count", outcome="miss") == 1
+    assert value(m, "vetcache_similarity_bucket", outcome="hit", le="0.5") == 0
+    # Stages: every lookup embedded once (5 lookups: the failed request looked up too; the
+    # bypass did not); the upstream was called for 2 misses, the bypass and the failure.
+    assert value(m, "vetcache_stage_duration_seconds_count", stage="embed") == 5
+    assert value(m, "vetcache_stage_duration_seconds_count", stage="vector_search") == 5
+    assert value(m, "vetcache_stage_duration_seconds_count", stage="upstream") == 4
+    assert value(m, "vetcache_stage_duration_seconds_count", stage="admit") == 2
+    assert value(m, "vetcache_stage_duration_seconds_count", stage="judge") == 2
+    assert value(m, "vetcache_audit_jobs_total", namespace=ns, kind="hit") == 2
+    judge = {"namespace": ns, "judge": "contrast/1", "kind": "hit"}
+    assert value(m, "vetcache_audit_verdicts_total", verdict="false_positive", **judge) == 1
+    assert value(m, "vetcache_audit_verdicts_total", verdict="correct", **judge) == 1
+    assert value(m, "vetcache_audit_lag_seconds_count") == 2
+    lower, upper = wilson(1, 2)
+    assert value(m, "vetcache_false_positive_rate_lower", namespace=ns) == pytest.approx(lower)
+    assert value(m, "vetcache_false_positive_rate_upper", namespace=ns) == pytest.approx(upper)
+    assert value(m, "vetcache_false_positive_labelled", namespace=ns) == 2
+    assert value(m, "vetcache_threshold", namespace="_default") == 0.5
+    assert value(m, "vetcache_cache_entries", namespace=ns) == 2
+    assert value(m, "vetcache_audit_queue_depth") == 0
+    usage = first.json()["usage"]
+    saved = 2 * (usage["prompt_tokens"] + usage["completion_tokens"])
+    assert value(m, "vetcache_tokens_saved_total", namespace=ns) == saved
+    assert total(m, "vetcache_cache_errors_total") == 0
+
+    # A person overturns the false positive: counted as a review, and the gauge follows.
+    [bad] = [v for v in verdicts() if v["verdict"] == "false_positive"]
+    review = client.post(
+        f"/admin/verdicts/{bad['id']}/review", headers=admin, json={"correct": True}
+    )
+    assert review.status_code == 200
+    wait(fp_gauge_is(0.0), "the FP-rate gauge never followed the review")
+    m = scrape(client.get("/metrics").text)
+    reviewed = {"namespace": ns, "judge": "review", "kind": "hit", "verdict": "correct"}
+    assert value(m, "vetcache_audit_verdicts_total", **reviewed) == 1
+
+    summary = client.get("/admin/summary", headers=admin).json()
+    assert summary["requests"]["hit"] >= 2 and 0 < summary["hit_ratio"] < 1
+    assert 0 < summary["latency_s"]["p50"] <= summary["latency_s"]["p99"]
+
+
+def test_metrics_page_can_be_turned_off(gateway_client: Callable[..., TestClient]) -> None:
+    client = gateway_client(metrics={"enabled": False})
+    reply = client.get("/metrics")
+    assert reply.status_code == 404 and reply.json()["error"]["code"] == "not_found"
+
+
+def test_namespace_labels_are_bounded(gateway_client: Callable[..., TestClient]) -> None:
+    client = gateway_client(metrics={"max_namespaces": 2})
+    for name in ("a", "b", "c", "d"):
+        body = {"model": "fake-gpt", "messages": [{"role": "user", "content": "hi"}]}
+        client.post("/v1/chat/completions", json=body, headers={"x-vetcache-namespace": name})
+    m = scrape(client.get("/metrics").text)
+    names = {dict(labels)["namespace"] for (n, labels) in m if n == "vetcache_requests_total"}
+    assert names == {"a", "b", "_other"}
+    assert value(m, "vetcache_requests_total", namespace="_other", model="fake-gpt",
+                 outcome="bypass") == 2  # fmt: skip
+
+
+def test_workers_share_one_metrics_page(tmp_path: Path, fake_upstream: str) -> None:
+    """Two worker processes behind one port: whichever answers the scrape, the counters
+    are the sum over both (prometheus-client's multiprocess mode)."""
+    port = free_port()
+    config = tmp_path / "vetcache.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "port": port,
+                "workers": 2,
+                "cache": {"enabled": False},
+                "auth": {"enabled": False},
+                "model_list": [route("fake-gpt", "fake-gpt", fake_upstream)],
+            }
+        )
+    )
+    process = vetcache("serve", "--config", str(config))
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", process)
+        body = {"model": "fake-gpt", "messages": [{"role": "user", "content": "hi"}]}
+        sent = 40
+        for _ in range(sent):
+            # A new connection per request, so the kernel spreads them over both workers.
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+                assert http.post("/v1/chat/completions", json=body).status_code == 200
+        for _ in range(6):
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+                m = scrape(http.get("/metrics").text)
+            count = value(
+                m, "vetcache_requests_total", namespace="default", model="fake-gpt",
+                outcome="bypass",
+            )  # fmt: skip
+            assert count == sent, child_log(process)
+    finally:
+        stop(process)
