@@ -221,3 +221,27 @@ def test_workers_share_one_metrics_page(tmp_path: Path, fake_upstream: str) -> N
             assert count == sent, child_log(process)
     finally:
         stop(process)
+
+
+def test_streams_are_counted_once_when_they_end(
+    gateway_client: Callable[..., TestClient], fake_upstream: str
+) -> None:
+    client = gateway_client(
+        model_list=[
+            route("fake-gpt", "fake-gpt", fake_upstream),
+            route("cut", "truncate", fake_upstream),
+        ]
+    )
+    body = {"model": "fake-gpt", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    with client.stream("POST", "/v1/chat/completions", json=body) as reply:
+        assert reply.status_code == 200
+        assert b"[DONE]" in b"".join(reply.iter_bytes())
+    with client.stream("POST", "/v1/chat/completions", json={**body, "model": "cut"}) as reply:
+        assert b"[DONE]" not in b"".join(reply.iter_bytes())  # the upstream broke off
+    m = scrape(client.get("/metrics").text)
+    labels = {"namespace": "default", "model": "fake-gpt"}
+    assert value(m, "vetcache_requests_total", outcome="bypass", **labels) == 1
+    assert (
+        value(m, "vetcache_requests_total", namespace="default", model="cut", outcome="error") == 1
+    )
+    assert value(m, "vetcache_stage_duration_seconds_count", stage="upstream") == 2
