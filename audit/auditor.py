@@ -23,6 +23,7 @@ from audit.queues.base import JobQueue, QueueError
 from audit.sampler import Sampler
 from audit.schema import AuditJob
 from audit.settings import AuditSettings
+from audit.tune import similarity_bin
 from audit.worker import AuditWorker
 from cache.schema import CacheEntry, CacheKey
 from cache.semantic import Lookup
@@ -102,8 +103,13 @@ class Auditor:
         lookup: Lookup,
         key_id: str | None,
     ) -> None:
-        """Remember a served hit for feedback; queue it (or a near-miss) if sampled."""
+        """Count the lookup's similarity (for tuning); remember a served hit for feedback;
+        queue it (or a near-miss) if sampled."""
         try:
+            if lookup.outcome in ("hit", "miss"):
+                await self.ledger.count_lookup(
+                    key.namespace, similarity_bin(lookup.best_similarity)
+                )
             if lookup.outcome == "hit" and lookup.hit is not None:
                 job = _job(request_id, key, lookup.hit.entry, lookup.hit.similarity, lookup)
                 seen = await self.ledger.remember(Served(job=job, key_id=key_id), SERVED_TTL_S)

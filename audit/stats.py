@@ -12,9 +12,10 @@ from audit.schema import Verdict
 Z95 = 1.959963984540054
 
 
-def wilson(failures: int, trials: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval (95% by default) for a binomial proportion."""
-    if trials == 0:
+def wilson(failures: float, trials: float, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval (95% by default) for a binomial proportion. Weighted samples
+    pass their weighted failures and Kish effective sample size."""
+    if trials <= 0:
         return 0.0, 1.0
     p = failures / trials
     denominator = 1 + z * z / trials

@@ -73,3 +73,16 @@ class Ledger(ABC):
         self, *, namespace: str | None = None, limit: int | None = 1000
     ) -> list[HardNegative]:
         """Stored hard negatives, newest first."""
+
+    @abstractmethod
+    async def count_lookup(self, namespace: str, similarity_bin: int) -> None:
+        """Count one lookup whose best candidate fell in ``similarity_bin`` (hourly
+        histograms, kept ``LOOKUP_HISTORY_H`` hours: the hit rates of ``tune``)."""
+
+    @abstractmethod
+    async def lookup_bins(self, namespace: str, hours: int) -> dict[int, int]:
+        """Lookups per similarity bin over the last ``hours`` hours."""
+
+
+LOOKUP_HISTORY_H = 8 * 24
+"""Hours of lookup histograms kept."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict, defaultdict
 
-from audit.ledgers.base import Ledger, Served
+from audit.ledgers.base import LOOKUP_HISTORY_H, Ledger, Served
 from audit.schema import HardNegative, Verdict, VerdictKind
 
 
@@ -19,6 +19,7 @@ class MemoryLedger(Ledger):
         self._served: OrderedDict[str, tuple[Served, float]] = OrderedDict()
         self._hits: OrderedDict[str, int] = OrderedDict()
         self._hard: OrderedDict[str, HardNegative] = OrderedDict()
+        self._lookups: dict[tuple[str, int], Counter[int]] = defaultdict(Counter)
 
     async def record(self, verdict: Verdict) -> bool:
         if verdict.source == "judge":
@@ -82,3 +83,17 @@ class MemoryLedger(Ledger):
         pairs = reversed(self._hard.values())
         found = [p for p in pairs if namespace is None or p.namespace == namespace]
         return found if limit is None else found[:limit]
+
+    async def count_lookup(self, namespace: str, similarity_bin: int) -> None:
+        hour = int(time.time() // 3600)
+        self._lookups[(namespace, hour)][similarity_bin] += 1
+        for stale in [k for k in self._lookups if k[1] <= hour - LOOKUP_HISTORY_H]:
+            del self._lookups[stale]
+
+    async def lookup_bins(self, namespace: str, hours: int) -> dict[int, int]:
+        hour = int(time.time() // 3600)
+        total: Counter[int] = Counter()
+        for (name, at), bins in self._lookups.items():
+            if name == namespace and at > hour - hours:
+                total.update(bins)
+        return dict(total)

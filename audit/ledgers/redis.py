@@ -7,16 +7,18 @@ vc:served:<request id>     string with TTL: a served hit, for feedback
 vc:hits:<entry id>         counter with TTL: times the entry was served (burn-in, all replicas)
 vc:hardneg                 hash: pair id -> hard negative as JSON
 vc:hardnegs                sorted set: pair ids by time (retention trims the oldest)
+vc:sim:<ns>:<hour>         hash with TTL: lookups per similarity bin in that hour (tuning)
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from audit.ledgers.base import Ledger, LedgerError, Served
+from audit.ledgers.base import LOOKUP_HISTORY_H, Ledger, LedgerError, Served
 from audit.schema import HardNegative, Verdict, VerdictKind
 
 INDEX = "vc:verdicts"
@@ -178,6 +180,31 @@ class RedisLedger(Ledger):
         except RedisError as exc:
             raise LedgerError(str(exc)) from exc
         return found
+
+    async def count_lookup(self, namespace: str, similarity_bin: int) -> None:
+        key = f"vc:sim:{namespace}:{int(time.time() // 3600)}"
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hincrby(key, str(similarity_bin), 1)
+                pipe.expire(key, LOOKUP_HISTORY_H * 3600)
+                await pipe.execute()
+        except RedisError as exc:
+            raise LedgerError(str(exc)) from exc
+
+    async def lookup_bins(self, namespace: str, hours: int) -> dict[int, int]:
+        hour = int(time.time() // 3600)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for at in range(hour - hours + 1, hour + 1):
+                    pipe.hgetall(f"vc:sim:{namespace}:{at}")
+                found = await pipe.execute()
+        except RedisError as exc:
+            raise LedgerError(str(exc)) from exc
+        total: dict[int, int] = {}
+        for bins in found:
+            for b, count in bins.items():
+                total[int(_text(b))] = total.get(int(_text(b)), 0) + int(count)
+        return total
 
 
 def _text(value: Any) -> str:

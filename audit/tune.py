@@ -1,0 +1,205 @@
+"""Threshold tuning from labels: threshold -> estimated hit rate, FP rate and its bound.
+
+Inputs, per namespace:
+- labels: audited hits and near-misses with their effective label (a review beats feedback
+  beats the judge; ``uncertain`` and ``error`` are left out), and optionally labelled pairs
+  from a file. Hits and near-misses are sampled at different rates, so each label is
+  weighted by the inverse of its sampling rate (burn-in is ignored in the weights: it
+  over-samples new entries, which this estimate treats as ordinary hits). Pair labels
+  weigh 1.
+- the distribution of best-candidate similarities over *all* lookups (the ledger keeps an
+  hourly 0.01-bin histogram per namespace), for the hit rate.
+
+At threshold t: hit rate = lookups whose best candidate scored >= t / all lookups; FP rate =
+weighted false positives among labels with similarity >= t; its 95% interval is Wilson's on
+the Kish effective sample size (n_eff = (sum w)^2 / sum w^2), which is the plain Wilson
+interval when every weight is equal. The recommendation is the lowest threshold of the sweep
+whose upper bound is under the target (with zero false positives, Wilson needs about
+z^2 (1 - target) / target labels above the line: 73 for 5%).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from audit.schema import Verdict
+from audit.settings import AuditSettings
+from audit.stats import Z95, effective, wilson
+
+LabelKind = Literal["hit", "near_miss", "pair"]
+DEFAULT_THRESHOLDS = tuple(round(0.70 + i / 100, 2) for i in range(30))
+"""0.70 .. 0.99 in steps of 0.01."""
+NO_CANDIDATE = -1
+"""Histogram bin of lookups that found no candidate at all."""
+
+
+def similarity_bin(similarity: float | None) -> int:
+    """The 0.01-wide bin of a similarity (``NO_CANDIDATE`` for none): floor(100 s)."""
+    if similarity is None:
+        return NO_CANDIDATE
+    return max(-100, min(100, math.floor(similarity * 100 + 1e-9)))
+
+
+class TuneLabel(BaseModel):
+    """One labelled similarity."""
+
+    similarity: float
+    false_positive: bool
+    weight: float = Field(gt=0)
+    kind: LabelKind
+
+
+class TuneRow(BaseModel):
+    """The estimate at one threshold."""
+
+    threshold: float
+    hit_rate: float | None
+    """Share of lookups that would hit (None without lookup data)."""
+    fp_rate: float | None
+    """Weighted false-positive rate among labels at or above the threshold."""
+    fp_lower: float
+    fp_upper: float
+    labels: int
+    """Labels at or above the threshold."""
+    false_positives: int
+    """Of which false positives."""
+    effective_n: float
+    """Kish effective sample size behind the interval."""
+
+
+class TuneReport(BaseModel):
+    """What ``vetcache tune`` prints and ``GET /admin/tune`` returns."""
+
+    namespace: str | None
+    target_fp: float
+    interval: str = "Wilson 95% on the Kish effective sample size"
+    current_threshold: float | None = None
+    recommended: float | None
+    """Lowest threshold whose FP upper bound is under the target; None if none is."""
+    reason: str
+    lookups: int
+    """Lookups behind the hit rates."""
+    labels: int
+    """Labels in all."""
+    rows: list[TuneRow]
+
+
+def labels_from_verdicts(
+    verdicts: Iterable[Verdict], settings: AuditSettings, namespace: str | None = None
+) -> list[TuneLabel]:
+    """One weighted label per audited job (effective label; uncertain and error dropped)."""
+    found = []
+    for verdict in effective(verdicts):
+        job = verdict.job
+        if namespace is not None and job.namespace != namespace:
+            continue
+        if verdict.verdict not in ("correct", "false_positive"):
+            continue
+        if job.near_miss:
+            rate, kind = settings.near_miss_rate, "near_miss"
+        else:
+            rate, kind = settings.sample_rate_for(job.namespace), "hit"
+        found.append(
+            TuneLabel(
+                similarity=job.similarity,
+                false_positive=verdict.verdict == "false_positive",
+                weight=1.0 / max(rate, 1e-6),
+                kind=kind,
+            )
+        )
+    return found
+
+
+def row(threshold: float, labels: Sequence[TuneLabel], bins: Mapping[int, int]) -> TuneRow:
+    """The estimate at ``threshold``."""
+    line = round(threshold * 100)
+    above = [label for label in labels if similarity_bin(label.similarity) >= line]
+    weight = sum(label.weight for label in above)
+    squares = sum(label.weight**2 for label in above)
+    bad = sum(label.weight for label in above if label.false_positive)
+    n_eff = weight * weight / squares if squares else 0.0
+    rate = bad / weight if weight else None
+    lower, upper = wilson((rate or 0.0) * n_eff, n_eff)
+    lookups = sum(bins.values())
+    hits = sum(count for b, count in bins.items() if b >= line)
+    return TuneRow(
+        threshold=threshold,
+        hit_rate=hits / lookups if lookups else None,
+        fp_rate=rate,
+        fp_lower=lower,
+        fp_upper=upper,
+        labels=len(above),
+        false_positives=sum(label.false_positive for label in above),
+        effective_n=round(n_eff, 2),
+    )
+
+
+def tune(
+    labels: Sequence[TuneLabel],
+    bins: Mapping[int, int],
+    target_fp: float,
+    *,
+    namespace: str | None = None,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    current: float | None = None,
+) -> TuneReport:
+    """The sweep and the recommendation."""
+    rows = [row(t, labels, bins) for t in sorted(thresholds)]
+    chosen = next((r for r in rows if r.labels and r.fp_upper < target_fp), None)
+    if chosen is not None:
+        reason = (
+            f"lowest threshold whose FP upper bound ({chosen.fp_upper:.3f}) is under "
+            f"{target_fp:g}, from {chosen.labels} labels"
+        )
+    elif not labels:
+        reason = "no labels yet: audit more hits (or pass --pairs)"
+    else:
+        most = max(rows, key=lambda r: r.effective_n)
+        # Wilson's upper bound for 0 of n is z^2 / (n + z^2): under the target from here.
+        needed = math.floor(Z95**2 * (1 - target_fp) / target_fp) + 1
+        reason = (
+            f"no threshold's FP upper bound is under {target_fp:g}; at most "
+            f"{most.labels} labels lie above any threshold, and even with no false "
+            f"positive about {needed} are needed"
+        )
+    return TuneReport(
+        namespace=namespace,
+        target_fp=target_fp,
+        current_threshold=current,
+        recommended=chosen.threshold if chosen else None,
+        reason=reason,
+        lookups=sum(bins.values()),
+        labels=len(labels),
+        rows=rows,
+    )
+
+
+def render(report: TuneReport) -> str:
+    """The report as a text table."""
+    lines = [
+        f"namespace {report.namespace or '(all)'}: {report.labels} labels, "
+        f"{report.lookups} lookups; FP target {report.target_fp:g} "
+        f"(interval: {report.interval})",
+        f"{'threshold':>9} {'hit rate':>9} {'FP rate':>8} {'FP upper':>9} {'labels':>7} "
+        f"{'FPs':>5} {'n_eff':>7}",
+    ]
+    for r in report.rows:
+        mark = " <- recommended" if r.threshold == report.recommended else ""
+        if r.threshold == report.current_threshold:
+            mark += " (current)"
+        lines.append(
+            f"{r.threshold:>9.2f} {_pct(r.hit_rate):>9} {_pct(r.fp_rate):>8} "
+            f"{_pct(r.fp_upper):>9} {r.labels:>7} {r.false_positives:>5} {r.effective_n:>7.1f}"
+            f"{mark}"
+        )
+    pick = "none" if report.recommended is None else f"{report.recommended:.2f}"
+    lines.append(f"recommended threshold: {pick} ({report.reason})")
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
