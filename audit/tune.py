@@ -21,11 +21,13 @@ z^2 (1 - target) / target labels above the line: 73 for 5%).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from audit.ledgers.base import Ledger
 from audit.schema import Verdict
 from audit.settings import AuditSettings
 from audit.stats import Z95, effective, wilson
@@ -203,3 +205,56 @@ def render(report: TuneReport) -> str:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+async def report_from_ledger(
+    ledger: Ledger,
+    settings: AuditSettings,
+    namespace: str,
+    target_fp: float,
+    *,
+    hours: int = 168,
+    current: float | None = None,
+    extra: Sequence[TuneLabel] = (),
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+) -> TuneReport:
+    """The report for ``namespace`` from the verdicts and lookups of the last ``hours``
+    (plus ``extra`` labels, e.g. from a pair file)."""
+    since = time.time() - hours * 3600
+    verdicts = await ledger.query(namespace=namespace, since=since, limit=None)
+    labels = labels_from_verdicts(verdicts, settings, namespace) + list(extra)
+    bins = await ledger.lookup_bins(namespace, hours)
+    return tune(
+        labels, bins, target_fp, namespace=namespace, thresholds=thresholds, current=current
+    )
+
+
+def plot(report: TuneReport, path: str) -> None:
+    """Hit rate and FP rate (with its interval) against the threshold, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display here or on servers
+    import matplotlib.pyplot as plt
+
+    xs = [r.threshold for r in report.rows]
+    figure, axis = plt.subplots(figsize=(8, 4.5), dpi=100)
+    axis.plot(xs, [r.hit_rate or 0.0 for r in report.rows], label="hit rate", color="#1f6feb")
+    axis.plot(xs, [r.fp_rate or 0.0 for r in report.rows], label="FP rate", color="#b3261e")
+    axis.fill_between(
+        xs,
+        [r.fp_lower for r in report.rows],
+        [r.fp_upper for r in report.rows],
+        color="#b3261e",
+        alpha=0.15,
+        label="FP 95% interval",
+    )
+    axis.axhline(report.target_fp, color="#b3261e", linestyle=":", label="FP target")
+    if report.recommended is not None:
+        axis.axvline(report.recommended, color="#2da44e", linestyle="--", label="recommended")
+    axis.set_xlabel("similarity threshold")
+    axis.set_ylim(0, 1)
+    axis.set_title(f"vetcache tune: namespace {report.namespace or '(all)'}")
+    axis.legend(loc="upper right")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
