@@ -9,6 +9,7 @@ One warning is logged when an incident starts and one line when it ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -107,12 +108,14 @@ class SemanticCache:
         self._failing = False
         self._live: dict[str, float] = {}
         self._refresher: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     async def open(self) -> None:
         """Load the embedder and prepare the store. A store that cannot be reached now is
         retried on later lookups; one that can never work (``StoreUnusable``) raises."""
         await self.embedder.open()
         await self._open_store()
+        self._closing = asyncio.Event()
         self._refresher = asyncio.create_task(self._refresh_forever(), name="vetcache-thresholds")
 
     async def _open_store(self) -> None:
@@ -126,9 +129,12 @@ class SemanticCache:
         self._store_open = True
 
     async def close(self) -> None:
+        # A stop flag as well as cancel(): redis-py (8.1, seen here) can swallow a task's
+        # cancellation mid-command, and the loop would then run on.
+        self._closing.set()
         if self._refresher is not None:
             self._refresher.cancel()
-            await asyncio.gather(self._refresher, return_exceptions=True)
+            await asyncio.wait({self._refresher}, timeout=5.0)
         await self.embedder.close()
         await self.store.close()
 
@@ -140,9 +146,10 @@ class SemanticCache:
             self._incident(exc)
 
     async def _refresh_forever(self) -> None:
-        while True:
+        while not self._closing.is_set():
             await self.refresh_thresholds()
-            await asyncio.sleep(self.settings.threshold_refresh_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.settings.threshold_refresh_s)
 
     async def set_threshold(self, namespace: str, value: float | None) -> None:
         """Set (or with None, clear) the live threshold of ``namespace`` for every replica."""

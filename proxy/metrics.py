@@ -14,6 +14,7 @@ the most recent write (``mostrecent``). Audit workers expose their own ``/metric
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -390,6 +391,7 @@ class MetricsRefresher:
         window = settings.fp_window_s or (auditor.settings.window_s if auditor else 3600)
         self.window = VerdictWindow(window)
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
         self._failing = False
 
     async def refresh(self) -> None:
@@ -417,11 +419,16 @@ class MetricsRefresher:
         self._task = asyncio.create_task(self._forever(), name="vetcache-metrics")
 
     async def _forever(self) -> None:
-        while True:
+        while not self._stop.is_set():
             await self.refresh()
-            await asyncio.sleep(self.settings.refresh_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.refresh_s)
 
     async def stop(self) -> None:
+        """Stop the loop. It also watches a stop flag: redis-py (8.1, seen here) can swallow
+        a task's cancellation mid-command, and a loop that relied on ``cancel()`` alone then
+        ran on and held up the app's shutdown."""
+        self._stop.set()
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await asyncio.wait({self._task}, timeout=5.0)

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import numpy as np
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 from redis.commands.search.field import TagField, VectorField
 from redis.commands.search.index_definition import IndexDefinition, IndexType
 from redis.commands.search.query import Query
@@ -181,7 +182,15 @@ class RedisStore(Store):
             # redis-py puts the document's key in ``doc.id``, shadowing the entry's own
             # ``id`` field; the entry id is the key's last part.
             values["id"] = str(doc.id).rsplit(":", 1)[-1]
-            found.append((_entry(values), 1.0 - float(doc.distance)))
+            distance = getattr(doc, "distance", None)
+            try:
+                entry = _entry(values)
+            except ValidationError:
+                # The hash expired while the query ran: the index still named it, but its
+                # fields were gone by the time they were read. It is not there any more.
+                continue
+            if distance is not None:
+                found.append((entry, 1.0 - float(distance)))
         return found
 
     async def put(
