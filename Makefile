@@ -1,11 +1,15 @@
-# The README's commands. `make run` sets up and starts the gateway; `make test` runs the tests.
-.PHONY: install run test lint bench redis clean
+# The README's commands. `make demo` sets up and shows the whole product on a workload;
+# `make run` starts the gateway; `make test` runs the tests.
+.PHONY: install demo run test lint bench redis clean
 
 install: .venv/.installed
 
 .venv/.installed: pyproject.toml scripts/install.sh
 	bash scripts/install.sh
 	touch $@
+
+demo: install
+	.venv/bin/vetcache demo
 
 run: install
 	bash scripts/run-local.sh
