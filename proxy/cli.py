@@ -1,9 +1,12 @@
 """The ``vetcache`` command.
 
+    vetcache demo [--threshold T] [--target-fp F]
     vetcache serve [--config F] [--host H] [--port P] [--workers N]
     vetcache check-config F
     vetcache fake-upstream [--host H] [--port P] [--latency-ms L]
     vetcache audit-worker [--config F] [--name N] [--metrics-port P]
+    vetcache eval --pairs F [--model M] [--min-margin 0.18] [--format text|json]
+    vetcache tune [--config F] [--namespace N] --target-fp T [--pairs F] [--apply] [--plot F]
     vetcache hash-key            (reads a key on stdin, prints its SHA-256)
     vetcache version
 
@@ -181,6 +184,19 @@ def cmd_fake_upstream(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from proxy import demo
+
+    _configure_logging("warning")
+    return demo.main(args)
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from proxy import tune_cmd
+
+    return tune_cmd.run(_load(args.config), args)
+
+
 def cmd_hash_key(_args: argparse.Namespace) -> int:
     from proxy.auth import hash_key
 
@@ -230,6 +246,25 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--port", type=int, default=8001)
     fake.add_argument("--latency-ms", type=float, default=0.0, help="delay before each answer")
     fake.set_defaults(func=cmd_fake_upstream)
+
+    from audit import evaluate
+    from proxy import demo, tune_cmd
+
+    show = sub.add_parser(
+        "demo", help="run gateway, fake upstream and judge locally on a workload; report"
+    )
+    demo.add_arguments(show)
+    show.set_defaults(func=cmd_demo)
+
+    evaluation = sub.add_parser(
+        "eval", help="how well the embedder separates same-answer pairs from traps, per cohort"
+    )
+    evaluate.add_arguments(evaluation)
+    evaluation.set_defaults(func=evaluate.main)
+
+    tune = sub.add_parser("tune", help="threshold -> hit rate and FP rate; recommend, apply")
+    tune_cmd.add_arguments(tune)
+    tune.set_defaults(func=cmd_tune)
 
     hashk = sub.add_parser("hash-key", help="print the SHA-256 of a key read on stdin")
     hashk.set_defaults(func=cmd_hash_key)

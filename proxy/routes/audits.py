@@ -5,6 +5,7 @@ GET  /admin/fp-rate?namespace=&window_s=                  admin key
 POST /admin/verdicts/{id}/review {correct, comment}       admin key: a person's label
 GET  /admin/review-queue?limit=                           admin key: recent false_positive and
                                                           uncertain labels, with any review
+GET  /admin/tune?namespace=&target_fp=&hours=             admin key: vetcache tune's report
 GET  /admin/hard-negatives?namespace=&limit=&format=       admin key: json, or jsonl rows
                                                           shaped like the labelled pair files
 POST /v1/feedback {request_id, correct, comment}          the key that made the request
@@ -25,7 +26,9 @@ from starlette.responses import Response
 
 from audit import Auditor, LedgerError, Verdict, cohort, fp_rate
 from audit.actions import act_on
+from audit.ledgers.base import LOOKUP_HISTORY_H
 from audit.schema import VerdictKind
+from audit.tune import report_from_ledger
 from proxy import deps
 from proxy.errors import GatewayError, InvalidRequest, PermissionDenied
 from proxy.wire import json_response, read_json, validate
@@ -124,6 +127,27 @@ async def false_positive_rate(
         },
     }
     return json_response(body)
+
+
+@admin.get("/tune")
+async def tune_report(
+    request: Request,
+    auditor: deps.AuditorDep,
+    service: deps.ChatDep,
+    namespace: Annotated[str, Query(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "default",
+    target_fp: Annotated[float, Query(gt=0, lt=1)] = 0.05,
+    hours: Annotated[int, Query(ge=1, le=LOOKUP_HISTORY_H)] = 168,
+) -> Response:
+    """Threshold -> estimated hit rate, FP rate and its upper bound, and the lowest
+    threshold whose upper bound is under ``target_fp`` (what ``vetcache tune`` prints)."""
+    current = service.cache.threshold(namespace, None, False) if service.cache else None
+    try:
+        report = await report_from_ledger(
+            auditor.ledger, auditor.settings, namespace, target_fp, hours=hours, current=current
+        )
+    except LedgerError:
+        raise _unavailable() from None
+    return json_response(report.model_dump(mode="json"))
 
 
 REVIEW_SCAN = 5000

@@ -1,0 +1,134 @@
+"""``vetcache tune``: threshold -> hit rate and FP rate from the shared ledger, a
+recommendation, and (``--apply``) the new threshold for every replica.
+
+    vetcache tune [--config F] [--namespace N] --target-fp 0.05 [--pairs FILE]
+                  [--hours H] [--apply] [--plot FILE] [--format text|json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from audit.evaluate import InputError, Pair, embed_similarities, load_pairs
+from audit.tune import TuneLabel, TuneReport, plot, render, report_from_ledger
+from proxy.settings import Settings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML config file (needs redis_url)")
+    parser.add_argument("--namespace", default="default", help="namespace (default: default)")
+    parser.add_argument("--target-fp", type=float, required=True, help="FP-rate target, e.g. 0.05")
+    parser.add_argument("--pairs", type=Path, help="labelled pairs (TSV or JSONL) to add")
+    parser.add_argument(
+        "--hours", type=int, default=168, help="verdicts and lookups of the last H hours"
+    )
+    parser.add_argument("--apply", action="store_true", help="set the recommended threshold")
+    parser.add_argument("--plot", type=Path, help="write the curves to this PNG")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def fail(message: str) -> int:
+    print(f"vetcache: tune: {message}", file=sys.stderr)
+    return 2
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """The command; its exit status."""
+    problem = _problem(settings, args)
+    if problem is not None:
+        return fail(problem)
+    pairs: list[Pair] = []
+    if args.pairs is not None:
+        try:
+            pairs = load_pairs(args.pairs)
+        except InputError as exc:
+            for line in exc.errors[:20]:
+                print(f"vetcache: tune: {line}", file=sys.stderr)
+            return 2
+    try:
+        extra = asyncio.run(pair_labels(pairs, settings)) if pairs else []
+        report, applied = asyncio.run(_run(settings, args, extra))
+    except ConnectionError as exc:
+        return fail(f"Redis unreachable: {exc}")
+    if args.format == "json":
+        print(report.model_dump_json(indent=2))
+    else:
+        print(render(report))
+    if args.plot is not None:
+        plot(report, str(args.plot))
+    if args.apply:
+        if applied is None:
+            print("vetcache: tune: nothing applied: no threshold meets the target", file=sys.stderr)
+            return 1
+        print(
+            f"applied: namespace {args.namespace} threshold {applied:.2f} "
+            f"(was {report.current_threshold}); replicas follow within "
+            f"{settings.cache.threshold_refresh_s:g} s",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _problem(settings: Settings, args: argparse.Namespace) -> str | None:
+    if not 0 < args.target_fp < 1:
+        return "--target-fp must be between 0 and 1"
+    if args.hours < 1:
+        return "--hours must be at least 1"
+    if not settings.redis_url:
+        return (
+            "needs redis_url: it reads the verdicts every replica shares; with the "
+            "embedded store, ask the running gateway (GET /admin/tune)"
+        )
+    return None
+
+
+async def _run(
+    settings: Settings, args: argparse.Namespace, extra: list[TuneLabel]
+) -> tuple[TuneReport, float | None]:
+    from redis.exceptions import RedisError
+
+    from audit import LedgerError, build_queue_and_ledger
+    from cache import StoreError
+    from cache.stores.redis import RedisStore
+
+    assert settings.redis_url is not None
+    queue, ledger = build_queue_and_ledger(settings.audit, settings.redis_url)
+    store = RedisStore(settings.redis_url)
+    try:
+        live = await store.thresholds()
+        current = live.get(
+            args.namespace,
+            settings.cache.namespace_thresholds.get(args.namespace, settings.cache.threshold),
+        )
+        report = await report_from_ledger(
+            ledger,
+            settings.audit,
+            args.namespace,
+            args.target_fp,
+            hours=args.hours,
+            current=current,
+            extra=extra,
+        )
+        applied = None
+        if args.apply and report.recommended is not None:
+            await store.set_threshold(args.namespace, report.recommended)
+            applied = report.recommended
+    except (LedgerError, StoreError, RedisError) as exc:
+        raise ConnectionError(type(exc).__name__) from exc
+    finally:
+        await queue.close()
+        await ledger.close()
+        await store.close()
+    return report, applied
+
+
+async def pair_labels(pairs: list[Pair], settings: Settings) -> list[TuneLabel]:
+    """Labels from a pair file, scored by the configured embedding model (weight 1)."""
+    similarities, _ = await embed_similarities(pairs, settings.cache.embedding_model)
+    return [
+        TuneLabel(similarity=s, false_positive=p.label == 0, weight=1.0, kind="pair")
+        for p, s in zip(pairs, similarities, strict=True)
+    ]
