@@ -1,0 +1,298 @@
+"""``vetcache demo``: the whole product on one machine, no services, in about a minute.
+
+Starts the fake upstream and the gateway (embedded store, bundled embedding model, the
+in-process audit worker with the ``contrast`` judge) on loopback ports, replays a workload
+written for this demo (``proxy/demo/workload.json``: questions, paraphrases that should hit,
+exact repeats, and traps — negations, other numbers, swapped places — that look alike but
+need another answer) over HTTP, waits for the audits, asks the false hits again, and prints
+what happened: hit rate and FP rate with its interval by namespace, latency, what the
+judge caught, and what ``vetcache tune`` recommends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import socket
+import sys
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import httpx
+
+from audit.stats import fp_rate
+from audit.tune import report_from_ledger
+from proxy.settings import Settings
+
+MODEL = "fake-gpt"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threshold", type=float, default=0.85, help="similarity threshold (default 0.85)"
+    )
+    parser.add_argument("--target-fp", type=float, default=0.05, help="FP target for tune")
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    parser.add_argument("--seed", type=int, default=7, help="order of the replay")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@dataclass
+class Replay:
+    """What the client saw."""
+
+    outcomes: dict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+    latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+
+def workload() -> dict[str, list[dict[str, Any]]]:
+    text = resources.files("proxy").joinpath("demo", "workload.json").read_text()
+    data: dict[str, list[dict[str, Any]]] = json.loads(text)
+    return data
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def _served(app: Any, port: int) -> AsyncIterator[None]:
+    """``app`` on 127.0.0.1:``port`` in this event loop until the block ends."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="error", access_log=False, log_config=None
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # raises what stopped it
+                raise RuntimeError(f"could not serve on 127.0.0.1:{port}")
+            await asyncio.sleep(0.05)
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+def demo_settings(upstream_port: int, gateway_port: int, threshold: float) -> Settings:
+    return Settings.model_validate(
+        {
+            "port": gateway_port,
+            "auth": {"enabled": False},
+            "access_log": False,
+            "log_level": "warning",
+            "cache": {"threshold": threshold, "lookup_budget_ms": 2000},
+            "audit": {"sample_rate": 1.0, "near_miss_rate": 1.0, "judge": "contrast"},
+            "metrics": {"refresh_s": 1.0},
+            "model_list": [
+                {
+                    "model_name": MODEL,
+                    "model": "openai/fake-gpt",
+                    "api_base": f"http://127.0.0.1:{upstream_port}/v1",
+                }
+            ],
+        }
+    )
+
+
+async def _ask(
+    http: httpx.AsyncClient, namespace: str, text: str, replay: Replay
+) -> httpx.Response:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": text}]}
+    started = time.perf_counter()
+    reply = await http.post(
+        "/v1/chat/completions", json=body, headers={"x-vetcache-namespace": namespace}
+    )
+    elapsed = time.perf_counter() - started
+    outcome = reply.headers.get("x-vetcache", "error") if reply.status_code == 200 else "error"
+    replay.outcomes[namespace][outcome] += 1
+    replay.latency[outcome].append(elapsed)
+    return reply
+
+
+async def _replay(
+    http: httpx.AsyncClient,
+    requests: list[tuple[str, str]],
+    replay: Replay,
+    concurrency: int,
+    progress: Any,
+) -> None:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(namespace: str, text: str) -> None:
+        async with gate:
+            await _ask(http, namespace, text, replay)
+        progress.update(1)
+
+    await asyncio.gather(*(one(ns, text) for ns, text in requests))
+
+
+async def _settle(app: Any, until: float) -> None:
+    """Wait for admissions and audits to land (or ``until``)."""
+    service = app.state.chat
+    auditor = app.state.auditor
+    while time.monotonic() < until:
+        await service.drain()
+        if await auditor.queue.depth() == 0:
+            await asyncio.sleep(0.3)  # the job being judged
+            if await auditor.queue.depth() == 0:
+                return
+        await asyncio.sleep(0.1)
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    import logging
+
+    from tqdm import tqdm
+    from transformers.utils import logging as transformers_logging
+
+    from proxy.app import create_app
+
+    # The demo's own output is the report: keep library chatter (the model-loading progress
+    # bar) out of it.
+    logging.getLogger("LiteLLM").setLevel(logging.ERROR)
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    from proxy.fake_upstream import create_fake_upstream
+
+    started = time.monotonic()
+    groups = workload()
+    rng = random.Random(args.seed)  # noqa: S311 - shuffles a replay, not security
+    first = [(ns, g["ask"]) for ns, items in groups.items() for g in items]
+    second = [
+        (ns, text)
+        for ns, items in groups.items()
+        for g in items
+        for text in [*g["same"], g["ask"], *g["traps"]]
+    ]
+    rng.shuffle(second)
+    upstream_port, gateway_port = _free_port(), _free_port()
+    settings = demo_settings(upstream_port, gateway_port, args.threshold)
+    app = create_app(settings)
+    replay = Replay()
+    print(
+        f"vetcache demo: gateway on 127.0.0.1:{gateway_port} (embedded store, bundled "
+        f"embedder, contrast judge auditing every hit, threshold {args.threshold}), fake "
+        f"upstream on 127.0.0.1:{upstream_port}; loading the embedding model...",
+        file=sys.stderr,
+    )
+    async with (
+        _served(create_fake_upstream(), upstream_port),
+        _served(app, gateway_port),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}", timeout=60) as http,
+    ):
+        total = len(first) + len(second)
+        with tqdm(
+            total=total, desc="replaying", unit="req", disable=args.no_progress, file=sys.stderr
+        ) as progress:
+            await _replay(http, first, replay, args.concurrency, progress)
+            await _settle(app, time.monotonic() + 30)
+            await _replay(http, second, replay, args.concurrency, progress)
+            await _settle(app, time.monotonic() + 60)
+        ledger = app.state.auditor.ledger
+        verdicts = await ledger.query(limit=None)
+        false_hits = [v for v in verdicts if v.verdict == "false_positive" and not v.job.near_miss]
+        again = Replay()
+        for verdict in false_hits:
+            await _ask(http, verdict.job.namespace, verdict.job.new_prompt, again)
+        tunes = {
+            ns: await report_from_ledger(
+                ledger, settings.audit, ns, args.target_fp, current=args.threshold
+            )
+            for ns in groups
+        }
+        summary_text = _report(groups, replay, verdicts, false_hits, again, tunes)
+    print(summary_text)
+    print(f"(finished in {time.monotonic() - started:.0f} s)", file=sys.stderr)
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _ms(values: list[float], q: float) -> str:
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))
+    return f"{1000 * ordered[index]:.1f} ms"
+
+
+def _report(
+    groups: dict[str, list[dict[str, Any]]],
+    replay: Replay,
+    verdicts: list[Any],
+    false_hits: list[Any],
+    again: Replay,
+    tunes: dict[str, Any],
+) -> str:
+    lines = ["", "Namespace   requests  hits  hit rate  judged  false hits  FP rate  95% interval"]
+    for ns in groups:
+        seen = replay.outcomes[ns]
+        requests = sum(seen.values())
+        hits = seen.get("hit", 0)
+        rate = fp_rate(v for v in verdicts if v.job.namespace == ns)
+        lines.append(
+            f"{ns:<11} {requests:>8} {hits:>5} {_pct(hits / requests if requests else None):>9}"
+            f" {rate.labelled:>7} {rate.false_positives:>11} {_pct(rate.rate):>8}"
+            f"  {_pct(rate.lower)}-{_pct(rate.upper)}"
+        )
+    overall = fp_rate(verdicts)
+    lines.append(
+        f"{'all':<11} {sum(sum(s.values()) for s in replay.outcomes.values()):>8} "
+        f"{sum(s.get('hit', 0) for s in replay.outcomes.values()):>5} {'':>9}"
+        f" {overall.labelled:>7} {overall.false_positives:>11} {_pct(overall.rate):>8}"
+        f"  {_pct(overall.lower)}-{_pct(overall.upper)}"
+    )
+    lines += ["", "Latency (client side, 4 in flight)  p50       p99"]
+    for outcome in ("hit", "miss"):
+        values = replay.latency.get(outcome, [])
+        lines.append(f"  {outcome:<32} {_ms(values, 0.5):>9}  {_ms(values, 0.99):>9}")
+    if false_hits:
+        lines += ["", f"The judge caught {len(false_hits)} false hits, for example:"]
+        for verdict in sorted(false_hits, key=lambda v: -v.job.similarity)[:4]:
+            job = verdict.job
+            lines.append(
+                f'  "{job.new_prompt}" was served the answer to "{job.cached_prompt}" '
+                f"(similarity {job.similarity:.3f}; {verdict.reason})"
+            )
+        now_miss = sum(s.get("miss", 0) for s in again.outcomes.values())
+        lines.append(
+            f"Asked again after the verdicts, {now_miss} of {len(false_hits)} now miss: each "
+            "false hit raised its entry's own similarity bar above it."
+        )
+    lines += ["", f"vetcache tune (target FP {next(iter(tunes.values())).target_fp:g}):"]
+    for ns, report in tunes.items():
+        pick = "none" if report.recommended is None else f"{report.recommended:.2f}"
+        lines.append(f"  {ns}: recommended threshold {pick} ({report.reason})")
+    lines.append(
+        "Similarity alone cannot keep these traps out at any threshold that still serves "
+        "paraphrases: that is why vetcache audits its hits."
+    )
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    if not 0 < args.threshold <= 1 or not 0 < args.target_fp < 1 or args.concurrency < 1:
+        print(
+            "vetcache: demo: --threshold must be in (0, 1], --target-fp in (0, 1), "
+            "--concurrency at least 1",
+            file=sys.stderr,
+        )
+        return 2
+    return asyncio.run(run_demo(args))
