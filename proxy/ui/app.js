@@ -45,8 +45,9 @@ async function optional(path, fallback) {
 }
 
 async function load() {
-  const [summary, fp, thresholds, queue] = await Promise.all([
-    api("/admin/summary"),
+  // The summary first, alone: a wrong key then costs one refused request, not four.
+  const summary = await api("/admin/summary");
+  const [fp, thresholds, queue] = await Promise.all([
     optional("/admin/fp-rate", null),
     optional("/admin/thresholds", null),
     optional("/admin/review-queue?limit=50", { data: [] }),
