@@ -110,8 +110,10 @@ class Auditor:
                 await self.ledger.count_lookup(
                     key.namespace, similarity_bin(lookup.best_similarity)
                 )
-            if lookup.outcome == "hit" and lookup.hit is not None:
-                job = _job(request_id, key, lookup.hit.entry, lookup.hit.similarity, lookup)
+            served = lookup.hit if lookup.outcome == "hit" else lookup.shadow_hit
+            if served is not None:
+                job = _job(request_id, key, served.entry, served.similarity, lookup)
+                job = job.model_copy(update={"shadow": lookup.shadow_hit is not None})
                 seen = await self.ledger.remember(Served(job=job, key_id=key_id), SERVED_TTL_S)
                 if self.sampler.hit(key.namespace, seen):
                     await self.queue.put(job)

@@ -44,6 +44,8 @@ class AuditJob(BaseModel):
     """Fingerprint of the embedding model."""
     near_miss: bool = False
     """True when the entry was not served: the similarity fell just under the threshold."""
+    shadow: bool = False
+    """True for a shadow-mode hit: it would have been served; the upstream answered."""
     queued_at: float = 0.0
     """Unix time the job was queued (audit lag is measured from it)."""
 
@@ -61,6 +63,11 @@ class Judgement(BaseModel):
     """One line on why."""
     judge: str
     """Judge name and version, e.g. ``contrast/1``."""
+
+
+def job_kind(job: AuditJob) -> Literal["hit", "near_miss", "shadow"]:
+    """What was audited: a served hit, a near-miss, or a shadow-mode would-be hit."""
+    return "near_miss" if job.near_miss else "shadow" if job.shadow else "hit"
 
 
 class Verdict(BaseModel):

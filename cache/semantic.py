@@ -65,9 +65,18 @@ class CacheSettings(BaseModel):
     """Cache answers that call tools."""
     max_temperature: float | None = None
     """Do not cache requests sampled hotter than this."""
+    shadow: bool = False
+    """Shadow mode everywhere: look up (and audit) as usual, but always answer from the
+    upstream; metrics and verdicts report what the cache would have done."""
+    shadow_namespaces: frozenset[str] = frozenset()
+    """Shadow mode for these namespaces only."""
     contrast_guard: bool = False
     """Check semantic hits with the offline contrast rules on the request path and answer
     fresh when the prompts disagree on negation, numbers, names or scope (~40 us a hit)."""
+
+    def is_shadow(self, namespace: str) -> bool:
+        """Whether ``namespace`` runs in shadow mode."""
+        return self.shadow or namespace in self.shadow_namespaces
 
 
 class Lookup(BaseModel):
@@ -87,6 +96,8 @@ class Lookup(BaseModel):
     """The request's vector, reused at admission."""
     candidate: CacheEntry | None = None
     """On a miss, the nearest entry that fell short (for near-miss audits)."""
+    shadow_hit: CacheHit | None = None
+    """In shadow mode: the hit that would have been served (the answer came upstream)."""
 
 
 class SemanticCache:

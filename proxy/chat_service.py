@@ -64,6 +64,8 @@ class CacheReport(BaseModel):
     """Entry served, on a hit."""
     age_s: int | None = None
     """Seconds since the served entry was admitted."""
+    shadow_hit: bool = False
+    """Shadow mode: an entry would have answered (``entry_id``); the upstream did."""
 
 
 class _Flights:
@@ -135,6 +137,14 @@ class ChatService:
                 return lookup.model_copy(
                     update={"outcome": "miss", "hit": None, "candidate": hit.entry}
                 )
+        if (
+            lookup is not None
+            and lookup.outcome != "error"
+            and self.cache.settings.is_shadow(key.namespace)
+        ):
+            self.metrics.shadow_lookup(key.namespace, hit is not None)
+            if hit is not None:  # answer from the upstream; audits see the would-be hit
+                return lookup.model_copy(update={"outcome": "miss", "hit": None, "shadow_hit": hit})
         return lookup
 
     def _after(
@@ -194,6 +204,8 @@ class ChatService:
         cache = self.cache
         if cache is None or not how.store or not cache.admissible(body, completion):
             return
+        if lookup is not None and lookup.shadow_hit is not None:
+            return  # an entry would have answered: do not store a near-copy of it
         vector = lookup.vector if lookup is not None else None
         task = asyncio.create_task(cache.admit(key, vector, completion))
         self._background.add(task)
@@ -317,8 +329,11 @@ def _hit_report(lookup: Lookup) -> CacheReport:
 def _miss_report(lookup: Lookup | None) -> CacheReport:
     if lookup is None:
         return CacheReport(outcome="bypass")
+    shadow = lookup.shadow_hit
     return CacheReport(
         outcome="error" if lookup.outcome == "error" else "miss",
         similarity=lookup.best_similarity,
         threshold=lookup.threshold,
+        entry_id=shadow.entry.id if shadow is not None else None,
+        shadow_hit=shadow is not None,
     )

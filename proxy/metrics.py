@@ -33,7 +33,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from audit.observe import AuditObserver
-from audit.schema import AuditJob, Verdict
+from audit.schema import AuditJob, Verdict, job_kind
 from audit.stats import FPRate, fp_rate
 from proxy.settings import MetricsSettings
 
@@ -104,7 +104,7 @@ class Metrics(AuditObserver):
         )
         self.jobs = Counter(
             "vetcache_audit_jobs_total",
-            "Audit jobs queued (kind: hit or near_miss).",
+            "Audit jobs queued (kind: hit, near_miss, or shadow: a would-be hit).",
             ["namespace", "kind"],
             registry=r,
         )
@@ -186,6 +186,12 @@ class Metrics(AuditObserver):
             ["kind"],
             registry=r,
         )
+        self.shadow_lookups = Counter(
+            "vetcache_shadow_lookups_total",
+            "Lookups in shadow mode (always answered upstream): would_hit or would_miss.",
+            ["namespace", "outcome"],
+            registry=r,
+        )
         self.guard_vetoes = Counter(
             "vetcache_contrast_guard_vetoes_total",
             "Would-be hits the contrast guard turned into misses.",
@@ -238,12 +244,16 @@ class Metrics(AuditObserver):
         self.cache_errors.labels(kind).inc()
 
     def job_queued(self, job: AuditJob) -> None:
-        kind = "near_miss" if job.near_miss else "hit"
-        self.jobs.labels(self.namespace(job.namespace), kind).inc()
+        self.jobs.labels(self.namespace(job.namespace), job_kind(job)).inc()
+
+    def shadow_lookup(self, namespace: str, would_hit: bool) -> None:
+        """A lookup in shadow mode: would it have been served?"""
+        outcome = "would_hit" if would_hit else "would_miss"
+        self.shadow_lookups.labels(self.namespace(namespace), outcome).inc()
 
     def verdict_recorded(self, verdict: Verdict) -> None:
         job = verdict.job
-        kind = "near_miss" if job.near_miss else "hit"
+        kind = job_kind(job)
         self.verdicts.labels(
             self.namespace(job.namespace), verdict.verdict, verdict.judge or verdict.source, kind
         ).inc()

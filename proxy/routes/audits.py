@@ -121,6 +121,12 @@ async def false_positive_rate(
         "window_s": window,
         "overall": fp_rate(found).model_dump(),
         "namespaces": {ns: fp_rate(v).model_dump() for ns, v in sorted(by_namespace.items())},
+        # Shadow mode: the FP rate the would-be hits would have had if served.
+        "shadow": {
+            ns: fp_rate(v, shadow=True).model_dump()
+            for ns, v in sorted(by_namespace.items())
+            if any(item.job.shadow for item in v)
+        },
         "cohorts": {
             dimension: {value: fp_rate(v).model_dump() for value, v in sorted(values.items())}
             for dimension, values in sorted(groups.items())
@@ -253,6 +259,12 @@ async def feedback(
         )
     if served.key_id != principal.key_id or served.job.tenant != principal.tenant:
         raise PermissionDenied("That request was made with another key")
+    if served.job.shadow:
+        raise InvalidRequest(
+            "That request was answered by the upstream (shadow mode): no cached answer to label",
+            param="request_id",
+            code="not_served_from_cache",
+        )
     base = Verdict(id="", job=served.job, verdict="uncertain", created_at=time.time())
     verdict = await _label(auditor, base, "feedback", label)
     return json_response(verdict.model_dump(mode="json"))

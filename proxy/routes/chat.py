@@ -107,6 +107,8 @@ def cache_headers(report: CacheReport) -> dict[str, str]:
         headers["x-vetcache-entry"] = report.entry_id
     if report.age_s is not None:
         headers["x-vetcache-age"] = str(report.age_s)
+    if report.shadow_hit:
+        headers["x-vetcache-shadow"] = "hit"  # served upstream; the entry would have answered
     return headers
 
 
