@@ -4,12 +4,37 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from audit.judges.cross_encoder import CrossEncoderSettings
 from audit.judges.llm import LLMJudgeSettings
 
 Action = Literal["raise", "quarantine", "none"]
+
+
+class AutopilotSettings(BaseModel):
+    """``audit.autopilot`` in the config."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespaces: frozenset[str] = frozenset()
+    """Namespaces whose threshold the autopilot may move (none by default)."""
+    target_fp: float = Field(default=0.05, gt=0, lt=1)
+    """FP rate to stay under."""
+    min_threshold: float = Field(default=0.85, ge=-1, le=1)
+    max_threshold: float = Field(default=0.99, ge=-1, le=1)
+    max_step: float = Field(default=0.02, gt=0, le=0.2)
+    """Largest move up; moves down are a quarter of it."""
+    min_new_verdicts: int = Field(default=50, ge=1)
+    """Labels needed since the last move before the next one."""
+    interval_s: float = Field(default=60.0, gt=0)
+    """How often to look."""
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> AutopilotSettings:
+        if self.min_threshold > self.max_threshold:
+            raise ValueError("min_threshold must not exceed max_threshold")
+        return self
 
 
 class AuditSettings(BaseModel):
@@ -50,6 +75,8 @@ class AuditSettings(BaseModel):
     """A job a worker took but did not finish in this long is given to another."""
     worker_batch: int = Field(default=16, ge=1)
     """Jobs a worker takes at once."""
+    autopilot: AutopilotSettings = AutopilotSettings()
+    """Threshold autopilot (off unless namespaces are listed)."""
 
     def sample_rate_for(self, namespace: str) -> float:
         return self.namespace_sample_rates.get(namespace, self.sample_rate)

@@ -118,8 +118,8 @@ def labels_from_verdicts(
 
 def row(threshold: float, labels: Sequence[TuneLabel], bins: Mapping[int, int]) -> TuneRow:
     """The estimate at ``threshold``."""
-    line = round(threshold * 100)
-    above = [label for label in labels if similarity_bin(label.similarity) >= line]
+    above = [label for label in labels if label.similarity >= threshold - 1e-9]
+    line = round(threshold * 100)  # lookups are kept in 0.01 bins
     weight = sum(label.weight for label in above)
     squares = sum(label.weight**2 for label in above)
     bad = sum(label.weight for label in above if label.false_positive)

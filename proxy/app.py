@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from audit import build_auditor
+from audit import Auditor, build_auditor
+from audit.autopilot import Autopilot
 from cache import SemanticCache, StoreUnusable, build_cache
 from proxy import __version__
 from proxy.auth import KeyRing
@@ -62,6 +66,7 @@ def create_app(
         service = ChatService(upstream, semantic, auditor, guard=guard, metrics=metrics)
         refresher = MetricsRefresher(metrics, settings.metrics, semantic, auditor)
         refresher.start()
+        autopilot = _autopilot(settings, semantic, auditor, metrics)
         app.state.upstream, app.state.chat, app.state.auditor = upstream, service, auditor
         app.state.refresher = refresher
         try:
@@ -69,6 +74,8 @@ def create_app(
         finally:
             app.state.upstream = app.state.chat = app.state.auditor = None
             await refresher.stop()
+            if autopilot is not None:
+                await autopilot.stop()
             await service.drain()
             await upstream.aclose()
             if auditor is not None:
@@ -93,6 +100,24 @@ def create_app(
     app.include_router(audits.admin)
     app.include_router(audits.public)
     return app
+
+
+def _autopilot(
+    settings: Settings, cache: SemanticCache | None, auditor: Auditor | None, metrics: Metrics
+) -> Autopilot | None:
+    """The threshold autopilot, started, when namespaces opted in (and audits run)."""
+    if cache is None or auditor is None or not settings.audit.autopilot.namespaces:
+        return None
+    autopilot = Autopilot(
+        settings.audit.autopilot,
+        settings.audit,
+        auditor.ledger,
+        cache,
+        owner=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+        on_move=metrics.autopilot_move,
+    )
+    autopilot.start()
+    return autopilot
 
 
 def app_from_environment() -> FastAPI:

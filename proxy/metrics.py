@@ -39,6 +39,7 @@ from proxy.settings import MetricsSettings
 
 if TYPE_CHECKING:
     from audit import Auditor
+    from audit.autopilot import Move
     from cache import SemanticCache
 
 log = logging.getLogger("vetcache.metrics")
@@ -192,6 +193,12 @@ class Metrics(AuditObserver):
             ["namespace", "outcome"],
             registry=r,
         )
+        self.autopilot_moves = Counter(
+            "vetcache_autopilot_moves_total",
+            "Threshold moves the autopilot made (direction: up or down).",
+            ["namespace", "direction"],
+            registry=r,
+        )
         self.guard_vetoes = Counter(
             "vetcache_contrast_guard_vetoes_total",
             "Would-be hits the contrast guard turned into misses.",
@@ -231,6 +238,10 @@ class Metrics(AuditObserver):
             self.tokens_saved.labels(label).inc(tokens)
         if usd > 0:
             self.cost_saved.labels(label).inc(usd)
+
+    def autopilot_move(self, move: Move) -> None:
+        self.autopilot_moves.labels(self.namespace(move.namespace), move.direction).inc()
+        self.threshold.labels(self.namespace(move.namespace)).set(move.new)
 
     def guard_veto(self, namespace: str) -> None:
         self.guard_vetoes.labels(self.namespace(namespace)).inc()

@@ -75,6 +75,11 @@ class Ledger(ABC):
         """Stored hard negatives, newest first."""
 
     @abstractmethod
+    async def lead(self, role: str, owner: str, ttl_s: int) -> bool:
+        """Whether ``owner`` holds ``role`` for the next ``ttl_s`` seconds (taking it if
+        free, renewing it if already its own): one replica runs the autopilot."""
+
+    @abstractmethod
     async def count_lookup(self, namespace: str, similarity_bin: int) -> None:
         """Count one lookup whose best candidate fell in ``similarity_bin`` (hourly
         histograms, kept ``LOOKUP_HISTORY_H`` hours: the hit rates of ``tune``)."""

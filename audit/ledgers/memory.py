@@ -84,6 +84,9 @@ class MemoryLedger(Ledger):
         found = [p for p in pairs if namespace is None or p.namespace == namespace]
         return found if limit is None else found[:limit]
 
+    async def lead(self, role: str, owner: str, ttl_s: int) -> bool:
+        return True  # one process: it leads
+
     async def count_lookup(self, namespace: str, similarity_bin: int) -> None:
         hour = int(time.time() // 3600)
         self._lookups[(namespace, hour)][similarity_bin] += 1

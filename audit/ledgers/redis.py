@@ -39,6 +39,17 @@ return redis.call('ZCARD', KEYS[3])
 """
 
 
+# Take the role if nobody holds it, renew it if we do; one atomic step.
+LEAD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
 def _verdict_key(verdict_id: str) -> str:
     return f"vc:verdict:{verdict_id}"
 
@@ -50,6 +61,7 @@ class RedisLedger(Ledger):
         self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=2.0)
         self.retention = retention
         self._record = self._redis.register_script(RECORD)
+        self._lead = self._redis.register_script(LEAD)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -180,6 +192,12 @@ class RedisLedger(Ledger):
         except RedisError as exc:
             raise LedgerError(str(exc)) from exc
         return found
+
+    async def lead(self, role: str, owner: str, ttl_s: int) -> bool:
+        try:
+            return bool(await self._lead(keys=[f"vc:lead:{role}"], args=[owner, ttl_s]))
+        except RedisError as exc:
+            raise LedgerError(str(exc)) from exc
 
     async def count_lookup(self, namespace: str, similarity_bin: int) -> None:
         key = f"vc:sim:{namespace}:{int(time.time() // 3600)}"

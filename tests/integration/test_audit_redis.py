@@ -289,3 +289,16 @@ async def test_judge_endpoint_down_gives_error_verdicts_and_leaves_the_fp_rate_a
     assert len(errors) == 3 and all(v["judge"].startswith("llm/") for v in errors)
     after = client.get(f"/admin/fp-rate?namespace={namespace}", headers=admin).json()
     assert after["namespaces"][namespace] == before["namespaces"][namespace]
+
+
+async def test_one_owner_leads_at_a_time(redis_url: str) -> None:
+    _, ledger = build_queue_and_ledger(AuditSettings(), redis_url)
+    role = f"test-{uuid.uuid4().hex}"
+    try:
+        assert await ledger.lead(role, "a", 1)
+        assert not await ledger.lead(role, "b", 1)  # a holds it
+        assert await ledger.lead(role, "a", 1)  # a renews
+        await asyncio.sleep(1.2)
+        assert await ledger.lead(role, "b", 1)  # a's lease ran out
+    finally:
+        await ledger.close()

@@ -169,3 +169,38 @@ def test_admin_tune_returns_the_same_report(
     assert client.get("/admin/tune?namespace=shop").status_code == 401
     bad = client.get("/admin/tune?namespace=shop&target_fp=2", headers=admin)
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "target_fp"
+
+
+def test_the_gateway_runs_the_autopilot_for_opted_in_namespaces(
+    gateway_client: Callable[..., TestClient],
+) -> None:
+    client = gateway_client(
+        cache=SemanticCache(CacheSettings(threshold=0.9), MemoryStore(), HashEmbedder()),
+        audit={
+            "sample_rate": 1.0,
+            "autopilot": {
+                "namespaces": ["shop"],
+                "interval_s": 0.1,
+                "min_new_verdicts": 10,
+                "min_threshold": 0.85,
+                "max_threshold": 0.95,
+            },
+        },
+        admin_key_sha256=hash_key("sk-admin"),
+    )
+    ledger = client.app.state.auditor.ledger  # type: ignore[attr-defined]
+    for _ in range(10):
+        job = AuditJob(
+            job_id=uuid.uuid4().hex, request_id="r", entry_id="e", new_prompt="n",
+            cached_prompt="c", cached_answer="a", similarity=0.93, threshold=0.9,
+            namespace="shop", model="fake-gpt",
+        )  # fmt: skip
+        verdict = Verdict(id=job.job_id, job=job, verdict="false_positive", created_at=time.time())
+        asyncio.run(ledger.record(verdict))
+    admin = {"authorization": "Bearer sk-admin"}
+    deadline = time.monotonic() + 10
+    while client.get("/admin/thresholds", headers=admin).json()["namespaces"].get("shop") != 0.92:
+        assert time.monotonic() < deadline, "the autopilot never moved the threshold"
+        time.sleep(0.1)
+    metrics = client.get("/metrics").text
+    assert 'vetcache_autopilot_moves_total{direction="up",namespace="shop"} 1.0' in metrics

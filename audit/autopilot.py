@@ -1,0 +1,149 @@
+"""Autopilot: move a namespace's threshold, within bounds, to keep false positives under a
+target. Opt-in per namespace (``audit.autopilot.namespaces``).
+
+Every ``interval_s`` one gateway (the holder of a short lock in the ledger, so replicas do
+not fight) looks, per namespace, at the labels that arrived since its last move there:
+- with fewer than ``min_new_verdicts``, it waits;
+- if their FP rate at the current threshold is over the target, it raises the threshold
+  by at most ``max_step`` (towards the lowest threshold that meets the target, if one does);
+- if instead the FP upper bound one small step lower (``max_step / 4``) is under the
+  target, it lowers the threshold by that small step: down slowly, up fast;
+- it never leaves [``min_threshold``, ``max_threshold``].
+Each move is logged (namespace, old -> new, why, from how many labels) and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel
+
+from audit.ledgers.base import Ledger, LedgerError
+from audit.settings import AuditSettings, AutopilotSettings
+from audit.tune import TuneReport, labels_from_verdicts, tune
+from cache.semantic import SemanticCache
+from cache.stores.base import StoreError
+
+log = logging.getLogger("vetcache.autopilot")
+
+Direction = Literal["up", "down"]
+
+
+class Move(BaseModel):
+    """One decision to move a threshold."""
+
+    namespace: str
+    old: float
+    new: float
+    direction: Direction
+    reason: str
+    labels: int
+
+
+def decide(
+    namespace: str, current: float, report: TuneReport, settings: AutopilotSettings
+) -> Move | None:
+    """The move, if any, that ``report`` (built from the labels since the last move)
+    calls for at threshold ``current``."""
+    if report.labels < settings.min_new_verdicts:
+        return None
+    rows = {round(r.threshold, 4): r for r in report.rows}
+    here = rows.get(round(current, 4))
+    if here is not None and here.fp_rate is not None and here.fp_rate > settings.target_fp:
+        goal = report.recommended if report.recommended is not None else settings.max_threshold
+        new = min(current + settings.max_step, max(goal, current), settings.max_threshold)
+        if new > current:
+            why = f"FP rate {here.fp_rate:.3f} at {current:.3f} is over {settings.target_fp:g}"
+            return Move(namespace=namespace, old=current, new=round(new, 4), direction="up",
+                        reason=why, labels=report.labels)  # fmt: skip
+        return None
+    down = round(max(settings.min_threshold, current - settings.max_step / 4), 4)
+    if down < current:
+        below = next((r for r in report.rows if abs(r.threshold - down) < 1e-9), None)
+        if below is not None and below.labels and below.fp_upper < settings.target_fp:
+            why = (
+                f"FP upper bound {below.fp_upper:.3f} at {down:.3f} is under {settings.target_fp:g}"
+            )
+            return Move(namespace=namespace, old=current, new=down, direction="down",
+                        reason=why, labels=report.labels)  # fmt: skip
+    return None
+
+
+class Autopilot:
+    """The controller loop of one gateway."""
+
+    def __init__(
+        self,
+        settings: AutopilotSettings,
+        audit: AuditSettings,
+        ledger: Ledger,
+        cache: SemanticCache,
+        owner: str,
+        on_move: Callable[[Move], None] = lambda move: None,
+    ) -> None:
+        self.settings = settings
+        self.audit = audit
+        self.ledger = ledger
+        self.cache = cache
+        self.owner = owner
+        self.on_move = on_move
+        self._since: dict[str, float] = {}
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def step(self, now: float | None = None) -> list[Move]:
+        """Look once at every autopilot namespace; apply and return the moves."""
+        now = time.time() if now is None else now
+        moves = []
+        for namespace in sorted(self.settings.namespaces):
+            since = self._since.setdefault(namespace, 0.0)
+            verdicts = await self.ledger.query(namespace=namespace, since=since, limit=None)
+            current = self.cache.threshold(namespace, None, False)
+            labels = labels_from_verdicts(verdicts, self.audit, namespace)
+            thresholds = sorted({round(current, 4), *self._grid(current)})
+            report = tune(labels, {}, self.settings.target_fp, namespace=namespace,
+                          thresholds=thresholds, current=current)  # fmt: skip
+            move = decide(namespace, current, report, self.settings)
+            if move is None:
+                continue
+            await self.cache.set_threshold(namespace, move.new)
+            self._since[namespace] = now
+            log.info(
+                "autopilot: namespace %s threshold %.4f -> %.4f (%s; %d labels)",
+                namespace, move.old, move.new, move.reason, move.labels,
+            )  # fmt: skip
+            self.on_move(move)
+            moves.append(move)
+        return moves
+
+    def _grid(self, current: float) -> list[float]:
+        """Thresholds worth scoring: one small step down, and up to one step up."""
+        small = self.settings.max_step / 4
+        steps = int(self.settings.max_step / 0.005)
+        ups = [round(current + i * 0.005, 4) for i in range(1, steps + 1)]
+        return [round(current - small, 4), *ups]
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._forever(), name="vetcache-autopilot")
+
+    async def _forever(self) -> None:
+        ttl = max(1, int(self.settings.interval_s * 3))
+        while not self._stop.is_set():
+            try:
+                if await self.ledger.lead("autopilot", self.owner, ttl):
+                    await self.step()
+            except (LedgerError, StoreError) as exc:
+                log.warning("autopilot: skipped a round: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.interval_s)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=5.0)

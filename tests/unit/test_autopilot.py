@@ -1,0 +1,79 @@
+"""The threshold autopilot on in-process parts: up fast under false positives, down slowly
+when labels are clean, never out of bounds, never without enough new labels."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+
+import pytest
+
+from audit.autopilot import Autopilot, Move
+from audit.ledgers.memory import MemoryLedger
+from audit.schema import AuditJob, Verdict
+from audit.settings import AuditSettings, AutopilotSettings
+from cache.embedder import HashEmbedder
+from cache.semantic import CacheSettings, SemanticCache
+from cache.stores.memory import MemoryStore
+
+PILOT = AutopilotSettings(
+    namespaces=frozenset({"shop"}), target_fp=0.05, min_threshold=0.88, max_threshold=0.94,
+    max_step=0.02, min_new_verdicts=20,
+)  # fmt: skip
+
+
+async def record(ledger: MemoryLedger, similarity: float, kind: str, count: int) -> None:
+    for _ in range(count):
+        job = AuditJob(
+            job_id=uuid.uuid4().hex, request_id="r", entry_id="e", new_prompt="n",
+            cached_prompt="c", cached_answer="a", similarity=similarity, threshold=0.9,
+            namespace="shop", model="m",
+        )  # fmt: skip
+        await ledger.record(Verdict(id=job.job_id, job=job, verdict=kind, created_at=time.time()))
+
+
+def pilot() -> tuple[Autopilot, MemoryLedger, SemanticCache, list[Move]]:
+    ledger = MemoryLedger()
+    cache = SemanticCache(CacheSettings(threshold=0.90), MemoryStore(), HashEmbedder())
+    moves: list[Move] = []
+    autopilot = Autopilot(PILOT, AuditSettings(sample_rate=1.0), ledger, cache, "me", moves.append)
+    return autopilot, ledger, cache, moves
+
+
+async def test_a_burst_of_false_positives_raises_the_threshold_within_bounds() -> None:
+    autopilot, ledger, cache, moves = pilot()
+    await record(ledger, 0.91, "false_positive", 20)
+    await record(ledger, 0.91, "correct", 20)
+    [up] = await autopilot.step(now=time.time())
+    assert (up.old, up.new, up.direction) == (0.90, 0.92, "up")  # one bounded step
+    assert cache.threshold("shop", None, False) == 0.92
+    assert await autopilot.step(now=time.time()) == []  # no new labels since the move
+    await record(ledger, 0.93, "false_positive", 20)
+    [up] = await autopilot.step(now=time.time())
+    assert up.new == 0.94  # the ceiling
+    await record(ledger, 0.95, "false_positive", 30)
+    assert await autopilot.step(now=time.time()) == []  # never above max_threshold
+    assert cache.threshold("shop", None, False) == 0.94
+    assert cache.threshold("other", None, False) == 0.90  # only opted-in namespaces move
+    assert [m.direction for m in moves] == ["up", "up"]
+
+
+async def test_clean_labels_lower_the_threshold_slowly_to_the_floor() -> None:
+    autopilot, ledger, cache, moves = pilot()
+    await record(ledger, 0.95, "correct", 19)
+    assert await autopilot.step(now=time.time()) == []  # 19 < min_new_verdicts
+    seen = [cache.threshold("shop", None, False)]
+    for _ in range(12):
+        await record(ledger, 0.95, "correct", 100)
+        await autopilot.step(now=time.time())
+        seen.append(cache.threshold("shop", None, False))
+    steps = [round(a - b, 4) for a, b in itertools.pairwise(seen)]
+    assert all(0 <= s <= 0.005 for s in steps)  # down a quarter step at most each time
+    assert seen[-1] == 0.88 and min(seen) == 0.88  # the floor, never below
+    assert all(m.direction == "down" for m in moves) and len(moves) == 4
+
+
+def test_bounds_must_be_in_order() -> None:
+    with pytest.raises(ValueError, match="min_threshold"):
+        AutopilotSettings(min_threshold=0.95, max_threshold=0.9)
