@@ -127,6 +127,26 @@ async def test_tune_recommends_the_math_and_apply_reaches_a_running_gateway(
                 await asyncio.sleep(0.1)
             assert after.headers["x-vetcache-threshold"] == "0.8600"
 
+            # Labelled pairs from a file join the verdicts (scored by the bundled model).
+            pairs = tmp_path / "pairs.tsv"
+            pairs.write_text(
+                "text_a\ttext_b\tlabel\tcategory\n"
+                f"{CACHED}\t{ASKED}\t1\tparaphrase\n"
+                "Cancel my order\tDon't cancel my order\t0\tnegation\n"
+            )
+            with_pairs = tune(
+                "--config", str(config), "--namespace", namespace, "--target-fp", "0.05",
+                "--pairs", str(pairs), "--format", "json",
+            )  # fmt: skip
+            assert with_pairs.returncode == 0, with_pairs.stderr
+            assert json.loads(with_pairs.stdout)["labels"] == 222
+            pairs.write_text("text_a\ttext_b\tlabel\nA\tB\t7\n")
+            broken = tune(
+                "--config", str(config), "--namespace", namespace, "--target-fp", "0.05",
+                "--pairs", str(pairs),
+            )  # fmt: skip
+            assert broken.returncode == 2 and f"{pairs}:2:" in broken.stderr
+
     finally:
         stop(gateway)
 
