@@ -82,16 +82,21 @@ class RedisLedger(Ledger):
             )
             if size < 0:
                 return False
-            if size > self.retention:
-                oldest = cast(
-                    list[tuple[bytes, float]],
-                    await self._redis.zpopmin(INDEX, int(size) - self.retention),
-                )
-                if oldest:
-                    await self._redis.delete(*(_verdict_key(_text(i)) for i, _ in oldest))
+            dropped = await self._over_retention(INDEX, int(size))
+            if dropped:
+                await self._redis.delete(*(_verdict_key(i) for i in dropped))
         except RedisError as exc:
             raise LedgerError(str(exc)) from exc
         return True
+
+    async def _over_retention(self, index: str, size: int) -> list[str]:
+        """Pop the oldest ids of ``index`` past the retention; the caller drops their data."""
+        if size <= self.retention:
+            return []
+        oldest = cast(
+            list[tuple[bytes, float]], await self._redis.zpopmin(index, size - self.retention)
+        )
+        return [_text(i) for i, _ in oldest]
 
     async def get(self, verdict_id: str) -> Verdict | None:
         try:
@@ -154,13 +159,9 @@ class RedisLedger(Ledger):
                 pipe.zadd(HARD_INDEX, {pair.pair_id: pair.created_at})
                 pipe.zcard(HARD_INDEX)
                 *_, size = await pipe.execute()
-            if int(size) > self.retention:
-                oldest = cast(
-                    list[tuple[bytes, float]],
-                    await self._redis.zpopmin(HARD_INDEX, int(size) - self.retention),
-                )
-                if oldest:
-                    await self._redis.hdel(HARD, *(_text(i) for i, _ in oldest))
+            dropped = await self._over_retention(HARD_INDEX, int(size))
+            if dropped:
+                await self._redis.hdel(HARD, *dropped)
         except RedisError as exc:
             raise LedgerError(str(exc)) from exc
 
