@@ -2,7 +2,8 @@
 target. Opt-in per namespace (``audit.autopilot.namespaces``).
 
 Every ``interval_s`` one gateway (the holder of a short lock in the ledger, so replicas do
-not fight) looks, per namespace, at the labels that arrived since its last move there:
+not fight) looks, per namespace, at the labels that arrived since its last move there (and
+within ``audit.window_s``):
 - with fewer than ``min_new_verdicts``, it waits;
 - if their FP rate at the current threshold is over the target, it raises the threshold
   by at most ``max_step`` (towards the lowest threshold that meets the target, if one does);
@@ -101,7 +102,9 @@ class Autopilot:
         now = time.time() if now is None else now
         moves = []
         for namespace in sorted(self.settings.namespaces):
-            since = self._since.setdefault(namespace, 0.0)
+            # Labels since the last move here, and at most one FP window old (so a namespace
+            # that never moves does not re-read its whole history every round).
+            since = max(self._since.get(namespace, 0.0), now - self.audit.window_s)
             verdicts = await self.ledger.query(namespace=namespace, since=since, limit=None)
             current = self.cache.threshold(namespace, None, False)
             labels = labels_from_verdicts(verdicts, self.audit, namespace)
