@@ -6,6 +6,7 @@ Layout (``{...}`` are hash tags, so one scope's keys share a cluster slot):
     vc:x:{<scope>}:<exact>    string: id of the entry admitted under that exact key
     vc:n:<namespace>          sorted set: entry keys scored by expiry time (count and cap)
     vc:thresholds             hash: live threshold per namespace, read by every replica
+    vc:namespaces             set: every namespace that has had an entry (metrics)
 
 Entries and exact pointers expire with the entry's TTL; the index forgets expired hashes.
 Over the cap, the entries closest to expiry are evicted (with one TTL: the oldest).
@@ -18,7 +19,6 @@ from typing import Any, cast
 
 import numpy as np
 import redis.asyncio as aioredis
-from pydantic import ValidationError
 from redis.commands.search.field import TagField, VectorField
 from redis.commands.search.index_definition import IndexDefinition, IndexType
 from redis.commands.search.query import Query
@@ -68,6 +68,9 @@ def entry_key(scope: str, entry_id: str) -> str:
 
 def exact_key(scope: str, exact: str) -> str:
     return f"vc:x:{{{scope}}}:{exact}"
+
+
+NAMESPACES_KEY = "vc:namespaces"
 
 
 def namespace_key(namespace: str) -> str:
@@ -185,7 +188,7 @@ class RedisStore(Store):
             distance = getattr(doc, "distance", None)
             try:
                 entry = _entry(values)
-            except ValidationError:
+            except (ValueError, KeyError):  # pydantic's ValidationError is a ValueError
                 # The hash expired while the query ran: the index still named it, but its
                 # fields were gone by the time they were read. It is not there any more.
                 continue
@@ -211,6 +214,7 @@ class RedisStore(Store):
                     pipe.expire(exact_key(entry.scope, entry.exact), ttl_s)
                 expires = entry.created_at + ttl_s if ttl_s else float("inf")
                 pipe.zadd(namespace_key(entry.namespace), {key: expires})
+                pipe.sadd(NAMESPACES_KEY, entry.namespace)
                 pipe.zremrangebyscore(namespace_key(entry.namespace), "-inf", time.time())
                 pipe.zcard(namespace_key(entry.namespace))
                 results = await pipe.execute()
@@ -250,11 +254,9 @@ class RedisStore(Store):
 
     async def sizes(self, limit: int = 1000) -> dict[str, int]:
         try:
-            names: list[str] = []
-            async for key in self._redis.scan_iter(match=namespace_key("*"), count=500):
-                names.append(_text(key).removeprefix(namespace_key("")))
-                if len(names) >= limit:
-                    break
+            # A set kept at admission, not a SCAN: a SCAN walks the whole keyspace (every
+            # entry) on each metrics refresh.
+            names = sorted(_text(n) for n in await self._redis.smembers(NAMESPACES_KEY))[:limit]
             now = time.time()
             async with self._redis.pipeline(transaction=False) as pipe:
                 for name in names:
