@@ -12,7 +12,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from audit.evaluate import InputError, Pair, embed_similarities, load_pairs
+from audit.pairs import InputError, Pair, embed_similarities, load_pairs
 from audit.tune import TuneLabel, TuneReport, plot, render, report_from_ledger
 from proxy.settings import Settings
 
