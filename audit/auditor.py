@@ -104,14 +104,14 @@ class Auditor:
         key_id: str | None,
     ) -> None:
         """Count the lookup's similarity (for tuning); remember a served hit for feedback;
-        queue it (or a near-miss) if sampled."""
+        queue it (or a near-miss) if sampled. One ledger round trip per lookup."""
         try:
-            if lookup.outcome in ("hit", "miss"):
+            served = lookup.hit if lookup.outcome == "hit" else lookup.shadow_hit
+            if served is None and lookup.outcome in ("hit", "miss"):
                 await self.ledger.count_lookup(
                     key.namespace, similarity_bin(lookup.best_similarity)
                 )
-            served = lookup.hit if lookup.outcome == "hit" else lookup.shadow_hit
-            if served is not None:
+            if served is not None:  # remember() counts its lookup too
                 job = _job(request_id, key, served.entry, served.similarity, lookup)
                 job = job.model_copy(update={"shadow": lookup.shadow_hit is not None})
                 seen = await self.ledger.remember(Served(job=job, key_id=key_id), SERVED_TTL_S)

@@ -53,7 +53,8 @@ class Ledger(ABC):
 
     @abstractmethod
     async def remember(self, served: Served, ttl_s: int) -> int:
-        """Keep a served hit for feedback for ``ttl_s``; return how many times its entry has
+        """Keep a served hit for feedback for ``ttl_s``, and count its lookup as
+        ``count_lookup`` does (one round trip for both); return how many times its entry has
         been served so far (shared by every replica on one ledger: burn-in counts it)."""
 
     @abstractmethod

@@ -7,6 +7,7 @@ from collections import Counter, OrderedDict, defaultdict
 
 from audit.ledgers.base import LOOKUP_HISTORY_H, Ledger, Served
 from audit.schema import HardNegative, Verdict, VerdictKind
+from audit.tune import similarity_bin
 
 
 class MemoryLedger(Ledger):
@@ -20,6 +21,7 @@ class MemoryLedger(Ledger):
         self._hits: OrderedDict[str, int] = OrderedDict()
         self._hard: OrderedDict[str, HardNegative] = OrderedDict()
         self._lookups: dict[tuple[str, int], Counter[int]] = defaultdict(Counter)
+        self._hour = 0
 
     async def record(self, verdict: Verdict) -> bool:
         if verdict.source == "judge":
@@ -60,6 +62,7 @@ class MemoryLedger(Ledger):
         self._hits[served.job.entry_id] = seen
         while len(self._hits) > self.retention:
             self._hits.popitem(last=False)
+        await self.count_lookup(served.job.namespace, similarity_bin(served.job.similarity))
         return seen
 
     async def served(self, request_id: str) -> Served | None:
@@ -89,9 +92,11 @@ class MemoryLedger(Ledger):
 
     async def count_lookup(self, namespace: str, similarity_bin: int) -> None:
         hour = int(time.time() // 3600)
+        if hour != self._hour:  # drop hours past the history once an hour, not per lookup
+            self._hour = hour
+            for stale in [k for k in self._lookups if k[1] <= hour - LOOKUP_HISTORY_H]:
+                del self._lookups[stale]
         self._lookups[(namespace, hour)][similarity_bin] += 1
-        for stale in [k for k in self._lookups if k[1] <= hour - LOOKUP_HISTORY_H]:
-            del self._lookups[stale]
 
     async def lookup_bins(self, namespace: str, hours: int) -> dict[int, int]:
         hour = int(time.time() // 3600)

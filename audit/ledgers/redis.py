@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from audit.ledgers.base import LOOKUP_HISTORY_H, Ledger, LedgerError, Served
 from audit.schema import HardNegative, Verdict, VerdictKind
+from audit.tune import similarity_bin
 
 INDEX = "vc:verdicts"
 HARD = "vc:hardneg"
@@ -134,13 +135,15 @@ class RedisLedger(Ledger):
         return found
 
     async def remember(self, served: Served, ttl_s: int) -> int:
-        hits = f"vc:hits:{served.job.entry_id}"
+        job = served.job
+        hits = f"vc:hits:{job.entry_id}"
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(f"vc:served:{served.job.request_id}", served.model_dump_json(), ex=ttl_s)
+                pipe.set(f"vc:served:{job.request_id}", served.model_dump_json(), ex=ttl_s)
                 pipe.incr(hits)
                 pipe.expire(hits, ttl_s)
-                _, seen, _ = await pipe.execute()
+                _count_lookup(pipe, job.namespace, similarity_bin(job.similarity))
+                _, seen, *_ = await pipe.execute()
         except RedisError as exc:
             raise LedgerError(str(exc)) from exc
         return int(seen)
@@ -201,11 +204,9 @@ class RedisLedger(Ledger):
             raise LedgerError(str(exc)) from exc
 
     async def count_lookup(self, namespace: str, similarity_bin: int) -> None:
-        key = f"vc:sim:{namespace}:{int(time.time() // 3600)}"
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hincrby(key, str(similarity_bin), 1)
-                pipe.expire(key, LOOKUP_HISTORY_H * 3600)
+                _count_lookup(pipe, namespace, similarity_bin)
                 await pipe.execute()
         except RedisError as exc:
             raise LedgerError(str(exc)) from exc
@@ -224,6 +225,13 @@ class RedisLedger(Ledger):
             for b, count in bins.items():
                 total[int(_text(b))] = total.get(int(_text(b)), 0) + int(count)
         return total
+
+
+def _count_lookup(pipe: Any, namespace: str, similarity_bin: int) -> None:
+    """Queue the commands that count one lookup in this hour's histogram."""
+    key = f"vc:sim:{namespace}:{int(time.time() // 3600)}"
+    pipe.hincrby(key, str(similarity_bin), 1)
+    pipe.expire(key, LOOKUP_HISTORY_H * 3600)
 
 
 def _text(value: Any) -> str:

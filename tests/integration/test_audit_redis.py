@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from audit import AuditWorker, build_queue_and_ledger
 from audit.judges.contrast import ContrastJudge
 from audit.judges.llm import LLMJudge, LLMJudgeSettings
-from audit.ledgers.base import Ledger
+from audit.ledgers.base import Ledger, Served
 from audit.queues.base import JobQueue
 from audit.schema import AuditJob
 from audit.settings import AuditSettings
@@ -300,5 +300,23 @@ async def test_one_owner_leads_at_a_time(redis_url: str) -> None:
         assert await ledger.lead(role, "a", 1)  # a renews
         await asyncio.sleep(1.2)
         assert await ledger.lead(role, "b", 1)  # a's lease ran out
+    finally:
+        await ledger.close()
+
+
+async def test_a_served_hit_is_remembered_counted_and_binned_in_one_step(redis_url: str) -> None:
+    _, ledger = build_queue_and_ledger(AuditSettings(), redis_url)
+    namespace = uuid.uuid4().hex
+    try:
+        seen = [
+            await ledger.remember(
+                Served(job=job(namespace, entry_id=f"e-{namespace}", similarity=0.931), key_id="k"),
+                ttl_s=60,
+            )
+            for _ in range(2)
+        ]
+        await ledger.count_lookup(namespace, 40)  # a miss
+        assert seen == [1, 2]
+        assert await ledger.lookup_bins(namespace, hours=1) == {93: 2, 40: 1}
     finally:
         await ledger.close()

@@ -53,6 +53,7 @@ async def test_burn_in_count_is_the_ledgers_so_replicas_share_it() -> None:
         seen = await ledger.remember(Served(job=job(entry_id="e9"), key_id=None), ttl_s=60)
         sampled.append(replica.hit("ns", seen))
     assert sampled == [True, True, True, False, False]  # three in all, not three per replica
+    assert await ledger.lookup_bins("shop", hours=1) == {93: 5}  # each served hit's lookup
 
 
 def test_near_miss_band() -> None:
