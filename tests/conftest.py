@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from audit.ledgers.base import Ledger
+from audit.schema import AuditJob, Verdict, VerdictKind
 from cache import SemanticCache
 from proxy.app import create_app
 from proxy.settings import Settings
@@ -113,6 +116,22 @@ def fake_upstream() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         stop(process)
+
+
+async def record_verdicts(
+    ledger: Ledger, namespace: str, similarity: float, verdict: VerdictKind, count: int
+) -> None:
+    """Record ``count`` judge verdicts on served hits at ``similarity`` (seeded labels)."""
+    for _ in range(count):
+        job = AuditJob(
+            job_id=uuid.uuid4().hex, request_id=uuid.uuid4().hex, entry_id="e", new_prompt="n",
+            cached_prompt="c", cached_answer="a", similarity=similarity, threshold=0.8,
+            namespace=namespace, model="fake-gpt",
+        )  # fmt: skip
+        await ledger.record(
+            Verdict(id=job.job_id, job=job, verdict=verdict, judge="contrast/1",
+                    created_at=time.time())
+        )  # fmt: skip
 
 
 def route(alias: str, upstream_model: str, api_base: str, **extra: Any) -> dict[str, Any]:

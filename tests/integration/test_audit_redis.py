@@ -104,6 +104,26 @@ def embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder()
 
 
+def redis_gateway(
+    gateway_client: Callable[..., TestClient],
+    embedder: SentenceTransformerEmbedder,
+    fake_upstream: str,
+    redis_url: str,
+    **overrides: Any,
+) -> TestClient:
+    """A gateway whose cache, audit jobs and verdicts are on Redis (no in-process worker:
+    the tests run their own), with a threshold low enough for a negation to hit."""
+    return gateway_client(
+        cache=SemanticCache(
+            CacheSettings(threshold=0.5, lookup_budget_ms=2000), RedisStore(redis_url), embedder
+        ),
+        redis_url=redis_url,
+        admin_key_sha256=hash_key("sk-admin"),
+        model_list=[route("fake-gpt", "fake-gpt", fake_upstream)],
+        **overrides,
+    )
+
+
 async def test_false_hit_is_judged_acted_on_and_not_served_again(
     gateway_client: Callable[..., TestClient],
     embedder: SentenceTransformerEmbedder,
@@ -111,11 +131,11 @@ async def test_false_hit_is_judged_acted_on_and_not_served_again(
     redis_url: str,
 ) -> None:
     namespace = uuid.uuid4().hex[:12]
-    client = gateway_client(
-        cache=SemanticCache(
-            CacheSettings(threshold=0.5, lookup_budget_ms=2000), RedisStore(redis_url), embedder
-        ),
-        redis_url=redis_url,  # jobs and verdicts go to Redis; this test runs the worker
+    client = redis_gateway(
+        gateway_client,
+        embedder,
+        fake_upstream,
+        redis_url,
         audit={"burn_in": 5, "sample_rate": 0.0},
         auth={
             "api_keys": [
@@ -123,8 +143,6 @@ async def test_false_hit_is_judged_acted_on_and_not_served_again(
                 {"tenant": "other", "key_sha256": hash_key("sk-other")},
             ]
         },
-        admin_key_sha256=hash_key("sk-admin"),
-        model_list=[route("fake-gpt", "fake-gpt", fake_upstream)],
     )
     headers = {"authorization": "Bearer sk-t", "x-vetcache-namespace": namespace}
 
@@ -226,14 +244,12 @@ async def test_judge_endpoint_down_gives_error_verdicts_and_leaves_the_fp_rate_a
     redis_url: str,
 ) -> None:
     namespace = uuid.uuid4().hex[:12]
-    client = gateway_client(
-        cache=SemanticCache(
-            CacheSettings(threshold=0.5, lookup_budget_ms=2000), RedisStore(redis_url), embedder
-        ),
-        redis_url=redis_url,
+    client = redis_gateway(
+        gateway_client,
+        embedder,
+        fake_upstream,
+        redis_url,
         audit={"burn_in": 10, "sample_rate": 0.0},
-        admin_key_sha256=hash_key("sk-admin"),
-        model_list=[route("fake-gpt", "fake-gpt", fake_upstream)],
     )
     admin = {"authorization": "Bearer sk-admin"}
 

@@ -19,14 +19,13 @@ import yaml
 from fastapi.testclient import TestClient
 
 from audit.ledgers.redis import RedisLedger
-from audit.schema import AuditJob, Verdict
 from audit.stats import Z95
 from audit.tune import similarity_bin
 from cache.embedder import HashEmbedder
 from cache.semantic import CacheSettings, SemanticCache
 from cache.stores.memory import MemoryStore
 from proxy.auth import hash_key
-from tests.conftest import free_port, route, stop, vetcache, wait_http
+from tests.conftest import free_port, record_verdicts, route, stop, vetcache, wait_http
 
 pytestmark = pytest.mark.integration
 
@@ -48,17 +47,8 @@ async def seed(redis_url: str, namespace: str) -> None:
     """20 false hits at 0.853 and 200 correct ones at 0.921, and 1000 lookups."""
     ledger = RedisLedger(redis_url)
     try:
-        for similarity, verdict, count in ((0.853, "false_positive", 20), (0.921, "correct", 200)):
-            for _ in range(count):
-                job = AuditJob(
-                    job_id=uuid.uuid4().hex, request_id=uuid.uuid4().hex, entry_id="e",
-                    new_prompt="n", cached_prompt="c", cached_answer="a", similarity=similarity,
-                    threshold=0.8, namespace=namespace, model="fake-gpt",
-                )  # fmt: skip
-                await ledger.record(
-                    Verdict(id=job.job_id, job=job, verdict=verdict, judge="contrast/1",
-                            created_at=time.time())
-                )  # fmt: skip
+        await record_verdicts(ledger, namespace, 0.853, "false_positive", 20)
+        await record_verdicts(ledger, namespace, 0.921, "correct", 200)
         for similarity, count in ((0.5, 500), (0.853, 300), (0.921, 200)):
             for _ in range(count):
                 await ledger.count_lookup(namespace, similarity_bin(similarity))
@@ -170,18 +160,8 @@ def test_admin_tune_returns_the_same_report(
         admin_key_sha256=hash_key("sk-admin"),
     )
     ledger = client.app.state.auditor.ledger  # type: ignore[attr-defined]
-    for similarity, verdict, count in ((0.853, "false_positive", 20), (0.921, "correct", 200)):
-        for _ in range(count):
-            job = AuditJob(
-                job_id=uuid.uuid4().hex, request_id="r", entry_id="e", new_prompt="n",
-                cached_prompt="c", cached_answer="a", similarity=similarity, threshold=0.8,
-                namespace="shop", model="fake-gpt",
-            )  # fmt: skip
-            asyncio.run(
-                ledger.record(
-                    Verdict(id=job.job_id, job=job, verdict=verdict, created_at=time.time())
-                )
-            )
+    asyncio.run(record_verdicts(ledger, "shop", 0.853, "false_positive", 20))
+    asyncio.run(record_verdicts(ledger, "shop", 0.921, "correct", 200))
     admin = {"authorization": "Bearer sk-admin"}
     report = client.get("/admin/tune?namespace=shop&target_fp=0.05", headers=admin).json()
     assert report["recommended"] == 0.86 and report["current_threshold"] == 0.9
@@ -209,14 +189,7 @@ def test_the_gateway_runs_the_autopilot_for_opted_in_namespaces(
         admin_key_sha256=hash_key("sk-admin"),
     )
     ledger = client.app.state.auditor.ledger  # type: ignore[attr-defined]
-    for _ in range(10):
-        job = AuditJob(
-            job_id=uuid.uuid4().hex, request_id="r", entry_id="e", new_prompt="n",
-            cached_prompt="c", cached_answer="a", similarity=0.93, threshold=0.9,
-            namespace="shop", model="fake-gpt",
-        )  # fmt: skip
-        verdict = Verdict(id=job.job_id, job=job, verdict="false_positive", created_at=time.time())
-        asyncio.run(ledger.record(verdict))
+    asyncio.run(record_verdicts(ledger, "shop", 0.93, "false_positive", 10))
     admin = {"authorization": "Bearer sk-admin"}
     deadline = time.monotonic() + 10
     while client.get("/admin/thresholds", headers=admin).json()["namespaces"].get("shop") != 0.92:

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import itertools
 import time
-import uuid
 
 import pytest
 
 from audit.autopilot import Autopilot, Move
 from audit.ledgers.memory import MemoryLedger
-from audit.schema import AuditJob, Verdict
+from audit.schema import VerdictKind
 from audit.settings import AuditSettings, AutopilotSettings
 from cache.embedder import HashEmbedder
 from cache.semantic import CacheSettings, SemanticCache
 from cache.stores.memory import MemoryStore
+from tests.conftest import record_verdicts
 
 PILOT = AutopilotSettings(
     namespaces=frozenset({"shop"}), target_fp=0.05, min_threshold=0.88, max_threshold=0.94,
@@ -23,14 +23,8 @@ PILOT = AutopilotSettings(
 )  # fmt: skip
 
 
-async def record(ledger: MemoryLedger, similarity: float, kind: str, count: int) -> None:
-    for _ in range(count):
-        job = AuditJob(
-            job_id=uuid.uuid4().hex, request_id="r", entry_id="e", new_prompt="n",
-            cached_prompt="c", cached_answer="a", similarity=similarity, threshold=0.9,
-            namespace="shop", model="m",
-        )  # fmt: skip
-        await ledger.record(Verdict(id=job.job_id, job=job, verdict=kind, created_at=time.time()))
+async def record(ledger: MemoryLedger, similarity: float, kind: VerdictKind, count: int) -> None:
+    await record_verdicts(ledger, "shop", similarity, kind, count)
 
 
 def pilot() -> tuple[Autopilot, MemoryLedger, SemanticCache, list[Move]]:
