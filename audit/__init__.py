@@ -19,16 +19,19 @@ from cache.stores.base import Store
 
 
 def build_queue_and_ledger(
-    settings: AuditSettings, redis_url: str | None
+    settings: AuditSettings, redis_url: str | None, *, redis_cluster: bool = False
 ) -> tuple[JobQueue, Ledger]:
-    """A Redis Stream and Redis ledger with ``redis_url``, else in-process ones."""
+    """A Redis Stream and Redis ledger with ``redis_url`` (on a Redis Cluster with
+    ``redis_cluster``), else in-process ones."""
     if redis_url:
         from audit.ledgers.redis import RedisLedger
         from audit.queues.redis import RedisStreamQueue
 
         return (
-            RedisStreamQueue(redis_url, reclaim_after_s=settings.reclaim_after_s),
-            RedisLedger(redis_url, settings.retention),
+            RedisStreamQueue(
+                redis_url, reclaim_after_s=settings.reclaim_after_s, cluster=redis_cluster
+            ),
+            RedisLedger(redis_url, settings.retention, cluster=redis_cluster),
         )
     from audit.ledgers.memory import MemoryLedger
     from audit.queues.memory import MemoryQueue
@@ -42,10 +45,12 @@ def build_auditor(
     store: Store,
     run_worker: bool | None = None,
     observer: AuditObserver = NULL_AUDIT_OBSERVER,
+    *,
+    redis_cluster: bool = False,
 ) -> Auditor:
     """The gateway's auditor. Without Redis it runs its own worker (the embedded default);
     with Redis, ``vetcache audit-worker`` processes do the judging unless ``run_worker``."""
-    queue, ledger = build_queue_and_ledger(settings, redis_url)
+    queue, ledger = build_queue_and_ledger(settings, redis_url, redis_cluster=redis_cluster)
     worker = run_worker if run_worker is not None else not redis_url
     return Auditor(settings, queue, ledger, store, run_worker=worker, observer=observer)
 

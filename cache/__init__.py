@@ -12,13 +12,16 @@ from cache.semantic import CacheSettings, Lookup, SemanticCache
 from cache.stores.base import Store, StoreError, StoreUnusable
 
 
-def build_cache(settings: CacheSettings, redis_url: str | None) -> SemanticCache:
-    """A cache on Redis when ``redis_url`` is given, else on the in-process store."""
+def build_cache(
+    settings: CacheSettings, redis_url: str | None, *, redis_cluster: bool = False
+) -> SemanticCache:
+    """A cache on Redis when ``redis_url`` is given (a Redis Cluster with ``redis_cluster``),
+    else on the in-process store."""
     store: Store
     if redis_url:
         from cache.stores.redis import RedisStore
 
-        store = RedisStore(redis_url)
+        store = RedisStore(redis_url, cluster=redis_cluster)
     else:
         from cache.stores.memory import MemoryStore
 

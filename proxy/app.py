@@ -45,11 +45,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         semantic = cache
         if semantic is None and settings.cache.enabled:
-            semantic = build_cache(settings.cache, settings.redis_url)
+            semantic = build_cache(
+                settings.cache, settings.redis_url, redis_cluster=settings.redis_cluster
+            )
         if semantic is not None:
             semantic.observer = metrics
-            where = "Redis" if settings.redis_url else "the in-process store (no redis_url set)"
-            log.info("cache: %s, embedder %s", where, settings.cache.embedding_model)
+            log.info(
+                "cache: %s, embedder %s", _store_name(settings), settings.cache.embedding_model
+            )
             try:
                 await semantic.open()
             except StoreUnusable as exc:
@@ -58,7 +61,11 @@ def create_app(
         auditor = None
         if semantic is not None and settings.audit.enabled:
             auditor = build_auditor(
-                settings.audit, settings.redis_url, semantic.store, observer=metrics
+                settings.audit,
+                settings.redis_url,
+                semantic.store,
+                observer=metrics,
+                redis_cluster=settings.redis_cluster,
             )
             await auditor.open()
         upstream = Upstream(settings)
@@ -124,3 +131,9 @@ def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory`` worker processes: settings from the environment
     (``vetcache serve --workers N`` passes the config file as ``VETCACHE_CONFIG_FILE``)."""
     return create_app(load_settings())
+
+
+def _store_name(settings: Settings) -> str:
+    if not settings.redis_url:
+        return "the in-process store (no redis_url set)"
+    return "Redis Cluster" if settings.redis_cluster else "Redis"

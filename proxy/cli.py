@@ -110,9 +110,15 @@ def cmd_audit_worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from audit import QueueError
+
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
     metrics = _worker_metrics(settings, args.metrics_port)
-    asyncio.run(_run_audit_worker(settings, name, signal, metrics))
+    try:
+        asyncio.run(_run_audit_worker(settings, name, signal, metrics))
+    except QueueError as exc:  # the stream cannot be opened: Redis down or misconfigured
+        print(f"vetcache: audit-worker cannot start: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -141,8 +147,10 @@ async def _run_audit_worker(
     from cache.stores.redis import RedisStore
 
     assert settings.redis_url is not None
-    queue, ledger = build_queue_and_ledger(settings.audit, settings.redis_url)
-    store = RedisStore(settings.redis_url)
+    queue, ledger = build_queue_and_ledger(
+        settings.audit, settings.redis_url, redis_cluster=settings.redis_cluster
+    )
+    store = RedisStore(settings.redis_url, cluster=settings.redis_cluster)
     judge = build_judge(settings.audit)
     worker = AuditWorker(name, queue, judge, ledger, store, settings.audit, metrics)
     stop = asyncio.Event()

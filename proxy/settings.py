@@ -180,6 +180,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """Redis with the Query Engine for the cache (``VETCACHE_REDIS_URL``); unset means the
     in-process store."""
+    redis_cluster: bool = False
+    """``redis_url`` names a node of an OSS Redis Cluster (``VETCACHE_REDIS_CLUSTER``): one
+    search index per primary, each lookup sent to the shard that owns its scope."""
     cache: CacheSettings = CacheSettings()
     """How the semantic cache matches and admits."""
     audit: AuditSettings = AuditSettings()

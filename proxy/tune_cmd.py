@@ -95,8 +95,10 @@ async def _run(
     from cache.stores.redis import RedisStore
 
     assert settings.redis_url is not None
-    queue, ledger = build_queue_and_ledger(settings.audit, settings.redis_url)
-    store = RedisStore(settings.redis_url)
+    queue, ledger = build_queue_and_ledger(
+        settings.audit, settings.redis_url, redis_cluster=settings.redis_cluster
+    )
+    store = RedisStore(settings.redis_url, cluster=settings.redis_cluster)
     try:
         live = await store.thresholds()
         current = live.get(

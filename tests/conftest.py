@@ -31,6 +31,9 @@ from proxy.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("VETCACHE_TEST_REDIS_URL")
 """A Redis Stack the caller started (CI does); without it the suite starts its own."""
+REDIS_CLUSTER_URL = os.environ.get("VETCACHE_TEST_REDIS_CLUSTER_URL")
+"""A node of a Redis Cluster with the search module the caller started; without it the
+suite starts a 3-primary one."""
 
 
 def free_port() -> int:
@@ -38,6 +41,22 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_cluster_ports(count: int) -> list[int]:
+    """Free ports P whose cluster bus port P + 10000 is free too."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port + 10000 > 65535 or port in ports:
+            continue
+        try:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        ports.append(port)
+    return ports
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -192,3 +211,23 @@ def redis_url() -> Iterator[str]:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         subprocess.run(["bash", script, "stop", port], check=False, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """URL of one node of a real 3-primary Redis Cluster (Redis Stack, search module on each
+    shard): the caller's, or one started with ``scripts/redis-stack.sh cluster-start``."""
+    if REDIS_CLUSTER_URL:
+        yield REDIS_CLUSTER_URL
+        return
+    ports = [str(port) for port in free_cluster_ports(3)]
+    script = str(ROOT / "scripts" / "redis-stack.sh")
+    subprocess.run(
+        ["bash", script, "cluster-start", *ports], check=True, capture_output=True, timeout=300
+    )
+    try:
+        yield f"redis://127.0.0.1:{ports[0]}"
+    finally:
+        subprocess.run(
+            ["bash", script, "cluster-stop", *ports], check=False, capture_output=True, timeout=60
+        )

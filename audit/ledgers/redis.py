@@ -1,13 +1,17 @@
 """Redis ledger.
 
-vc:verdict:<id>            string: the verdict as JSON
-vc:verdicts                sorted set: verdict ids by time (retention trims the oldest)
-vc:judged:<job id>         string, set once: the job already has a judge verdict
+vc:{audit}:verdict:<id>    string: the verdict as JSON
+vc:{audit}:verdicts        sorted set: verdict ids by time (retention trims the oldest)
+vc:{audit}:judged:<job id> string, set once: the job already has a judge verdict
 vc:served:<request id>     string with TTL: a served hit, for feedback
 vc:hits:<entry id>         counter with TTL: times the entry was served (burn-in, all replicas)
-vc:hardneg                 hash: pair id -> hard negative as JSON
-vc:hardnegs                sorted set: pair ids by time (retention trims the oldest)
+vc:{audit}:hardneg         hash: pair id -> hard negative as JSON
+vc:{audit}:hardnegs        sorted set: pair ids by time (retention trims the oldest)
 vc:sim:<ns>:<hour>         hash with TTL: lookups per similarity bin in that hour (tuning)
+
+The ``{audit}`` hash tag puts verdicts and hard negatives in one slot of a Redis Cluster:
+recording a verdict is one script over three of those keys, and reading them back is one
+MGET/HMGET. The keys without a tag are only ever touched one at a time.
 """
 
 from __future__ import annotations
@@ -15,16 +19,17 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from audit.ledgers.base import LOOKUP_HISTORY_H, Ledger, LedgerError, Served
 from audit.schema import HardNegative, Verdict, VerdictKind
 from audit.tune import similarity_bin
+from cache.redis_client import RedisClient, close, connect
 
-INDEX = "vc:verdicts"
-HARD = "vc:hardneg"
-HARD_INDEX = "vc:hardnegs"
+TAG = "vc:{audit}:"
+INDEX = f"{TAG}verdicts"
+HARD = f"{TAG}hardneg"
+HARD_INDEX = f"{TAG}hardnegs"
 JUDGED_TTL_S = 7 * 86400
 
 # One atomic step: mark the job judged (only if it was not), store the verdict, index it.
@@ -52,26 +57,26 @@ return 0
 
 
 def _verdict_key(verdict_id: str) -> str:
-    return f"vc:verdict:{verdict_id}"
+    return f"{TAG}verdict:{verdict_id}"
 
 
 class RedisLedger(Ledger):
     """Verdicts in Redis, shared by every gateway and worker."""
 
-    def __init__(self, url: str, retention: int = 100_000) -> None:
-        self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=2.0)
+    def __init__(self, url: str, retention: int = 100_000, *, cluster: bool = False) -> None:
+        self._redis: RedisClient = connect(url, cluster=cluster)
         self.retention = retention
         self._record = self._redis.register_script(RECORD)
         self._lead = self._redis.register_script(LEAD)
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await close(self._redis)
 
     async def record(self, verdict: Verdict) -> bool:
         try:
             size = int(
                 await self._record(
-                    keys=[f"vc:judged:{verdict.job.job_id}", _verdict_key(verdict.id), INDEX],
+                    keys=[f"{TAG}judged:{verdict.job.job_id}", _verdict_key(verdict.id), INDEX],
                     args=[
                         verdict.id,
                         verdict.model_dump_json(),

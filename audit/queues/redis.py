@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from audit.queues.base import Delivery, JobQueue, QueueError
 from audit.schema import AuditJob
+from cache.redis_client import RedisClient, close, connect, topology_mismatch
 
 STREAM = "vc:audit:jobs"
 GROUP = "auditors"
@@ -30,12 +30,16 @@ def _is_group_exists(error: ResponseError) -> bool:
 class RedisStreamQueue(JobQueue):
     """Jobs on a Redis Stream, consumed by a consumer group."""
 
-    def __init__(self, url: str, *, reclaim_after_s: float = 60.0) -> None:
-        self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=2.0)
+    def __init__(self, url: str, *, reclaim_after_s: float = 60.0, cluster: bool = False) -> None:
+        self.url = url
+        self._redis: RedisClient = connect(url, cluster=cluster)
         self.reclaim_after_ms = int(reclaim_after_s * 1000)
 
     async def open(self) -> None:
         try:
+            mismatch = await topology_mismatch(self._redis, self.url)
+            if mismatch:
+                raise QueueError(mismatch)
             await self._redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if not _is_group_exists(exc):
@@ -44,7 +48,7 @@ class RedisStreamQueue(JobQueue):
             raise QueueError(str(exc)) from exc
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await close(self._redis)
 
     async def put(self, job: AuditJob) -> None:
         try:

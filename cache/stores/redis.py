@@ -10,6 +10,14 @@ Layout (``{...}`` are hash tags, so one scope's keys share a cluster slot):
 
 Entries and exact pointers expire with the entry's TTL; the index forgets expired hashes.
 Over the cap, the entries closest to expiry are evicted (with one TTL: the oldest).
+
+On a Redis Cluster (``cluster=True``) each shard's search module indexes only the keys that
+shard holds, and routes ``FT.*`` commands by the index name's slot. So there is one index
+per primary, named ``vetcache:v<V>:d<dim>:{<tag>}`` with a tag that hashes into a slot that
+primary owns; a lookup goes to the index of the primary that owns its scope's slot, which
+holds every entry of that scope. A shard's search only loads fields of keys in the index
+name's own slot, so on a cluster the search returns ids and distances and the entries are
+read with HMGET from the same shard (two round trips instead of one).
 """
 
 from __future__ import annotations
@@ -18,13 +26,12 @@ import time
 from typing import Any, cast
 
 import numpy as np
-import redis.asyncio as aioredis
-from redis.commands.search.field import TagField, VectorField
-from redis.commands.search.index_definition import IndexDefinition, IndexType
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.commands.search.query import Query
 from redis.exceptions import RedisError, ResponseError
 
 from cache.embedder import Vector
+from cache.redis_client import RedisClient, close, connect, safe_url, topology_mismatch
 from cache.schema import CacheEntry
 from cache.stores.base import Store, StoreError, StoreUnusable
 
@@ -71,6 +78,7 @@ def exact_key(scope: str, exact: str) -> str:
 
 
 NAMESPACES_KEY = "vc:namespaces"
+Doc = tuple[str, str | None, dict[str, Any]]  # a search result: key, distance, entry fields
 
 
 def namespace_key(namespace: str) -> str:
@@ -80,67 +88,78 @@ def namespace_key(namespace: str) -> str:
 class RedisStore(Store):
     """Entries in Redis hashes, searched with an HNSW index."""
 
-    def __init__(self, url: str, *, timeout_s: float = 1.0, max_connections: int = 64) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        cluster: bool = False,
+        timeout_s: float = 1.0,
+        max_connections: int = 64,
+    ) -> None:
         self.url = url
-        # A bounded pool that makes callers wait for a free connection (up to timeout_s)
-        # instead of failing with "Too many connections" under a burst.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=timeout_s,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
+        self.cluster = cluster
+        self._redis: RedisClient = connect(
+            url, cluster=cluster, timeout_s=timeout_s, max_connections=max_connections
         )
-        self._redis = aioredis.Redis(connection_pool=pool)
         self.index_name = ""
         self.dimension = 0
+        self._shard_indexes: dict[str, str] = {}  # cluster: primary "host:port" -> its index
 
     async def open(self, dimension: int) -> None:
         self.dimension = dimension
         self.index_name = f"vetcache:v{SCHEMA_VERSION}:d{dimension}"
-        index = self._redis.ft(self.index_name)
         try:
-            await index.info()  # type: ignore[no-untyped-call]
+            mismatch = await topology_mismatch(self._redis, self.url)
+        except RedisError as exc:
+            raise StoreError(f"cannot reach Redis at {safe_url(self.url)}: {exc}") from exc
+        if mismatch:
+            raise StoreUnusable(mismatch)
+        if not isinstance(self._redis, RedisCluster):
+            await self._ensure_index(self.index_name)
+            return
+        nodes = {node.name: node for node in self._redis.get_primaries()}
+        shard_indexes = {
+            name: f"{self.index_name}:{{{tag}}}" for name, tag in _shard_tags(self._redis).items()
+        }
+        for name, index_name in shard_indexes.items():
+            await self._ensure_index(index_name, nodes[name])
+        self._shard_indexes = shard_indexes
+
+    async def _ensure_index(self, name: str, node: ClusterNode | None = None) -> None:
+        """Create index ``name`` unless it exists (on ``node``, on a cluster).
+
+        Raw FT.* commands, because only ``execute_command`` lets a cluster client name the
+        node: redis-py would send them to a random node and follow its MOVED answers."""
+        on_node: dict[str, Any] = {"target_nodes": node} if node is not None else {}
+        try:
+            await self._redis.execute_command("FT.INFO", name, **on_node)
             return
         except ResponseError as exc:
             if _is_missing_query_engine(exc):
                 raise StoreUnusable(
-                    f"Redis at {self._safe_url()} has no Query Engine (RediSearch). Run Redis "
-                    "Stack >= 7.2 or Redis 8 (locally: scripts/redis-stack.sh start)"
+                    f"Redis at {safe_url(self.url)} has no Query Engine (RediSearch). Run "
+                    "Redis Stack >= 7.2 or Redis 8 (locally: scripts/redis-stack.sh start)"
                 ) from None
             if not _is_missing_index(exc):
                 raise StoreError(f"cannot inspect the index: {exc}") from exc
         except RedisError as exc:
-            raise StoreError(f"cannot reach Redis at {self._safe_url()}: {exc}") from exc
-        schema = [
-            TagField("scope"),
-            TagField("namespace"),
-            VectorField(
-                "vec",
-                "HNSW",
-                {
-                    "TYPE": "FLOAT32",
-                    "DIM": dimension,
-                    "DISTANCE_METRIC": "COSINE",
-                    "M": HNSW_M,
-                    "EF_CONSTRUCTION": HNSW_EF_CONSTRUCTION,
-                },
-            ),
-        ]
-        definition = IndexDefinition(prefix=[ENTRY_PREFIX], index_type=IndexType.HASH)  # type: ignore[no-untyped-call]
+            raise StoreError(f"cannot reach Redis at {safe_url(self.url)}: {exc}") from exc
         try:
-            await index.create_index(schema, definition=definition)
+            await self._redis.execute_command(
+                "FT.CREATE", name, "ON", "HASH", "PREFIX", 1, ENTRY_PREFIX,
+                "SCHEMA", "scope", "TAG", "namespace", "TAG",
+                "vec", "VECTOR", "HNSW", 10, "TYPE", "FLOAT32", "DIM", self.dimension,
+                "DISTANCE_METRIC", "COSINE", "M", HNSW_M, "EF_CONSTRUCTION", HNSW_EF_CONSTRUCTION,
+                **on_node,
+            )  # fmt: skip
         except ResponseError as exc:
             if "already exists" not in str(exc).lower():  # another replica won the race
                 raise StoreError(f"cannot create the index: {exc}") from exc
-
-    def _safe_url(self) -> str:
-        """The URL without its password."""
-        head, _, tail = self.url.rpartition("@")
-        return f"redis://***@{tail}" if head else self.url
+        except RedisError as exc:
+            raise StoreError(f"cannot create the index: {exc}") from exc
 
     async def close(self) -> None:
-        await self._redis.aclose(close_connection_pool=True)
+        await close(self._redis)
 
     async def get_exact(self, scope: str, exact: str) -> CacheEntry | None:
         try:
@@ -157,35 +176,28 @@ class RedisStore(Store):
     async def search(
         self, scope: str, vector: Vector, k: int = 1
     ) -> list[tuple[CacheEntry, float]]:
-        query = (
-            Query(
-                f"(@scope:{{{scope}}})=>[KNN {k} @vec $q EF_RUNTIME {HNSW_EF_RUNTIME} AS distance]"
-            )
-            .sort_by("distance")
-            .return_fields(*FIELDS, "distance")
-            .paging(0, k)
-            .dialect(2)
-        )
+        query = f"(@scope:{{{scope}}})=>[KNN {k} @vec $q EF_RUNTIME {HNSW_EF_RUNTIME} AS distance]"
+        blob = vector.astype(np.float32).tobytes()
         try:
-            result = await self._redis.ft(self.index_name).search(
-                query, query_params={"q": vector.astype(np.float32).tobytes()}
-            )
+            if isinstance(self._redis, RedisCluster):
+                docs = await self._search_shard(self._redis, scope, query, blob, k)
+            else:
+                docs = await self._search_one(query, blob, k)
         except ResponseError as exc:
             if not _is_missing_index(exc):
                 raise StoreError(str(exc)) from exc
-            # A Redis restarted without persistence (or flushed) lost the index: build it
-            # again; entries admitted from now on are found again.
+            # A Redis restarted without persistence (or flushed) lost the index, or a
+            # resharded cluster has a primary without one: build it again; entries admitted
+            # from now on are found again.
             await self.open(self.dimension)
             return []
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
         found = []
-        for doc in result.docs:
-            values = {name: getattr(doc, name, None) for name in FIELDS}
-            # redis-py puts the document's key in ``doc.id``, shadowing the entry's own
-            # ``id`` field; the entry id is the key's last part.
-            values["id"] = str(doc.id).rsplit(":", 1)[-1]
-            distance = getattr(doc, "distance", None)
+        for key, distance, values in docs:
+            # The document's key ends in the entry id (redis-py also puts the key in
+            # ``doc.id``, shadowing the entry's own ``id`` field).
+            values["id"] = key.rsplit(":", 1)[-1]
             try:
                 entry = _entry(values)
             except (ValueError, KeyError):  # pydantic's ValidationError is a ValueError
@@ -195,6 +207,52 @@ class RedisStore(Store):
             if distance is not None:
                 found.append((entry, 1.0 - float(distance)))
         return found
+
+    async def _search_one(self, query: str, blob: bytes, k: int) -> list[Doc]:
+        """KNN on the single server's index: one round trip returns the entries' fields."""
+        knn = (
+            Query(query)
+            .sort_by("distance")
+            .return_fields(*FIELDS, "distance")
+            .paging(0, k)
+            .dialect(2)
+        )
+        result = await self._redis.ft(self.index_name).search(knn, query_params={"q": blob})
+        return [
+            (
+                str(doc.id),
+                getattr(doc, "distance", None),
+                {name: getattr(doc, name, None) for name in FIELDS},
+            )
+            for doc in result.docs
+        ]
+
+    async def _search_shard(
+        self, client: RedisCluster, scope: str, query: str, blob: bytes, k: int
+    ) -> list[Doc]:
+        """KNN on the index of the primary that owns ``scope``, then HMGET of the hits.
+
+        The node is named explicitly: redis-py sends FT.SEARCH to a random node (it assumes a
+        search coordinator), which answers MOVED; following those cost up to ~50 ms at p99
+        here. The shard's search returns ids and distances only (see the top)."""
+        node = client.get_node_from_key(entry_key(scope, ""))
+        index_name = self._shard_indexes.get(node.name) if node is not None else None
+        if node is None or index_name is None:  # a primary this replica has not seen yet
+            raise ResponseError("Unknown index name (no index for the scope's primary)")
+        raw = await client.execute_command(
+            "FT.SEARCH", index_name, query, "PARAMS", 2, "q", blob,
+            "SORTBY", "distance", "RETURN", 1, "distance", "LIMIT", 0, k, "DIALECT", 2,
+            target_nodes=node,
+        )  # fmt: skip
+        hits = _knn_reply(raw)
+        async with client.pipeline(transaction=False) as pipe:
+            for key, _ in hits:
+                pipe.hmget(key, list(FIELDS))
+            rows = await pipe.execute()
+        return [
+            (key, distance, dict(zip(FIELDS, row, strict=True)))
+            for (key, distance), row in zip(hits, rows, strict=True)
+        ]
 
     async def put(
         self, entry: CacheEntry, vector: Vector, ttl_s: int | None, cap: int | None
@@ -313,6 +371,43 @@ class RedisStore(Store):
             await self._redis.ping()
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
+
+
+def _knn_reply(raw: Any) -> list[tuple[str, str | None]]:
+    """(key, distance) of each result of a raw ``FT.SEARCH ... RETURN 1 distance`` reply,
+    in RESP3 (a map) or RESP2 (total, then key and field list per result) form."""
+    hits: list[tuple[str, str | None]] = []
+    if isinstance(raw, dict):
+        for result in _by_name(raw).get("results") or []:
+            item = _by_name(result)
+            distance = _by_name(item.get("extra_attributes") or {}).get("distance")
+            hits.append((_text(item["id"]), None if distance is None else _text(distance)))
+        return hits
+    for key, fields in zip(raw[1::2], raw[2::2], strict=True):
+        distance = _by_name(dict(zip(fields[::2], fields[1::2], strict=True))).get("distance")
+        hits.append((_text(key), None if distance is None else _text(distance)))
+    return hits
+
+
+def _by_name(mapping: dict[Any, Any]) -> dict[str, Any]:
+    return {_text(name): value for name, value in mapping.items()}
+
+
+def _shard_tags(client: RedisCluster) -> dict[str, str]:
+    """For each primary ("host:port"), the smallest number whose hash slot it owns.
+
+    Deterministic for one slot map, so every replica names the same index on each shard."""
+    primaries = {node.name for node in client.get_primaries()}
+    tags: dict[str, str] = {}
+    for number in range(1_000_000):  # a primary owning a single slot is found in ~16k tries
+        node = client.get_node_from_key(f"{{{number}}}")
+        if node is not None and node.name in primaries:
+            tags.setdefault(node.name, str(number))
+            if len(tags) == len(primaries):
+                break
+    if len(tags) != len(primaries):
+        raise StoreError("cannot name an index for every primary: some own no slot")
+    return tags
 
 
 def _text(value: Any) -> str:

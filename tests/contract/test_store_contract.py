@@ -1,4 +1,4 @@
-"""One contract, both stores: the in-process store and Redis with the Query Engine."""
+"""One contract, every store: in-process, Redis with the Query Engine, and a Redis Cluster."""
 
 from __future__ import annotations
 
@@ -24,12 +24,21 @@ def unit(*values: float) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.integration),
+        pytest.param("cluster", marks=pytest.mark.integration),
+    ]
+)
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     if request.param == "memory":
         yield MemoryStore()
         return
-    redis_store = RedisStore(request.getfixturevalue("redis_url"))
+    if request.param == "cluster":  # a 3-primary Redis Cluster: one index per shard
+        redis_store = RedisStore(request.getfixturevalue("redis_cluster_url"), cluster=True)
+    else:
+        redis_store = RedisStore(request.getfixturevalue("redis_url"))
     await redis_store.open(DIM)
     try:
         yield redis_store

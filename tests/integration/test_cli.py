@@ -58,6 +58,21 @@ def test_serve_refuses_an_invalid_config(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_audit_worker_on_a_cluster_without_the_setting_says_so(
+    redis_cluster_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VETCACHE_REDIS_URL", redis_cluster_url)
+    monkeypatch.setenv("VETCACHE_AUTH__ENABLED", "false")
+    result = run("audit-worker", "--metrics-port", "0")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "vetcache: audit-worker cannot start: Redis at "
+        f"{redis_cluster_url} is a cluster node; set redis_cluster: true "
+        "(VETCACHE_REDIS_CLUSTER=true) so each command goes to the shard owning its key"
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_hash_key_reads_stdin() -> None:
     result = run("hash-key", stdin="sk-example\n")
     assert result.returncode == 0 and result.stdout.strip() == hash_key("sk-example")

@@ -1,0 +1,89 @@
+"""Opening Redis for the cache, the audit queue and the ledger: one server or a Redis Cluster.
+
+A single server (Redis Stack, Redis 8, or a managed endpoint that hides its shards behind a
+proxy) gets ``redis.asyncio.Redis``; an OSS Redis Cluster (``redis_cluster: true``) gets
+``redis.asyncio.RedisCluster``, which routes each command to the shard owning its key's
+slot. Both speak the same command API, so callers hold a ``RedisClient`` either way.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
+
+RedisClient: TypeAlias = aioredis.Redis | RedisCluster
+
+
+def connect(
+    url: str,
+    *,
+    cluster: bool = False,
+    timeout_s: float | None = None,
+    connect_timeout_s: float = 2.0,
+    max_connections: int | None = None,
+) -> RedisClient:
+    """A client for ``url``; connections are opened on first use.
+
+    ``max_connections`` bounds the pool: on one server callers wait up to ``timeout_s`` for a
+    free connection instead of failing with "Too many connections" under a burst; a cluster
+    client keeps that many per node."""
+    if cluster:
+        return RedisCluster.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=connect_timeout_s,
+            max_connections=max_connections or 100,
+        )
+    if max_connections is None:
+        return aioredis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=connect_timeout_s
+        )
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout_s,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=connect_timeout_s,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+async def topology_mismatch(client: RedisClient, url: str) -> str | None:
+    """What is wrong when the server's cluster mode is not the one configured, else None.
+
+    A plain client on a cluster node would fail later with MOVED on most keys; a cluster
+    client on a single server fails at its first command. Both are said up front."""
+    if isinstance(client, RedisCluster):
+        try:
+            await client.initialize()
+        except RedisClusterException as exc:
+            if "cluster mode is not enabled" in str(exc).lower():
+                return (
+                    f"redis_cluster is true but Redis at {safe_url(url)} is not a cluster "
+                    "node; set redis_cluster: false (VETCACHE_REDIS_CLUSTER=false)"
+                )
+            raise RedisError(str(exc)) from exc
+        return None
+    info = await client.info("cluster")
+    if int(info.get("cluster_enabled", 0)):
+        return (
+            f"Redis at {safe_url(url)} is a cluster node; set redis_cluster: true "
+            "(VETCACHE_REDIS_CLUSTER=true) so each command goes to the shard owning its key"
+        )
+    return None
+
+
+async def close(client: RedisClient) -> None:
+    if isinstance(client, RedisCluster):
+        await client.aclose()
+    else:
+        await client.aclose(close_connection_pool=True)
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password."""
+    head, _, tail = url.rpartition("@")
+    return f"redis://***@{tail}" if head else url
