@@ -1,5 +1,6 @@
 """What a label does: a false hit raises its entry's bar (or quarantines it) and becomes a
-hard negative; a later outside label saying the pair was fine takes the hard negative back.
+hard negative; a later outside label saying the pair was fine takes the hard negative back;
+an admission audit releases its new entry or discards it.
 
 Shared by the worker (judge verdicts) and the admin/feedback routes (outside labels), and
 idempotent, so a redelivered job or a repeated label changes nothing twice.
@@ -21,6 +22,9 @@ async def act_on(verdict: Verdict, store: Store, ledger: Ledger, settings: Audit
     """Apply ``verdict``. Ledger errors propagate (the caller retries or reports); a store
     error only costs the guard, and is logged."""
     job = verdict.job
+    if job.admission:
+        await _settle_admission(verdict, store)
+        return
     if verdict.verdict == "correct" and verdict.source != "judge":
         await ledger.drop_hard_negative(pair_id(job.namespace, job.cached_prompt, job.new_prompt))
         return
@@ -50,3 +54,16 @@ async def act_on(verdict: Verdict, store: Store, ledger: Ledger, settings: Audit
             await store.guard(job.scope, job.entry_id, quarantine=True)
     except StoreError as exc:
         log.warning("could not %s entry %s: %s", action, job.entry_id, type(exc).__name__)
+
+
+async def _settle_admission(verdict: Verdict, store: Store) -> None:
+    """A new entry's audit: a pass releases it; anything else (a fail, uncertain, or a judge
+    error) discards it, so the next identical request is admitted and audited afresh."""
+    job = verdict.job
+    try:
+        if verdict.verdict == "correct":
+            await store.release(job.scope, job.entry_id)
+        else:
+            await store.discard(job.scope, job.entry_id)
+    except StoreError as exc:
+        log.warning("could not settle entry %s: %s", job.entry_id, type(exc).__name__)

@@ -7,6 +7,7 @@ never adds latency. Queue or ledger failures are logged and counted, never raise
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -27,7 +28,7 @@ from audit.tune import similarity_bin
 from audit.worker import AuditWorker
 from cache.schema import CacheEntry, CacheKey
 from cache.semantic import Lookup
-from cache.stores.base import Store
+from cache.stores.base import Store, StoreError
 
 log = logging.getLogger("vetcache.audit")
 
@@ -132,6 +133,37 @@ class Auditor:
             self.errors += 1
             self.observer.cache_error("audit")
             log.warning("audit submit failed request_id=%s: %s", request_id, type(exc).__name__)
+
+    async def admission(self, *, request_id: str, key: CacheKey, entry: CacheEntry) -> None:
+        """Queue the admission audit of a new, pending entry (``audited`` policy: always,
+        not sampled). If it cannot be queued the entry is discarded, so a later identical
+        request is admitted and queued again rather than waiting forever."""
+        job = AuditJob(
+            job_id=uuid.uuid4().hex,
+            request_id=request_id,
+            entry_id=entry.id,
+            new_prompt=key.text,
+            cached_prompt=entry.text,
+            cached_answer=_answer_text(entry.response),
+            similarity=1.0,
+            threshold=1.0,
+            namespace=key.namespace,
+            model=key.model,
+            scope=key.scope,
+            tenant=key.tenant,
+            embedder=entry.embedder,
+            admission=True,
+            queued_at=time.time(),
+        )
+        try:
+            await self.queue.put(job)
+            self.observer.job_queued(job)
+        except QueueError as exc:
+            self.errors += 1
+            self.observer.cache_error("audit")
+            log.warning("admission audit not queued entry=%s: %s", entry.id, type(exc).__name__)
+            with contextlib.suppress(StoreError):  # else it stays pending (never served)
+                await self.store.discard(key.scope, entry.id)
 
 
 def _job(

@@ -46,6 +46,9 @@ class AuditJob(BaseModel):
     """True when the entry was not served: the similarity fell just under the threshold."""
     shadow: bool = False
     """True for a shadow-mode hit: it would have been served; the upstream answered."""
+    admission: bool = False
+    """True for an admission audit (``audited`` policy): does a new, not yet served entry
+    answer its own prompt? ``new_prompt`` is that prompt; a pass releases the entry."""
     queued_at: float = 0.0
     """Unix time the job was queued (audit lag is measured from it)."""
 
@@ -65,8 +68,11 @@ class Judgement(BaseModel):
     """Judge name and version, e.g. ``contrast/1``."""
 
 
-def job_kind(job: AuditJob) -> Literal["hit", "near_miss", "shadow"]:
-    """What was audited: a served hit, a near-miss, or a shadow-mode would-be hit."""
+def job_kind(job: AuditJob) -> Literal["hit", "near_miss", "shadow", "admission"]:
+    """What was audited: a served hit, a near-miss, a shadow-mode would-be hit, or a new
+    entry before it may be served."""
+    if job.admission:
+        return "admission"
     return "near_miss" if job.near_miss else "shadow" if job.shadow else "hit"
 
 

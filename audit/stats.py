@@ -56,7 +56,11 @@ def effective(verdicts: Iterable[Verdict]) -> list[Verdict]:
 def fp_rate(verdicts: Iterable[Verdict], *, shadow: bool = False) -> FPRate:
     """The FP rate of served hits (near-misses are not served, so not counted), or with
     ``shadow`` of the hits shadow mode would have served."""
-    served = [v for v in effective(verdicts) if not v.job.near_miss and v.job.shadow == shadow]
+    served = [
+        v
+        for v in effective(verdicts)
+        if not v.job.near_miss and not v.job.admission and v.job.shadow == shadow
+    ]
     fp = sum(v.verdict == "false_positive" for v in served)
     labelled = fp + sum(v.verdict == "correct" for v in served)
     lower, upper = wilson(fp, labelled)

@@ -99,8 +99,8 @@ def labels_from_verdicts(
         job = verdict.job
         if namespace is not None and job.namespace != namespace:
             continue
-        if verdict.verdict not in ("correct", "false_positive"):
-            continue
+        if verdict.verdict not in ("correct", "false_positive") or job.admission:
+            continue  # an admission audit pairs a prompt with itself: no threshold evidence
         if job.near_miss:
             rate, kind = settings.near_miss_rate, "near_miss"
         else:

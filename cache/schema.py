@@ -56,6 +56,9 @@ class CacheEntry(BaseModel):
     """The entry's own bar, raised by audits above the similarity of a false hit."""
     quarantined: bool = False
     """Set by audits: the entry is kept for review but never served."""
+    pending: bool = False
+    """Admitted under a ``confirm`` or ``audited`` admission policy and not released yet:
+    found by its exact key (to count confirmations), never served, never searched."""
 
 
 class CacheHit(BaseModel):

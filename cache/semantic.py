@@ -31,6 +31,20 @@ Similarity = float
 """Cosine similarity in [-1, 1]."""
 
 
+class Confirm(BaseModel):
+    """Admission after ``confirm`` distinct askers (API keys; without auth, requests) sent
+    the identical request; the first asker counts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    confirm: int = Field(ge=2, le=1000)
+
+
+Admission = Literal["open", "audited"] | Confirm
+"""How a new answer becomes servable: ``open`` at once; ``{confirm: N}`` once N distinct
+askers sent the identical request; ``audited`` once a judge passed it."""
+
+
 class CacheSettings(BaseModel):
     """How the semantic cache matches and admits."""
 
@@ -70,9 +84,17 @@ class CacheSettings(BaseModel):
     upstream; metrics and verdicts report what the cache would have done."""
     shadow_namespaces: frozenset[str] = frozenset()
     """Shadow mode for these namespaces only."""
+    admission: Admission = "open"
+    """Default admission policy (against cache poisoning: see ``Admission``)."""
+    namespace_admission: dict[str, Admission] = Field(default_factory=dict)
+    """Per-namespace admission policies, overriding ``admission``."""
     contrast_guard: bool = False
     """Check semantic hits with the offline contrast rules on the request path and answer
     fresh when the prompts disagree on negation, numbers, names or scope (~40 us a hit)."""
+
+    def admission_for(self, namespace: str) -> Admission:
+        """The admission policy of ``namespace``."""
+        return self.namespace_admission.get(namespace, self.admission)
 
     def is_shadow(self, namespace: str) -> bool:
         """Whether ``namespace`` runs in shadow mode."""
@@ -98,6 +120,9 @@ class Lookup(BaseModel):
     """On a miss, the nearest entry that fell short (for near-miss audits)."""
     shadow_hit: CacheHit | None = None
     """In shadow mode: the hit that would have been served (the answer came upstream)."""
+    pending: CacheEntry | None = None
+    """An entry admitted under this exact key that is not servable yet (admission policy):
+    the request counts as one of its askers, and no second entry is admitted for it."""
 
 
 class SemanticCache:
@@ -208,10 +233,16 @@ class SemanticCache:
         observer = self.observer
         with observer.timed("exact_lookup"):
             exact = await self.store.get_exact(key.scope, key.exact)
-        if exact is not None and not exact.quarantined:
+        if exact is not None and not exact.quarantined and not exact.pending:
             self._recovered()
             hit = CacheHit(entry=exact, similarity=1.0, exact=True)
             return Lookup(outcome="hit", threshold=threshold, hit=hit, best_similarity=1.0)
+        pending = exact if exact is not None and exact.pending else None
+        lookup = await self._semantic(key, threshold)
+        return lookup.model_copy(update={"pending": pending}) if pending else lookup
+
+    async def _semantic(self, key: CacheKey, threshold: float) -> Lookup:
+        observer = self.observer
         with observer.timed("embed"):
             vector = await self.embedder.embed(key.text)
         with observer.timed("vector_search"):
@@ -255,22 +286,29 @@ class SemanticCache:
         return bool(reason == "stop")
 
     async def admit(
-        self, key: CacheKey, vector: Vector | None, completion: Mapping[str, Any]
-    ) -> None:
-        """Store ``completion`` under ``key``; failures are counted and logged, not raised."""
+        self,
+        key: CacheKey,
+        vector: Vector | None,
+        completion: Mapping[str, Any],
+        asker: str = "",
+    ) -> CacheEntry | None:
+        """Store ``completion`` under ``key`` (pending, under a ``confirm`` or ``audited``
+        policy, with ``asker`` as its first asker); the entry stored, or None when storing
+        failed (counted and logged, not raised)."""
         with self.observer.timed("admit"):
-            await self._admit(key, vector, completion)
+            return await self._admit(key, vector, completion, asker)
 
     async def _admit(
-        self, key: CacheKey, vector: Vector | None, completion: Mapping[str, Any]
-    ) -> None:
+        self, key: CacheKey, vector: Vector | None, completion: Mapping[str, Any], asker: str
+    ) -> CacheEntry | None:
+        policy = self.settings.admission_for(key.namespace)
         try:
             if vector is None:
                 vector = await self.embedder.embed(key.text)
             if not self._store_open:
                 await self._open_store()
                 if not self._store_open:
-                    return
+                    return None
             entry = CacheEntry(
                 id=uuid.uuid4().hex,
                 scope=key.scope,
@@ -282,11 +320,27 @@ class SemanticCache:
                 response=orjson.dumps(completion).decode(),
                 embedder=self.embedder.fingerprint,
                 created_at=time.time(),
+                pending=policy != "open",
             )
             await self.store.put(
                 entry, vector, self.settings.ttl_s, self.settings.max_entries_per_namespace
             )
+            if isinstance(policy, Confirm):
+                await self.store.confirm(key.scope, entry.id, asker, policy.confirm)
         except (StoreError, EmbedderError) as exc:
+            self._incident(exc)
+            return None
+        return entry
+
+    async def confirm(self, key: CacheKey, entry: CacheEntry, asker: str) -> None:
+        """Count ``asker`` for the pending ``entry`` under a ``confirm`` policy."""
+        policy = self.settings.admission_for(key.namespace)
+        if not isinstance(policy, Confirm):
+            return
+        try:
+            if await self.store.confirm(key.scope, entry.id, asker, policy.confirm):
+                log.info("entry %s released: %d askers", entry.id, policy.confirm)
+        except StoreError as exc:
             self._incident(exc)
 
     def _incident(self, exc: Exception) -> None:

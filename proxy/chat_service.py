@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from audit import Auditor
 from audit.judges.contrast import ContrastJudge
 from cache import CacheKey, Lookup, NotCacheable, SemanticCache
+from cache.embedder import Vector
 from cache.replay import assemble, replay
 from proxy.auth import Principal
 from proxy.metrics import Metrics
@@ -49,6 +50,10 @@ class Directives(BaseModel):
     """``x-vetcache-threshold``: raises the threshold for this request."""
     may_loosen: bool = False
     """The admin key came along, so the threshold may also be lowered."""
+    asker: str = ""
+    """Who asked, for admission policies (set by the service from the caller's key)."""
+    request_id: str = ""
+    """The request's id (set by the service)."""
 
 
 class CacheReport(BaseModel):
@@ -154,12 +159,15 @@ class ChatService:
         the auditor."""
         auditor = self.auditor if lookup is not None and lookup.outcome != "error" else None
         hit = lookup.hit if lookup is not None else None
-        if auditor is None and hit is None:
+        pending = lookup.pending if lookup is not None else None
+        if auditor is None and hit is None and pending is None:
             return None
 
         async def after() -> None:
             if hit is not None:
                 self._count_saved(key, hit.entry.response)
+            if pending is not None and self.cache is not None:  # one more asker for it
+                await self.cache.confirm(key, pending, _asker(who, request_id))
             if auditor is not None and lookup is not None:
                 await auditor.after_lookup(
                     request_id=request_id, key=key, lookup=lookup, key_id=who.key_id
@@ -206,15 +214,26 @@ class ChatService:
             return
         if lookup is not None and lookup.shadow_hit is not None:
             return  # an entry would have answered: do not store a near-copy of it
+        if lookup is not None and lookup.pending is not None:
+            return  # one entry per exact key waits for its askers or its audit
         vector = lookup.vector if lookup is not None else None
-        task = asyncio.create_task(cache.admit(key, vector, completion))
+        task = asyncio.create_task(self._admit(cache, key, vector, completion, how))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _admit(self, cache: SemanticCache, key: CacheKey, vector: Vector | None,
+                     completion: dict[str, Any], how: Directives) -> None:  # fmt: skip
+        """Admit; under an ``audited`` policy, queue the new entry's admission audit."""
+        entry = await cache.admit(key, vector, completion, how.asker)
+        audited = cache.settings.admission_for(key.namespace) == "audited"
+        if entry is not None and entry.pending and audited and self.auditor is not None:
+            await self.auditor.admission(request_id=how.request_id, key=key, entry=entry)
 
     async def complete(
         self, body: Mapping[str, Any], who: Principal, how: Directives, request_id: str = ""
     ) -> tuple[bytes, CacheReport, AfterResponse]:
         """A JSON answer (encoded), what the cache did, and what to do once it is sent."""
+        how = how.model_copy(update={"asker": _asker(who, request_id), "request_id": request_id})
         key = self._key(body, who, how)
         if key is None:
             payload = orjson.dumps(await self._chat(body))
@@ -254,6 +273,7 @@ class ChatService:
     ) -> tuple[AsyncIterator[dict[str, Any]], CacheReport, AfterResponse]:
         """Chunks of a streamed answer, what the cache did, and what to do once it is sent."""
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        how = how.model_copy(update={"asker": _asker(who, request_id), "request_id": request_id})
         key = self._key(body, who, how)
         if key is None:
             return await self._chat_stream(body), CacheReport(outcome="bypass"), None
@@ -312,6 +332,12 @@ class ChatService:
 async def _aiter(chunks: Any) -> AsyncIterator[dict[str, Any]]:
     for chunk in chunks:
         yield chunk
+
+
+def _asker(who: Principal, request_id: str) -> str:
+    """An asker's identity for ``confirm`` admission: the API key (without auth, every
+    request is its own asker)."""
+    return who.key_id or f"request:{request_id}"
 
 
 def _hit_report(lookup: Lookup) -> CacheReport:

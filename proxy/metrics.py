@@ -105,7 +105,7 @@ class Metrics(AuditObserver):
         )
         self.jobs = Counter(
             "vetcache_audit_jobs_total",
-            "Audit jobs queued (kind: hit, near_miss, or shadow: a would-be hit).",
+            "Audit jobs queued (kind: hit, near_miss, shadow: a would-be hit, admission).",
             ["namespace", "kind"],
             registry=r,
         )

@@ -223,6 +223,12 @@ class Settings(BaseSettings):
                 "auth.api_keys: auth is enabled but no keys are configured "
                 "(add keys, or set auth.enabled: false for local use)"
             )
+        policies = [self.cache.admission, *self.cache.namespace_admission.values()]
+        if "audited" in policies and not self.audit.enabled:
+            raise ValueError(
+                "cache.admission: the audited policy needs audit.enabled (nothing would ever "
+                "release a new entry)"
+            )
         return self
 
     def _apply_audit_shorthands(self) -> None:

@@ -27,20 +27,38 @@ class Store(ABC):
 
     @abstractmethod
     async def get_exact(self, scope: str, exact: str) -> CacheEntry | None:
-        """The live entry admitted under this exact key, if any."""
+        """The live entry admitted under this exact key, if any (a pending one too, with
+        ``pending`` set: the caller must not serve it)."""
 
     @abstractmethod
     async def search(
         self, scope: str, vector: Vector, k: int = 1
     ) -> list[tuple[CacheEntry, float]]:
-        """Up to ``k`` live entries of ``scope`` with their similarity, most similar first."""
+        """Up to ``k`` live, released (not pending) entries of ``scope`` with their
+        similarity, most similar first."""
 
     @abstractmethod
     async def put(
         self, entry: CacheEntry, vector: Vector, ttl_s: int | None, cap: int | None
     ) -> None:
         """Admit ``entry``; expire it after ``ttl_s``; keep at most ``cap`` entries in its
-        namespace by evicting the oldest."""
+        namespace by evicting the oldest. A ``pending`` entry is kept out of searches until
+        ``confirm`` or ``release`` lets it in."""
+
+    @abstractmethod
+    async def confirm(self, scope: str, entry_id: str, asker: str, needed: int) -> bool:
+        """Count ``asker`` (once) among the distinct askers of a pending entry; release it
+        when ``needed`` have asked. True when the entry is servable now."""
+
+    @abstractmethod
+    async def release(self, scope: str, entry_id: str) -> bool:
+        """Let a pending entry be served and searched. True when the entry is servable now
+        (it was released, now or before); False when it no longer exists."""
+
+    @abstractmethod
+    async def discard(self, scope: str, entry_id: str) -> None:
+        """Remove a pending entry (it failed its admission audit) and its exact pointer, so
+        the next identical request is admitted afresh. A released entry is left alone."""
 
     @abstractmethod
     async def count(self, namespace: str) -> int:

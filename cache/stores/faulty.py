@@ -59,6 +59,18 @@ class FaultyStore(Store):
         await self._gate()
         await self.inner.set_threshold(namespace, value)
 
+    async def confirm(self, scope: str, entry_id: str, asker: str, needed: int) -> bool:
+        await self._gate()
+        return await self.inner.confirm(scope, entry_id, asker, needed)
+
+    async def release(self, scope: str, entry_id: str) -> bool:
+        await self._gate()
+        return await self.inner.release(scope, entry_id)
+
+    async def discard(self, scope: str, entry_id: str) -> None:
+        await self._gate()
+        await self.inner.discard(scope, entry_id)
+
     async def guard(
         self,
         scope: str,

@@ -23,6 +23,7 @@ class MemoryStore(Store):
         # Admission order per namespace: eviction takes from the front.
         self._by_namespace: dict[str, OrderedDict[str, None]] = defaultdict(OrderedDict)
         self._thresholds: dict[str, float] = {}
+        self._askers: dict[str, set[str]] = defaultdict(set)  # pending entry -> who asked
 
     def _live(self, entry_id: str, now: float) -> tuple[CacheEntry, Vector] | None:
         found = self._entries.get(entry_id)
@@ -42,6 +43,7 @@ class MemoryStore(Store):
         if self._exact.get((entry.scope, entry.exact)) == entry_id:
             del self._exact[(entry.scope, entry.exact)]
         self._by_namespace[entry.namespace].pop(entry_id, None)
+        self._askers.pop(entry_id, None)
 
     async def get_exact(self, scope: str, exact: str) -> CacheEntry | None:
         entry_id = self._exact.get((scope, exact))
@@ -52,7 +54,8 @@ class MemoryStore(Store):
         self, scope: str, vector: Vector, k: int = 1
     ) -> list[tuple[CacheEntry, float]]:
         now = time.time()
-        live = [x for x in (self._live(i, now) for i in list(self._by_scope.get(scope, ()))) if x]
+        found = (self._live(i, now) for i in list(self._by_scope.get(scope, ())))
+        live = [x for x in found if x is not None and not x[0].pending]
         if not live:
             return []
         similarities = np.stack([v for _, v in live]) @ vector
@@ -70,6 +73,32 @@ class MemoryStore(Store):
         order[entry.id] = None
         while cap is not None and len(order) > cap:
             self._remove(next(iter(order)))
+
+    async def confirm(self, scope: str, entry_id: str, asker: str, needed: int) -> bool:
+        live = self._live(entry_id, time.time())
+        if live is None or live[0].scope != scope:
+            return False
+        if not live[0].pending:
+            return True
+        askers = self._askers[entry_id]
+        askers.add(asker)
+        if len(askers) < needed:
+            return False
+        return await self.release(scope, entry_id)
+
+    async def release(self, scope: str, entry_id: str) -> bool:
+        found = self._entries.get(entry_id)
+        if found is None or found[0].scope != scope or self._live(entry_id, time.time()) is None:
+            return False
+        entry, vector, expires = found
+        self._entries[entry_id] = (entry.model_copy(update={"pending": False}), vector, expires)
+        self._askers.pop(entry_id, None)
+        return True
+
+    async def discard(self, scope: str, entry_id: str) -> None:
+        found = self._entries.get(entry_id)
+        if found is not None and found[0].scope == scope and found[0].pending:
+            self._remove(entry_id)
 
     async def count(self, namespace: str) -> int:
         now = time.time()

@@ -3,6 +3,9 @@
 Layout (``{...}`` are hash tags, so one scope's keys share a cluster slot):
 
     vc:e:{<scope>}:<id>       hash: the entry's fields and its float32 vector ``vec``
+    vc:p:{<scope>}:<id>       hash: the same for a pending entry (admission policy), outside
+                              the index's prefix so no search finds it; released by RENAME
+    vc:a:{<scope>}:<id>       set: distinct askers of a pending entry (``confirm: N``)
     vc:x:{<scope>}:<exact>    string: id of the entry admitted under that exact key
     vc:n:<namespace>          sorted set: entry keys scored by expiry time (count and cap)
     vc:thresholds             hash: live threshold per namespace, read by every replica
@@ -73,6 +76,42 @@ def entry_key(scope: str, entry_id: str) -> str:
     return f"{ENTRY_PREFIX}{{{scope}}}:{entry_id}"
 
 
+def pending_key(scope: str, entry_id: str) -> str:
+    return f"vc:p:{{{scope}}}:{entry_id}"
+
+
+def askers_key(scope: str, entry_id: str) -> str:
+    return f"vc:a:{{{scope}}}:{entry_id}"
+
+
+# Release a pending entry: RENAME it into the index's prefix (TTL kept), once ``needed``
+# distinct askers have been counted (needed 0: at once). Atomic, so two replicas counting
+# the last askers at the same time release it once. Returns {1, namespace} when released
+# now, {2} when it was already servable, {0} when not (yet) or gone.
+RELEASE = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return {2} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SADD', KEYS[2], ARGV[1])
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+  if redis.call('SCARD', KEYS[2]) < tonumber(ARGV[2]) then return {0} end
+end
+local namespace = redis.call('HGET', KEYS[1], 'namespace')
+redis.call('RENAME', KEYS[1], KEYS[3])
+redis.call('DEL', KEYS[2])
+return {1, namespace}
+"""
+
+# Drop a pending entry, its askers, and its exact pointer if that still names it.
+DISCARD = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+return 1
+"""
+
+
 def exact_key(scope: str, exact: str) -> str:
     return f"vc:x:{{{scope}}}:{exact}"
 
@@ -104,6 +143,8 @@ class RedisStore(Store):
         self.index_name = ""
         self.dimension = 0
         self._shard_indexes: dict[str, str] = {}  # cluster: primary "host:port" -> its index
+        self._release = self._redis.register_script(RELEASE)
+        self._discard = self._redis.register_script(DISCARD)
 
     async def open(self, dimension: int) -> None:
         self.dimension = dimension
@@ -166,12 +207,17 @@ class RedisStore(Store):
             entry_id = await self._redis.get(exact_key(scope, exact))
             if entry_id is None:
                 return None
-            fields = await self._redis.hmget(entry_key(scope, _text(entry_id)), list(FIELDS))
+            entry_id = _text(entry_id)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(entry_key(scope, entry_id), list(FIELDS))
+                pipe.hmget(pending_key(scope, entry_id), list(FIELDS))
+                served, pending = await pipe.execute()
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
-        if fields[0] is None:
-            return None
-        return _entry(dict(zip(FIELDS, fields, strict=True)))
+        for fields, is_pending in ((served, False), (pending, True)):
+            if fields[0] is not None:
+                return _entry(dict(zip(FIELDS, fields, strict=True)), pending=is_pending)
+        return None
 
     async def search(
         self, scope: str, vector: Vector, k: int = 1
@@ -257,7 +303,7 @@ class RedisStore(Store):
     async def put(
         self, entry: CacheEntry, vector: Vector, ttl_s: int | None, cap: int | None
     ) -> None:
-        key = entry_key(entry.scope, entry.id)
+        key = (pending_key if entry.pending else entry_key)(entry.scope, entry.id)
         mapping: dict[Any, Any] = {
             **{name: getattr(entry, name) for name in TEXT_FIELDS},
             "created_at": entry.created_at,
@@ -279,6 +325,44 @@ class RedisStore(Store):
             size = int(results[-1])
             if cap is not None and size > cap:
                 await self._evict(entry.namespace, size - cap)
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+
+    async def confirm(self, scope: str, entry_id: str, asker: str, needed: int) -> bool:
+        return await self._released(scope, entry_id, asker, max(1, needed))
+
+    async def release(self, scope: str, entry_id: str) -> bool:
+        return await self._released(scope, entry_id, "", 0)
+
+    async def _released(self, scope: str, entry_id: str, asker: str, needed: int) -> bool:
+        pending, served = pending_key(scope, entry_id), entry_key(scope, entry_id)
+        try:
+            answer = await self._release(
+                keys=[pending, askers_key(scope, entry_id), served], args=[asker, needed]
+            )
+            if int(answer[0]) == 1:  # the namespace's count now names the released key
+                namespace = namespace_key(_text(answer[1]))
+                score = await self._redis.zscore(namespace, pending)
+                if score is not None:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        pipe.zadd(namespace, {served: score})
+                        pipe.zrem(namespace, pending)
+                        await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+        return int(answer[0]) in (1, 2)
+
+    async def discard(self, scope: str, entry_id: str) -> None:
+        key = pending_key(scope, entry_id)
+        try:
+            found = await self._redis.hmget(key, ["exact", "namespace"])
+            if found[0] is None:
+                return
+            exact, namespace = _text(found[0]), _text(found[1])
+            await self._discard(
+                keys=[key, askers_key(scope, entry_id), exact_key(scope, exact)], args=[entry_id]
+            )
+            await self._redis.zrem(namespace_key(namespace), key)
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
@@ -414,11 +498,12 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _entry(values: dict[str, Any]) -> CacheEntry:
+def _entry(values: dict[str, Any], pending: bool = False) -> CacheEntry:
     floor = values.get("min_similarity")
     return CacheEntry(
         **{name: _text(values[name]) for name in TEXT_FIELDS},
         created_at=float(_text(values["created_at"])),
         min_similarity=float(_text(floor)) if floor else None,
         quarantined=_text(values.get("quarantined") or "") == "1",
+        pending=pending,
     )

@@ -176,7 +176,7 @@ async def review_queue(
             reviews[item.job.job_id] = item
     rows = []
     for item in recent:
-        if item.source == "review" or item.job.near_miss:
+        if item.source == "review" or item.job.near_miss or item.job.admission:
             continue
         if item.verdict not in ("false_positive", "uncertain"):
             continue

@@ -162,3 +162,60 @@ async def test_search_returns_the_entry_id_it_was_admitted_with(store: Store) ->
     [(found, _)] = await store.search(scope, unit(1), k=1)
     assert found.model_dump(exclude={"created_at"}) == stored.model_dump(exclude={"created_at"})
     assert found.created_at == pytest.approx(stored.created_at, abs=1e-3)
+
+
+def pending(scope: str, namespace: str, text: str = "q", exact: str | None = None) -> CacheEntry:
+    return entry(scope, namespace, text, exact).model_copy(update={"pending": True})
+
+
+async def test_a_pending_entry_is_found_by_its_exact_key_only(store: Store) -> None:
+    scope, ns = fresh(), fresh()
+    held = pending(scope, ns, exact="x1")
+    await store.put(held, unit(1), ttl_s=60, cap=None)
+    assert await store.get_exact(scope, "x1") == held  # pending=True: the caller won't serve it
+    assert await store.search(scope, unit(1), k=3) == []
+    assert await store.count(ns) == 1  # it takes room like any entry
+
+
+async def test_confirm_releases_after_enough_distinct_askers(store: Store) -> None:
+    scope, ns = fresh(), fresh()
+    held = pending(scope, ns, exact="x1")
+    await store.put(held, unit(1), ttl_s=60, cap=None)
+    assert not await store.confirm(scope, held.id, "key-a", needed=3)
+    assert not await store.confirm(scope, held.id, "key-a", needed=3)  # the same asker again
+    assert not await store.confirm(scope, held.id, "key-b", needed=3)
+    assert await store.search(scope, unit(1), k=1) == []
+    assert await store.confirm(scope, held.id, "key-c", needed=3)
+    released = held.model_copy(update={"pending": False})
+    assert [e for e, _ in await store.search(scope, unit(1), k=1)] == [released]
+    assert await store.get_exact(scope, "x1") == released
+    assert await store.confirm(scope, held.id, "key-d", needed=3)  # servable stays servable
+    assert await store.count(ns) == 1
+    assert not await store.confirm(scope, "no-such-entry", "key-a", needed=1)
+
+
+async def test_release_and_discard(store: Store) -> None:
+    scope, ns = fresh(), fresh()
+    passed, failed = pending(scope, ns, "passed", "x1"), pending(scope, ns, "failed", "x2")
+    await store.put(passed, unit(1), ttl_s=60, cap=None)
+    await store.put(failed, unit(1, 0.1), ttl_s=60, cap=None)
+    assert await store.release(scope, passed.id)
+    assert await store.release(scope, passed.id)  # idempotent: a redelivered verdict
+    await store.discard(scope, failed.id)
+    assert await store.get_exact(scope, "x2") is None  # the next identical request admits anew
+    assert not await store.release(scope, failed.id)
+    assert [e.text for e, _ in await store.search(scope, unit(1), k=3)] == ["passed"]
+    await store.discard(scope, passed.id)  # a released entry is not discarded
+    assert [e.text for e, _ in await store.search(scope, unit(1), k=3)] == ["passed"]
+    assert await store.count(ns) == 1
+
+
+async def test_a_released_entry_counts_against_the_cap(store: Store) -> None:
+    scope, ns = fresh(), fresh()
+    held = pending(scope, ns, exact="x1")
+    await store.put(held, unit(1), ttl_s=1, cap=None)
+    assert await store.release(scope, held.id)
+    newer = entry(scope, ns, "newer")
+    await store.put(newer, unit(0, 1), ttl_s=60, cap=1)  # the released one is the oldest
+    assert [e.text for e, _ in await store.search(scope, unit(1), k=3)] == ["newer"]
+    assert await store.count(ns) == 1
