@@ -133,8 +133,14 @@ class SentenceTransformerEmbedder(Embedder):
         self.fingerprint = f"{model_id}:{self.dimension}:{_weights_digest(path)}"
 
     def _encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        # No progress bar: sentence-transformers draws one per call whenever its logger is at
+        # INFO, which the gateway's default log level made true for every lookup.
         vectors = self._model.encode(
-            texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True
+            texts,
+            batch_size=len(texts),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
 

@@ -19,6 +19,7 @@ from proxy import __version__
 from proxy.auth import KeyRing
 from proxy.chat_service import ChatService
 from proxy.errors import install_error_handlers
+from proxy.logs import configure as configure_logging
 from proxy.metrics import Metrics, MetricsRefresher
 from proxy.middleware import RequestContext
 from proxy.routes import admin, audits, chat, embeddings, health, models, ui
@@ -130,7 +131,9 @@ def _autopilot(
 def app_from_environment() -> FastAPI:
     """Factory for ``uvicorn --factory`` worker processes: settings from the environment
     (``vetcache serve --workers N`` passes the config file as ``VETCACHE_CONFIG_FILE``)."""
-    return create_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)  # a spawned process
+    return create_app(settings)
 
 
 def _store_name(settings: Settings) -> str:

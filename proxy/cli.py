@@ -30,14 +30,14 @@ from proxy import __version__
 from proxy.settings import ConfigError, Settings, load_settings, worker_environment
 
 if TYPE_CHECKING:
+    from proxy.logs import LogFormat
     from proxy.metrics import Metrics
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
+def _configure_logging(level: str, log_format: LogFormat = "text") -> None:
+    from proxy.logs import configure
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream request
+    configure(level, log_format)
 
 
 def _load(config: Path | None, **overrides: object) -> Settings:
@@ -53,7 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _load(args.config, host=args.host, port=args.port, workers=args.workers)
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     common = {
         "host": settings.host,
         "port": settings.port,
@@ -102,7 +102,7 @@ def cmd_audit_worker(args: argparse.Namespace) -> int:
     import socket
 
     settings = _load(args.config)
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     if not settings.redis_url:
         print(
             "vetcache: audit-worker needs redis_url (VETCACHE_REDIS_URL); without Redis the "

@@ -35,6 +35,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from audit.observe import AuditObserver
 from audit.schema import AuditJob, Verdict, job_kind
 from audit.stats import FPRate, fp_rate
+from proxy.logs import note_stage
 from proxy.settings import MetricsSettings
 
 if TYPE_CHECKING:
@@ -250,6 +251,7 @@ class Metrics(AuditObserver):
 
     def stage(self, stage: str, seconds: float) -> None:
         self.stages.labels(stage).observe(seconds)
+        note_stage(stage, seconds)  # and into the request's access line
 
     def cache_error(self, kind: str) -> None:
         self.cache_errors.labels(kind).inc()

@@ -15,6 +15,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy.errors import GatewayError
+from proxy.logs import REQUEST_ID, TIMINGS
 
 log = logging.getLogger("vetcache.access")
 errors_log = logging.getLogger("vetcache.errors")
@@ -32,8 +33,9 @@ def _incoming_id(scope: Scope) -> str | None:
 
 class RequestContext:
     """Assigns ``request.state.request_id`` (the client's ``x-request-id`` when it is a sane
-    token, else a new one), echoes it on every response, logs one access line per request,
-    and answers OpenAI-style 500 for any exception nothing else handled."""
+    token, else a new one), echoes it on every response, logs one access line per request
+    (request id, status, duration, cache outcome, stage timings; never bodies), and answers
+    OpenAI-style 500 for any exception nothing else handled."""
 
     def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
         self.app = app
@@ -47,13 +49,18 @@ class RequestContext:
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (REQUEST_ID_HEADER, request_id.encode())
         status = 0
+        outcome: str | None = None
         started = time.perf_counter()
+        timings: dict[str, float] = {}
+        id_token, timings_token = REQUEST_ID.set(request_id), TIMINGS.set(timings)
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, outcome
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
+                headers = message.get("headers", ())
+                outcome = next((v.decode() for k, v in headers if k == b"x-vetcache"), None)
+                message["headers"] = [*headers, id_header]
             await send(message)
 
         try:
@@ -72,11 +79,25 @@ class RequestContext:
                 await send({"type": "http.response.body", "body": body})
         finally:
             if self.access_log:
+                duration_ms = round((time.perf_counter() - started) * 1000, 3)
+                fields = {
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status or 500,
+                    "duration_ms": duration_ms,
+                    "outcome": outcome,  # x-vetcache: hit, miss, bypass, error (chat only)
+                    "timings_ms": timings,  # per stage: exact_lookup, embed, upstream, ...
+                }
                 log.info(
-                    "%s %s %d %.1fms request_id=%s",
+                    "%s %s %d %.1fms %s request_id=%s",
                     scope["method"],
                     scope["path"],
                     status or 500,
-                    (time.perf_counter() - started) * 1000,
+                    duration_ms,
+                    outcome or "-",
                     request_id,
+                    extra=fields,
                 )
+            REQUEST_ID.reset(id_token)
+            TIMINGS.reset(timings_token)

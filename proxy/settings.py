@@ -163,6 +163,8 @@ class Settings(BaseSettings):
     """Gateway worker processes."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Log level; prompt and answer text are never logged at info or above."""
+    log_format: Literal["json", "text"] = "json"
+    """``json``: one object per line (request id, outcome, timings on access lines)."""
     access_log: bool = True
     """One log line per request (method, path, status, duration, request id; never bodies)."""
     shutdown_timeout: float = Field(default=30.0, ge=0)

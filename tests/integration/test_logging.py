@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from pathlib import Path
 
+import httpx
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from proxy.auth import hash_key
-from tests.conftest import route
+from tests.conftest import LOGS, free_port, route, stop, vetcache, wait_http
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +56,81 @@ def test_logs_carry_no_prompt_answer_or_key(
         text = record.getMessage()
         assert "zebra-quartz" not in text, record.name
         assert KEY not in text and "sk-wrong" not in text, record.name
+
+
+def test_a_served_process_logs_json_lines_with_request_outcome_and_timings(
+    fake_upstream: str, tmp_path: Path
+) -> None:
+    """A real ``vetcache serve`` (in-process cache, bundled model): every line on stderr is
+    one JSON object; each request has one access line with its id, status, cache outcome and
+    stage timings; no prompt, answer or key anywhere at INFO."""
+    config = tmp_path / "gw.yaml"
+    config.write_text(
+        f"auth: {{api_keys: [{{tenant: t, key_sha256: {hash_key(KEY)}}}]}}\n"
+        "cache: {threshold: 0.9, lookup_budget_ms: 5000}\n"
+        "audit: {sample_rate: 1.0}\n"
+        "model_list:\n"
+        f"  - {{model_name: fake-gpt, model: openai/fake-gpt, api_base: '{fake_upstream}'}}\n"
+        f"  - {{model_name: broken, model: openai/error-500, api_base: '{fake_upstream}'}}\n"
+    )
+    port = free_port()
+    process = vetcache("serve", "--config", str(config), "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
+    sent: dict[str, tuple[int, str | None]] = {}  # request id -> (status, x-vetcache)
+    try:
+        wait_http(f"{base}/readyz", process, timeout=120)
+        headers = {"authorization": f"Bearer {KEY}"}
+        asks = [
+            ("fake-gpt", SECRET_PROMPT, False),
+            ("fake-gpt", SECRET_PROMPT.upper(), False),  # a semantic hit
+            ("fake-gpt", SECRET_PROMPT, True),  # an exact hit, streamed
+            ("broken", SECRET_PROMPT + " again", False),  # upstream 500
+        ]
+        for model, text, stream in asks:
+            body = {"model": model, "messages": [{"role": "user", "content": text}]}
+            response = httpx.post(
+                f"{base}/v1/chat/completions",
+                headers=headers,
+                json={**body, "stream": stream},
+                timeout=60,
+            )
+            sent[response.headers["x-request-id"]] = (
+                response.status_code,
+                response.headers.get("x-vetcache"),
+            )
+            if model == "fake-gpt" and text == SECRET_PROMPT and not stream:
+                time.sleep(0.5)  # let the answer be admitted
+        wrong = httpx.post(
+            f"{base}/v1/chat/completions",
+            headers={"authorization": "Bearer sk-wrong"},
+            json={},
+            timeout=30,
+        )
+        sent[wrong.headers["x-request-id"]] = (wrong.status_code, None)
+    finally:
+        log_file = LOGS[process.pid]
+        process.terminate()  # a clean exit: every line is written before it is read
+        process.wait(timeout=60)
+        text = log_file.read_text()
+        stop(process)
+    lines = [line for line in text.splitlines() if line.strip()]
+    not_json = [line for line in lines if not line.startswith("{")]
+    assert not not_json, not_json[:5]
+    records = [orjson.loads(line) for line in lines]  # every line is one JSON object
+    assert [s for s, _ in sent.values()] == [200, 200, 200, 500, 401]
+    assert [o for _, o in sent.values()][:3] == ["miss", "hit", "hit"]
+    access = {r["request_id"]: r for r in records if r["logger"] == "vetcache.access"}
+    for request_id, (status, outcome) in sent.items():
+        line = access[request_id]
+        assert line["level"] == "INFO" and line["status"] == status
+        assert line["outcome"] == outcome and line["duration_ms"] > 0
+    miss, semantic, exact, broken = (access[i]["timings_ms"] for i in list(sent)[:4])
+    assert {"exact_lookup", "embed", "vector_search", "upstream"} <= set(miss)
+    assert {"embed", "vector_search"} <= set(semantic) and "upstream" not in semantic
+    assert "embed" not in exact and "upstream" not in exact  # the exact layer answered
+    assert "upstream" in broken
+    for record in records:
+        if record["level"] in ("INFO", "WARNING", "ERROR", "CRITICAL"):
+            text = orjson.dumps(record).decode().lower()
+            assert "zebra-quartz" not in text, record
+            assert KEY.lower() not in text and "sk-wrong" not in text, record
