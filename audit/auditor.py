@@ -1,12 +1,16 @@
 """The gateway's side of the audit path: after each lookup, maybe queue a job.
 
 Runs after the answer is sent (the route schedules it as a background task), so sampling
-never adds latency. Queue or ledger failures are logged and counted, never raised.
+never adds latency. Queue or ledger failures are logged and counted, never raised. A job
+the queue refuses (Redis down) waits in a bounded in-memory spill and is queued again, in
+order, once the queue answers; only a gateway that dies while Redis is down, or a spill
+past ``audit.spill_max``, loses jobs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -34,6 +38,8 @@ log = logging.getLogger("vetcache.audit")
 
 SERVED_TTL_S = 86400
 """How long a served hit can receive feedback."""
+SPILL_RETRY_S = 1.0
+"""How often spilled jobs are offered to the queue again."""
 
 
 def build_judge(settings: AuditSettings) -> Judge:
@@ -73,6 +79,10 @@ class Auditor:
         )
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.spill: collections.deque[AuditJob] = collections.deque()
+        self.spill_dropped = 0
+        self._requeueing = asyncio.Lock()  # the retry loop and a new job may both drain
+        self._spiller: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         """Prepare the queue; a Redis that is down now does not stop the gateway (jobs fail
@@ -86,9 +96,15 @@ class Auditor:
             log.warning("audit queue unavailable at start: %s", type(exc).__name__)
         if self.worker is not None:
             self._task = asyncio.create_task(self.worker.run(self._stop), name="vetcache-audit")
+        self._spiller = asyncio.create_task(self._requeue_forever(), name="vetcache-spill")
 
     async def close(self) -> None:
         self._stop.set()
+        if self._spiller is not None:
+            await asyncio.wait({self._spiller}, timeout=5.0)
+        await self.requeue()  # a last try for what is still spilled
+        if self.spill:
+            log.warning("audit jobs lost at shutdown: %d (queue unreachable)", len(self.spill))
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         if self.worker is not None:
@@ -115,10 +131,13 @@ class Auditor:
             if served is not None:  # remember() counts its lookup too
                 job = _job(request_id, key, served.entry, served.similarity, lookup)
                 job = job.model_copy(update={"shadow": lookup.shadow_hit is not None})
-                seen = await self.ledger.remember(Served(job=job, key_id=key_id), SERVED_TTL_S)
+                try:
+                    seen = await self.ledger.remember(Served(job=job, key_id=key_id), SERVED_TTL_S)
+                except LedgerError as exc:  # unknown count: audit it as if it were new
+                    self._failed("served hit not recorded", request_id, exc)
+                    seen = 1
                 if self.sampler.hit(key.namespace, seen):
-                    await self.queue.put(job)
-                    self.observer.job_queued(job)
+                    await self._put(job)
             elif (
                 lookup.outcome == "miss"
                 and lookup.candidate is not None
@@ -127,12 +146,55 @@ class Auditor:
             ):
                 job = _job(request_id, key, lookup.candidate, lookup.best_similarity, lookup)
                 job = job.model_copy(update={"near_miss": True})
+                await self._put(job)
+        except LedgerError as exc:
+            self._failed("lookup not counted", request_id, exc)
+
+    def _failed(self, what: str, request_id: str, exc: Exception) -> None:
+        self.errors += 1
+        self.observer.cache_error("audit")
+        log.warning("audit: %s request_id=%s: %s", what, request_id, type(exc).__name__)
+
+    async def _put(self, job: AuditJob) -> None:
+        """Queue ``job``, or spill it (behind any already spilled: order is kept)."""
+        if self.spill:  # the queue may be back: what waits goes first
+            await self.requeue()
+        if not self.spill:
+            try:
                 await self.queue.put(job)
                 self.observer.job_queued(job)
-        except (QueueError, LedgerError) as exc:
-            self.errors += 1
-            self.observer.cache_error("audit")
-            log.warning("audit submit failed request_id=%s: %s", request_id, type(exc).__name__)
+                return
+            except QueueError as exc:
+                self._failed("job spilled, queue unreachable", job.request_id, exc)
+        if self.settings.spill_max == 0:
+            self.spill_dropped += 1
+            return
+        if len(self.spill) >= self.settings.spill_max:
+            self.spill.popleft()
+            self.spill_dropped += 1
+        self.spill.append(job)
+
+    async def requeue(self) -> int:
+        """Queue spilled jobs, oldest first, until the queue refuses one; how many went."""
+        sent = 0
+        async with self._requeueing:
+            while self.spill:
+                try:
+                    await self.queue.put(self.spill[0])
+                except QueueError:
+                    break
+                self.observer.job_queued(self.spill.popleft())
+                sent += 1
+        if sent:
+            log.info("audit: %d spilled jobs queued, %d still spilled", sent, len(self.spill))
+        return sent
+
+    async def _requeue_forever(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), SPILL_RETRY_S)
+            if self.spill:
+                await self.requeue()
 
     async def admission(self, *, request_id: str, key: CacheKey, entry: CacheEntry) -> None:
         """Queue the admission audit of a new, pending entry (``audited`` policy: always,

@@ -75,6 +75,9 @@ class AuditSettings(BaseModel):
     """A job a worker took but did not finish in this long is given to another."""
     worker_batch: int = Field(default=16, ge=1)
     """Jobs a worker takes at once."""
+    spill_max: int = Field(default=10_000, ge=0)
+    """Audit jobs a gateway holds in memory while the queue is unreachable, re-queued once
+    it is back (beyond it, the oldest are dropped and counted)."""
     autopilot: AutopilotSettings = AutopilotSettings()
     """Threshold autopilot (off unless namespaces are listed)."""
 

@@ -12,7 +12,17 @@ from typing import TypeAlias
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, RedisClusterException, RedisError
+
+
+def _retry() -> Retry:
+    """One quick retry on a broken connection. After Redis restarts, every pooled connection
+    is dead, and without it the first command on each one fails (lookups fall open, served
+    hits go unrecorded). Timeouts are not retried: a stalled Redis must not double the wait."""
+    return Retry(ExponentialBackoff(cap=0.05, base=0.005), 1, supported_errors=(ConnectionError,))
+
 
 RedisClient: TypeAlias = aioredis.Redis | RedisCluster
 
@@ -36,10 +46,15 @@ def connect(
             socket_timeout=timeout_s,
             socket_connect_timeout=connect_timeout_s,
             max_connections=max_connections or 100,
+            retry=_retry(),
         )
     if max_connections is None:
         return aioredis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=connect_timeout_s
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=connect_timeout_s,
+            retry=_retry(),
+            retry_on_error=[ConnectionError],
         )
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
@@ -47,6 +62,8 @@ def connect(
         timeout=timeout_s,
         socket_timeout=timeout_s,
         socket_connect_timeout=connect_timeout_s,
+        retry=_retry(),
+        retry_on_error=[ConnectionError],
     )
     return aioredis.Redis(connection_pool=pool)
 

@@ -122,6 +122,12 @@ class Metrics(AuditObserver):
             registry=r,
             multiprocess_mode="mostrecent",
         )
+        self.spilled = Gauge(
+            "vetcache_audit_spilled_jobs",
+            "Audit jobs held in this process while the queue is unreachable.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.lag = Histogram(
             "vetcache_audit_lag_seconds",
             "Time from queueing an audit job to its verdict.",
@@ -422,6 +428,8 @@ class MetricsRefresher:
         from audit import LedgerError, QueueError
         from cache import StoreError
 
+        if self.auditor is not None:  # in memory: known even while Redis is down
+            self.metrics.spilled.set(len(self.auditor.spill))
         try:
             if self.cache is not None:
                 cache = self.cache

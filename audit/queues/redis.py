@@ -21,6 +21,12 @@ GROUP = "auditors"
 MAX_LENGTH = 1_000_000
 
 
+def _is_missing_group(error: ResponseError) -> bool:
+    # XREADGROUP / XAUTOCLAIM answer "NOGROUP No such key ... or consumer group ..." once
+    # Redis lost the stream (restarted without its data); the code is the only signal.
+    return str(error).startswith("NOGROUP")
+
+
 def _is_group_exists(error: ResponseError) -> bool:
     # XGROUP CREATE answers "BUSYGROUP Consumer Group name already exists" when another
     # process created it first; the error code is the only signal.
@@ -72,6 +78,13 @@ class RedisStreamQueue(JobQueue):
                     ),
                 )
                 entries = [entry for _, stream_entries in fresh or [] for entry in stream_entries]
+        except ResponseError as exc:
+            if not _is_missing_group(exc):
+                raise QueueError(str(exc)) from exc
+            # Redis came back without the stream: create the group again (from the start
+            # of whatever gateways queued since) instead of failing until a restart.
+            await self.open()
+            return []
         except RedisError as exc:
             raise QueueError(str(exc)) from exc
         return [

@@ -11,16 +11,19 @@ import numpy as np
 import pytest
 
 from audit.actions import act_on
+from audit.auditor import Auditor
 from audit.judges.contrast import ContrastJudge
 from audit.ledgers.base import Served
 from audit.ledgers.memory import MemoryLedger
+from audit.queues.base import QueueError
 from audit.queues.memory import MemoryQueue
 from audit.sampler import Sampler
 from audit.schema import AuditJob, Verdict
 from audit.settings import AuditSettings
 from audit.stats import fp_rate, wilson
 from audit.worker import AuditWorker
-from cache.schema import CacheEntry
+from cache.schema import CacheEntry, CacheHit, CacheKey
+from cache.semantic import Lookup
 from cache.stores.memory import MemoryStore
 
 
@@ -206,3 +209,46 @@ async def test_a_near_miss_judged_wrong_is_a_hard_negative_but_guards_nothing() 
     assert [p.similarity for p in await ledger.hard_negatives()] == [pytest.approx(0.88)]
     entry = await store.get_exact("s1", "x")
     assert entry is not None and entry.min_similarity is None
+
+
+class FlakyQueue(MemoryQueue):
+    """An in-process queue whose ``put`` fails while ``down`` (Redis unreachable)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def put(self, job: AuditJob) -> None:
+        if self.down:
+            raise QueueError("queue unreachable (simulated)")
+        await super().put(job)
+
+
+def served_hit(text: str) -> tuple[CacheKey, Lookup]:
+    key = CacheKey(scope="s1", exact=uuid.uuid4().hex, text=text, tenant="t",
+                   namespace="shop", model="m")  # fmt: skip
+    entry = CacheEntry(id=uuid.uuid4().hex, scope="s1", exact="x", namespace="shop", tenant="t",
+                       model="m", text="cached", response="{}", embedder="e",
+                       created_at=time.time())  # fmt: skip
+    hit = CacheHit(entry=entry, similarity=0.95, exact=False)
+    return key, Lookup(outcome="hit", threshold=0.9, hit=hit, best_similarity=0.95)
+
+
+async def test_jobs_the_queue_refuses_are_spilled_and_queued_again_in_order() -> None:
+    queue = FlakyQueue()
+    settings = AuditSettings(sample_rate=1.0, spill_max=3)
+    auditor = Auditor(settings, queue, MemoryLedger(), MemoryStore(), run_worker=False)
+    queue.down = True
+    for n in range(5):
+        key, lookup = served_hit(f"q{n}")
+        await auditor.after_lookup(request_id=f"r{n}", key=key, lookup=lookup, key_id=None)
+    assert [j.request_id for j in auditor.spill] == ["r2", "r3", "r4"]  # the oldest dropped
+    assert auditor.spill_dropped == 2 and await queue.depth() == 0
+    assert await auditor.requeue() == 0  # still down: nothing lost, nothing sent
+    queue.down = False
+    key, lookup = served_hit("q5")  # the next job takes the spilled ones along, first
+    await auditor.after_lookup(request_id="r5", key=key, lookup=lookup, key_id=None)
+    assert await auditor.requeue() == 0
+    taken = await queue.take("w", count=10, block_s=0.1)
+    assert [d.job.request_id for d in taken] == ["r2", "r3", "r4", "r5"]
+    assert not auditor.spill
