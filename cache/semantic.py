@@ -355,7 +355,13 @@ class SemanticCache:
         self.observer.cache_error(kind)
         if not self._failing:
             self._failing = True
-            log.warning("cache unavailable, serving from upstream: %s", type(exc).__name__)
+            if kind == "timeout":  # slow, not down: say so (lookup_budget_ms may be too tight)
+                log.warning(
+                    "cache lookup over its %.0f ms budget, serving from upstream",
+                    self.settings.lookup_budget_ms,
+                )
+            else:
+                log.warning("cache unavailable, serving from upstream: %s", type(exc).__name__)
 
     def _recovered(self) -> None:
         if self._failing:

@@ -120,11 +120,17 @@ async def test_store_down_fails_open_and_recovers(caplog: pytest.LogCaptureFixtu
     assert sum("cache recovered" in m for m in messages) == 1
 
 
-async def test_slow_store_is_abandoned_within_the_budget() -> None:
+async def test_slow_store_is_abandoned_within_the_budget(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     cache, store = await open_cache(lookup_budget_ms=20)
     store.delay_s = 1.0
     lookup = await cache.lookup(cache.key(body(), "t", "default"), 0.9)
     assert lookup.outcome == "error"
+    # Said as slow, not as down: the remedy differs.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "cache lookup over its 20 ms budget, serving from upstream"
+    ]
 
 
 async def test_store_down_at_start_is_retried_later() -> None:
