@@ -36,8 +36,6 @@ from cache.stores.base import Store, StoreError
 
 log = logging.getLogger("vetcache.audit")
 
-SERVED_TTL_S = 86400
-"""How long a served hit can receive feedback."""
 SPILL_RETRY_S = 1.0
 """How often spilled jobs are offered to the queue again."""
 
@@ -132,7 +130,8 @@ class Auditor:
                 job = _job(request_id, key, served.entry, served.similarity, lookup)
                 job = job.model_copy(update={"shadow": lookup.shadow_hit is not None})
                 try:
-                    seen = await self.ledger.remember(Served(job=job, key_id=key_id), SERVED_TTL_S)
+                    served_record = Served(job=job, key_id=key_id)
+                    seen = await self.ledger.remember(served_record, self.settings.served_ttl_s)
                 except LedgerError as exc:  # unknown count: audit it as if it were new
                     self._failed("served hit not recorded", request_id, exc)
                     seen = 1

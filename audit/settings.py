@@ -75,6 +75,9 @@ class AuditSettings(BaseModel):
     """A job a worker took but did not finish in this long is given to another."""
     worker_batch: int = Field(default=16, ge=1)
     """Jobs a worker takes at once."""
+    served_ttl_s: int = Field(default=86400, ge=60)
+    """How long a served hit is kept for feedback (and its entry's hit count for burn-in):
+    about 0.9 KB of Redis per served hit for this long (tests/bench/soak.py)."""
     spill_max: int = Field(default=10_000, ge=0)
     """Audit jobs a gateway holds in memory while the queue is unreachable, re-queued once
     it is back (beyond it, the oldest are dropped and counted)."""
