@@ -10,7 +10,7 @@ from __future__ import annotations
 from audit.auditor import Auditor, build_judge
 from audit.ledgers.base import Ledger, LedgerError, Served
 from audit.observe import NULL_AUDIT_OBSERVER, AuditObserver
-from audit.queues.base import JobQueue, QueueError
+from audit.queues.base import JobQueue, QueueError, QueueUnusable
 from audit.schema import AuditJob, Judgement, Verdict
 from audit.settings import AuditSettings
 from audit.stats import FPRate, cohort, fp_rate, wilson
@@ -67,6 +67,7 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "QueueError",
+    "QueueUnusable",
     "Served",
     "Verdict",
     "build_auditor",

@@ -110,13 +110,13 @@ def cmd_audit_worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from audit import QueueError
+    from audit import QueueUnusable
 
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
     metrics = _worker_metrics(settings, args.metrics_port)
     try:
         asyncio.run(_run_audit_worker(settings, name, signal, metrics))
-    except QueueError as exc:  # the stream cannot be opened: Redis down or misconfigured
+    except QueueUnusable as exc:  # misconfigured: waiting would not help
         print(f"vetcache: audit-worker cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -143,7 +143,13 @@ async def _run_audit_worker(
 ) -> None:
     import asyncio
 
-    from audit import AuditWorker, build_judge, build_queue_and_ledger
+    from audit import (
+        AuditWorker,
+        QueueError,
+        QueueUnusable,
+        build_judge,
+        build_queue_and_ledger,
+    )
     from cache.stores.redis import RedisStore
 
     assert settings.redis_url is not None
@@ -157,8 +163,14 @@ async def _run_audit_worker(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await queue.open()
-    logging.getLogger("vetcache.audit").info("audit worker %s started", name)
+    log = logging.getLogger("vetcache.audit")
+    try:
+        await queue.open()
+    except QueueUnusable:
+        raise
+    except QueueError as exc:  # Redis not up yet: the run loop retries and creates the group
+        log.warning("audit queue unreachable at start, retrying: %s", type(exc).__name__)
+    log.info("audit worker %s started", name)
     try:
         await worker.run(stop)
     finally:

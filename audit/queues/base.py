@@ -13,6 +13,10 @@ class QueueError(Exception):
     """The queue is unreachable or failed."""
 
 
+class QueueUnusable(QueueError):
+    """The queue can never work as configured (e.g. a cluster node without redis_cluster)."""
+
+
 class Delivery(BaseModel):
     """One delivery of a job to a worker; ``ack`` it once its verdict is recorded."""
 

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from redis.exceptions import RedisError, ResponseError
 
-from audit.queues.base import Delivery, JobQueue, QueueError
+from audit.queues.base import Delivery, JobQueue, QueueError, QueueUnusable
 from audit.schema import AuditJob
 from cache.redis_client import RedisClient, close, connect, topology_mismatch
 
@@ -45,7 +45,7 @@ class RedisStreamQueue(JobQueue):
         try:
             mismatch = await topology_mismatch(self._redis, self.url)
             if mismatch:
-                raise QueueError(mismatch)
+                raise QueueUnusable(mismatch)
             await self._redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if not _is_group_exists(exc):
