@@ -22,6 +22,8 @@ from proxy.errors import install_error_handlers
 from proxy.logs import configure as configure_logging
 from proxy.metrics import Metrics, MetricsRefresher
 from proxy.middleware import RequestContext
+from proxy.openapi import ERRORS
+from proxy.openapi import install as install_openapi
 from proxy.routes import admin, audits, chat, embeddings, health, models, ui
 from proxy.settings import Settings, load_settings
 from proxy.upstream import Upstream
@@ -96,6 +98,7 @@ def create_app(
         version=__version__,
         summary="OpenAI-compatible LLM gateway with a semantic cache that vets its own hits",
         lifespan=lifespan,
+        responses=ERRORS,
     )
     app.state.settings = settings
     app.state.keyring = KeyRing(settings)
@@ -107,6 +110,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(audits.admin)
     app.include_router(audits.public)
+    install_openapi(app)
     return app
 
 

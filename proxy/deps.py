@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import Depends
+from fastapi import Depends, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import Request
 
 from audit import Auditor
@@ -59,12 +60,22 @@ def keyring(request: Request) -> KeyRing:
     return cast(KeyRing, request.app.state.keyring)
 
 
-def client(request: Request) -> Principal:
+# For the OpenAPI document only (``security`` of each route): never raise, and the key is
+# read and checked by ``KeyRing`` below.
+_CLIENT_KEY = HTTPBearer(
+    scheme_name="clientKey", description="A tenant's API key", auto_error=False
+)
+_ADMIN_KEY = HTTPBearer(scheme_name="adminKey", description="The admin key", auto_error=False)
+Documented = Annotated[HTTPAuthorizationCredentials | None, Security(_CLIENT_KEY)]
+DocumentedAdmin = Annotated[HTTPAuthorizationCredentials | None, Security(_ADMIN_KEY)]
+
+
+def client(request: Request, _documented: Documented) -> Principal:
     """The calling tenant, from ``Authorization: Bearer``."""
     return keyring(request).client(request.headers.get("authorization"))
 
 
-def admin(request: Request) -> None:
+def admin(request: Request, _documented: DocumentedAdmin) -> None:
     """Require the admin key."""
     keyring(request).admin(request.headers.get("authorization"))
 

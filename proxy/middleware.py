@@ -21,13 +21,14 @@ log = logging.getLogger("vetcache.access")
 errors_log = logging.getLogger("vetcache.errors")
 
 REQUEST_ID_HEADER = b"x-request-id"
-_VALID_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+_VALID_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 
 
 def _incoming_id(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER:
-            return value.decode() if _VALID_ID.match(value) else None
+            # fullmatch: with match, ``$`` lets a trailing newline through into the echo
+            return value.decode() if _VALID_ID.fullmatch(value) else None
     return None
 
 

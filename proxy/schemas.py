@@ -17,10 +17,109 @@ Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 ContentPart = dict[str, Any]
 
 
+USER_PART_TYPES = (
+    "text", "image_url", "input_audio", "file",  # OpenAI's
+    "audio_url", "document", "guarded_text", "grounding_source", "query", "video_url",
+)  # fmt: skip
+"""Content part types of a user message: OpenAI's, and the other providers' that litellm
+forwards (its ``ValidUserMessageContentTypes``). litellm refuses any other before calling the
+upstream, raised as a connection error, so the gateway checks them itself."""
+
+
+def _user_part_problem(part: ContentPart) -> str | None:
+    """What is wrong with a user message's content part, if anything: an unknown ``type``,
+    or one of OpenAI's types without its payload (litellm indexes it before calling, and
+    reports the ``KeyError`` as a connection error)."""
+    kind = part.get("type")
+    if kind not in USER_PART_TYPES:
+        return "needs a 'type' of " + ", ".join(USER_PART_TYPES)
+    payload = part.get(kind)
+    if kind == "text":
+        valid = isinstance(payload, str)
+    elif kind == "image_url":
+        valid = isinstance(payload, str) or (
+            isinstance(payload, dict) and isinstance(payload.get("url"), str)
+        )
+    elif kind in ("input_audio", "file"):
+        valid = isinstance(payload, dict)
+    else:
+        valid = True  # other providers' parts: litellm passes them on
+    return None if valid else f"of type '{kind}' needs its '{kind}' field"
+
+
+_PRESENT: dict[str, Any] = {"not": {"type": "null"}}
+_USER_CONTENT: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string"},
+        {
+            "type": "array",
+            "items": {
+                "properties": {"type": {"enum": list(USER_PART_TYPES)}},
+                "required": ["type"],
+                "allOf": [
+                    {
+                        "if": {"properties": {"type": {"const": kind}}},
+                        "then": {"properties": {kind: payload}, "required": [kind]},
+                    }
+                    for kind, payload in (
+                        ("text", {"type": "string"}),
+                        (
+                            "image_url",
+                            {
+                                "type": "object",
+                                "required": ["url"],
+                                "properties": {"url": {"type": "string"}},
+                            },
+                        ),
+                        ("input_audio", {"type": "object"}),
+                        ("file", {"type": "object"}),
+                    )
+                ],
+            },
+        },
+    ]
+}
+_MESSAGE_RULES: dict[str, Any] = {
+    # What ``_content_where_required`` checks, for the OpenAPI document (documentation only).
+    "anyOf": [
+        {
+            "properties": {
+                "role": {"enum": ["system", "developer", "function"]},
+                "content": _PRESENT,
+            },
+            "required": ["content"],
+        },
+        {
+            "properties": {"role": {"const": "user"}, "content": _USER_CONTENT},
+            "required": ["content"],
+        },
+        {
+            "properties": {
+                "role": {"const": "tool"},
+                "content": _PRESENT,
+                "tool_call_id": {"type": "string"},
+            },
+            "required": ["content", "tool_call_id"],
+        },
+        {
+            "properties": {"role": {"const": "assistant"}, "content": _PRESENT},
+            "required": ["content"],
+        },
+        {
+            "properties": {
+                "role": {"const": "assistant"},
+                "tool_calls": {"type": "array", "minItems": 1},
+            },
+            "required": ["tool_calls"],
+        },
+    ]
+}
+
+
 class ChatMessage(BaseModel):
     """One message of a chat request; provider-specific fields are kept."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_MESSAGE_RULES)
 
     role: Role
     """Who wrote the message."""
@@ -41,6 +140,11 @@ class ChatMessage(BaseModel):
             raise ValueError("an 'assistant' message needs 'content' or 'tool_calls'")
         if self.role == "tool" and self.tool_call_id is None:
             raise ValueError("a 'tool' message needs 'tool_call_id'")
+        if self.role == "user" and isinstance(self.content, list):
+            for index, part in enumerate(self.content):
+                problem = _user_part_problem(part)
+                if problem:
+                    raise ValueError(f"content part {index} of a 'user' message {problem}")
         return self
 
 

@@ -13,6 +13,11 @@ from proxy.errors import BodyTooLarge, InvalidRequest, UnsupportedMediaType
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a request body may have. orjson parses up to 1024
+levels, but re-encoding such a body (litellm, the upstream) overflows Python's stack; no
+OpenAI request (tool and response-format schemas included) comes near 64."""
+
 
 async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
     """The request's JSON object, read at most ``max_bytes`` deep into the stream."""
@@ -37,7 +42,26 @@ async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise InvalidRequest("Request body must be a JSON object", code="invalid_json")
+    if _too_deep(data, MAX_JSON_DEPTH):
+        raise InvalidRequest(
+            f"Request body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels",
+            code="invalid_json",
+        )
     return data
+
+
+def _too_deep(data: dict[str, Any], limit: int) -> bool:
+    """Whether ``data`` nests containers more than ``limit`` levels (walked without
+    recursion, so the check itself cannot overflow the stack)."""
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def validate(model: type[ModelT], data: dict[str, Any]) -> ModelT:

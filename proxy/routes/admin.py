@@ -11,6 +11,7 @@ from cache import SemanticCache, StoreError
 from proxy import deps
 from proxy.chat_service import ChatService
 from proxy.errors import GatewayError
+from proxy.openapi import json_body
 from proxy.routes.chat import NAMESPACE
 from proxy.wire import json_response, read_json, validate
 
@@ -43,13 +44,13 @@ async def thresholds(service: deps.ChatDep) -> Response:
     return json_response({"default": cache.settings.threshold, "namespaces": cache.thresholds()})
 
 
-@router.put("/thresholds/{namespace}")
+@router.put("/thresholds/{namespace}", openapi_extra=json_body(ThresholdUpdate))
 async def set_threshold(
     namespace: str, request: Request, service: deps.ChatDep, settings: deps.SettingsDep
 ) -> Response:
     """Set a namespace's live threshold; every replica follows within
     ``cache.threshold_refresh_s``."""
-    if not NAMESPACE.match(namespace):
+    if not NAMESPACE.fullmatch(namespace):
         raise GatewayError("invalid namespace", status=400, code="invalid_namespace")
     update = validate(ThresholdUpdate, await read_json(request, settings.max_body_bytes))
     cache = _cache(service)

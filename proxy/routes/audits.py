@@ -31,6 +31,7 @@ from audit.schema import VerdictKind
 from audit.tune import report_from_ledger
 from proxy import deps
 from proxy.errors import GatewayError, InvalidRequest, PermissionDenied
+from proxy.openapi import json_body
 from proxy.wire import json_response, read_json, validate
 
 admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(deps.admin)])
@@ -51,6 +52,10 @@ class Feedback(Label):
 
     request_id: str = Field(min_length=1, max_length=128)
     """The ``x-request-id`` of the answer being judged."""
+
+
+MAX_WINDOW_S = 366 * 86400
+"""Longest FP-rate window a request may ask for (a year; larger numbers overflowed into a 500)."""
 
 
 def _unavailable() -> GatewayError:
@@ -100,7 +105,7 @@ async def verdicts(
 async def false_positive_rate(
     auditor: deps.AuditorDep,
     namespace: str | None = None,
-    window_s: Annotated[int | None, Query(ge=60)] = None,
+    window_s: Annotated[int | None, Query(ge=60, le=MAX_WINDOW_S)] = None,
 ) -> Response:
     """FP rate of served hits with a Wilson 95% interval, per namespace and cohort."""
     window = window_s or auditor.settings.window_s
@@ -192,7 +197,10 @@ async def review_queue(
     return json_response({"object": "list", "data": rows})
 
 
-@admin.get("/hard-negatives")
+@admin.get(
+    "/hard-negatives",
+    responses={200: {"content": {"application/json": {}, "application/x-ndjson": {}}}},
+)
 async def hard_negatives(
     auditor: deps.AuditorDep,
     namespace: str | None = None,
@@ -224,7 +232,7 @@ async def hard_negatives(
     return Response(b"\n".join(rows) + b"\n" if found else b"", media_type="application/x-ndjson")
 
 
-@admin.post("/verdicts/{verdict_id}/review")
+@admin.post("/verdicts/{verdict_id}/review", openapi_extra=json_body(Label))
 async def review(verdict_id: str, request: Request, auditor: deps.AuditorDep) -> Response:
     """A person confirms or overturns a verdict; the review overrides the judge's label."""
     settings = deps.settings(request)
@@ -239,7 +247,7 @@ async def review(verdict_id: str, request: Request, auditor: deps.AuditorDep) ->
     return json_response(verdict.model_dump(mode="json"))
 
 
-@public.post("/v1/feedback")
+@public.post("/v1/feedback", openapi_extra=json_body(Feedback))
 async def feedback(
     request: Request, principal: deps.ClientDep, auditor: deps.AuditorDep
 ) -> Response:

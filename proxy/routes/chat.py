@@ -20,6 +20,7 @@ from proxy import deps
 from proxy.chat_service import CacheReport, Directives
 from proxy.errors import GatewayError, InvalidRequest
 from proxy.metrics import RequestOutcome
+from proxy.openapi import json_body
 from proxy.schemas import ChatCompletionRequest
 from proxy.wire import read_json, validate
 
@@ -34,7 +35,39 @@ _OUTCOMES: dict[str, RequestOutcome] = {
 }
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 DONE = b"data: [DONE]\n\n"
-NAMESPACE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+"""A namespace, whole (``fullmatch``: ``$`` would let a trailing newline through)."""
+DECIMAL = re.compile(r"[+-]?(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})")
+"""A plain decimal number as ``x-vetcache-threshold`` takes it: no exponent, ``nan``, ``inf``,
+underscores, non-ASCII digits or whitespace, all of which ``float()`` would accept."""
+DIRECTIVE_HEADERS: list[dict[str, Any]] = [
+    {
+        "name": "x-vetcache-namespace",
+        "in": "header",
+        "description": "Cache namespace (default ``default``)",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+    },
+    {
+        "name": "x-vetcache-threshold",
+        "in": "header",
+        "description": "Minimum similarity for a hit on this request, a plain decimal from "
+        "-1 to 1 (only raises the namespace's, unless ``x-vetcache-admin-key`` is the admin key)",
+        "schema": {"type": "string", "pattern": f"^{DECIMAL.pattern}$"},
+    },
+    {
+        "name": "x-vetcache-admin-key",
+        "in": "header",
+        "description": "The admin key, to let ``x-vetcache-threshold`` loosen the threshold",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "cache-control",
+        "in": "header",
+        "description": "``no-cache``: skip the lookup; ``no-store``: do not admit the answer",
+        "schema": {"type": "string"},
+    },
+]
+"""The headers ``directives`` reads, for the OpenAPI document."""
 
 
 async def sse(
@@ -68,7 +101,7 @@ def directives(request: Request) -> Directives:
     headers = request.headers
     cache_control = {part.strip().lower() for part in headers.get("cache-control", "").split(",")}
     namespace = headers.get("x-vetcache-namespace", "default")
-    if not NAMESPACE.match(namespace):
+    if not NAMESPACE.fullmatch(namespace):
         raise InvalidRequest(
             "x-vetcache-namespace must be 1-64 characters of letters, digits and ._-",
             param="x-vetcache-namespace",
@@ -76,13 +109,10 @@ def directives(request: Request) -> Directives:
     threshold = None
     raw = headers.get("x-vetcache-threshold")
     if raw is not None:
-        try:
-            threshold = float(raw)
-        except ValueError:
-            threshold = math.nan
+        threshold = float(raw) if DECIMAL.fullmatch(raw) else math.nan
         if not -1.0 <= threshold <= 1.0:
             raise InvalidRequest(
-                "x-vetcache-threshold must be a similarity between -1 and 1",
+                "x-vetcache-threshold must be a decimal similarity between -1 and 1",
                 param="x-vetcache-threshold",
             )
     admin_key = headers.get("x-vetcache-admin-key")
@@ -112,7 +142,11 @@ def cache_headers(report: CacheReport) -> dict[str, str]:
     return headers
 
 
-@router.post("/v1/chat/completions")
+@router.post(
+    "/v1/chat/completions",
+    openapi_extra={**json_body(ChatCompletionRequest), "parameters": DIRECTIVE_HEADERS},
+    responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+)
 async def chat_completions(
     request: Request,
     principal: deps.ClientDep,

@@ -7,13 +7,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from proxy import deps
+from proxy.openapi import json_body
 from proxy.schemas import EmbeddingRequest
 from proxy.wire import json_response, read_json, validate
 
 router = APIRouter(tags=["embeddings"])
 
 
-@router.post("/v1/embeddings")
+@router.post("/v1/embeddings", openapi_extra=json_body(EmbeddingRequest))
 async def embeddings(
     request: Request,
     principal: deps.ClientDep,
