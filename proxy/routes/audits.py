@@ -34,6 +34,8 @@ from proxy.errors import GatewayError, InvalidRequest, PermissionDenied
 from proxy.openapi import json_body
 from proxy.wire import json_response, read_json, validate
 
+NAMESPACE_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+"""What a namespace filter may be (as the x-vetcache-namespace header)."""
 admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(deps.admin)])
 public = APIRouter(tags=["feedback"])
 
@@ -86,7 +88,7 @@ async def _label(
 @admin.get("/verdicts")
 async def verdicts(
     auditor: deps.AuditorDep,
-    namespace: str | None = None,
+    namespace: Annotated[str | None, Query(pattern=NAMESPACE_PATTERN)] = None,
     verdict: VerdictKind | None = None,
     since: Annotated[float, Query(ge=0)] = 0.0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -104,7 +106,7 @@ async def verdicts(
 @admin.get("/fp-rate")
 async def false_positive_rate(
     auditor: deps.AuditorDep,
-    namespace: str | None = None,
+    namespace: Annotated[str | None, Query(pattern=NAMESPACE_PATTERN)] = None,
     window_s: Annotated[int | None, Query(ge=60, le=MAX_WINDOW_S)] = None,
 ) -> Response:
     """FP rate of served hits with a Wilson 95% interval, per namespace and cohort."""
@@ -145,7 +147,7 @@ async def tune_report(
     request: Request,
     auditor: deps.AuditorDep,
     service: deps.ChatDep,
-    namespace: Annotated[str, Query(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "default",
+    namespace: Annotated[str, Query(pattern=NAMESPACE_PATTERN)] = "default",
     target_fp: Annotated[float, Query(gt=0, lt=1)] = 0.05,
     hours: Annotated[int, Query(ge=1, le=LOOKUP_HISTORY_H)] = 168,
 ) -> Response:
@@ -203,7 +205,7 @@ async def review_queue(
 )
 async def hard_negatives(
     auditor: deps.AuditorDep,
-    namespace: str | None = None,
+    namespace: Annotated[str | None, Query(pattern=NAMESPACE_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
     format: Literal["json", "jsonl"] = "json",
 ) -> Response:

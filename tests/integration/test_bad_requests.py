@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from cache.embedder import HashEmbedder
+from cache.semantic import CacheSettings, SemanticCache
+from cache.stores.memory import MemoryStore
 from proxy.auth import hash_key
 
 pytestmark = pytest.mark.integration
@@ -305,3 +308,17 @@ def test_client_cannot_steer_litellm_through_the_body(client: TestClient) -> Non
     assert response.status_code == 200, response.text
     content = response.json()["choices"][0]["message"]["content"]
     assert content.startswith("[fake-gpt] reply") and "pwned" not in content
+
+
+@pytest.mark.parametrize("path", ["verdicts", "fp-rate", "hard-negatives"])
+def test_admin_namespace_filters_are_checked(
+    gateway_client: Callable[..., TestClient], path: str
+) -> None:
+    cache = SemanticCache(CacheSettings(), MemoryStore(), HashEmbedder())  # audits on, no model
+    client = gateway_client(cache=cache, admin_key_sha256=hash_key("sk-admin"))
+    admin = {"authorization": "Bearer sk-admin"}
+    for bad in ("a%0Ab", "x" * 65, "a%20b"):
+        response = client.get(f"/admin/{path}?namespace={bad}", headers=admin)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["param"] == "namespace"
+    assert client.get(f"/admin/{path}?namespace=shop", headers=admin).status_code == 200
