@@ -26,11 +26,25 @@ def build_cache(
         from cache.stores.memory import MemoryStore
 
         store = MemoryStore()
-    embedder = SentenceTransformerEmbedder(
-        settings.embedding_model,
-        batch_window_ms=settings.batch_window_ms,
-        max_batch=settings.max_batch,
-    )
+    embedder: SentenceTransformerEmbedder
+    if settings.embedding_backend == "torch":
+        embedder = SentenceTransformerEmbedder(
+            settings.embedding_model,
+            batch_window_ms=settings.batch_window_ms,
+            max_batch=settings.max_batch,
+        )
+    else:
+        from pathlib import Path
+
+        from cache.onnx_embedder import OnnxEmbedder
+
+        embedder = OnnxEmbedder(
+            settings.embedding_model,
+            precision="int8" if settings.embedding_backend == "onnx-int8" else "fp32",
+            directory=Path(settings.onnx_dir) if settings.onnx_dir else None,
+            batch_window_ms=settings.batch_window_ms,
+            max_batch=settings.max_batch,
+        )
     return SemanticCache(settings, store, embedder)
 
 

@@ -1,0 +1,101 @@
+"""The ONNX Runtime backend against the torch reference, on the bundled model: vectors on a
+fixed sample (the sts2016 question pairs), and a gateway that serves a paraphrase with it."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from cache.embedder import SentenceTransformerEmbedder
+from cache.onnx_embedder import OnnxEmbedder, Precision
+from proxy.app import create_app
+from proxy.settings import Settings
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+PAIRS = ROOT.parent / "shared" / "data" / "sts2016_qq" / "pairs.tsv"
+
+
+def sample() -> list[str]:
+    with PAIRS.open(newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    return [row[column] for row in rows for column in ("text_a", "text_b")]
+
+
+@pytest.fixture(scope="module")
+def torch_vectors() -> np.ndarray:
+    reference = SentenceTransformerEmbedder()
+    reference._load()
+    return reference._encode(sample())
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx")
+
+
+def loaded(precision: Precision, directory: Path) -> OnnxEmbedder:
+    embedder = OnnxEmbedder(precision=precision, directory=directory)
+    embedder._load()  # exports on first use
+    return embedder
+
+
+@pytest.mark.parametrize(("precision", "floor"), [("fp32", 0.9999), ("int8", 0.99)])
+def test_vectors_match_torch_on_a_fixed_sample(
+    precision: Precision, floor: float, torch_vectors: np.ndarray, exported: Path
+) -> None:
+    embedder = loaded(precision, exported)
+    texts = sample()
+    assert len(texts) == 418 and embedder.dimension == 384
+    one_by_one = np.concatenate([embedder._encode([text]) for text in texts])
+    batched = np.concatenate([embedder._encode(texts[i : i + 32]) for i in range(0, 418, 32)])
+    for vectors in (one_by_one, batched):  # padding in a batch must not move a vector
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+        cosines = (vectors * torch_vectors).sum(axis=1)
+        print(f"{precision}: lowest cosine to torch {cosines.min():.4f}")
+        assert cosines.min() > floor
+    assert embedder.fingerprint.endswith(f":onnx-{precision}")
+
+
+def test_the_export_is_made_once_and_reused(exported: Path) -> None:
+    loaded("int8", exported)
+    [folder] = [p for p in exported.iterdir() if p.name.endswith("-int8")]
+    made = (folder / "model.onnx").stat().st_mtime_ns
+    loaded("int8", exported)
+    assert (folder / "model.onnx").stat().st_mtime_ns == made
+
+
+def test_a_gateway_on_the_int8_backend_serves_a_paraphrase(
+    make_settings: Callable[..., Settings], exported: Path
+) -> None:
+    settings = make_settings(
+        cache={
+            "enabled": True,
+            "threshold": 0.9,
+            "lookup_budget_ms": 5000,
+            "embedding_backend": "onnx-int8",
+            "onnx_dir": str(exported),
+        }
+    )
+    body = {"model": "fake-gpt", "messages": [{"role": "user", "content": ""}]}
+
+    def ask(client: TestClient, text: str) -> str:
+        body["messages"][0]["content"] = text  # type: ignore[index]
+        response = client.post("/v1/chat/completions", json=body)
+        assert response.status_code == 200, response.text
+        return response.headers["x-vetcache"]
+
+    with TestClient(create_app(settings)) as client:
+        assert ask(client, "How do I reverse a list in Python?") == "miss"
+        for _ in range(100):
+            if ask(client, "How can I reverse a Python list?") == "hit":
+                break
+        else:
+            raise AssertionError("the paraphrase was never served")
+        assert ask(client, "How do I sort a list in Python?") == "miss"
