@@ -127,7 +127,7 @@ class Auditor:
                     key.namespace, similarity_bin(lookup.best_similarity)
                 )
             if served is not None:  # remember() counts its lookup too
-                job = _job(request_id, key, served.entry, served.similarity, lookup)
+                job = _job(request_id, key, served.entry, served.similarity, lookup.threshold)
                 job = job.model_copy(update={"shadow": lookup.shadow_hit is not None})
                 try:
                     served_record = Served(job=job, key_id=key_id)
@@ -143,7 +143,9 @@ class Auditor:
                 and lookup.best_similarity is not None
                 and self.sampler.near_miss(lookup.best_similarity, lookup.threshold)
             ):
-                job = _job(request_id, key, lookup.candidate, lookup.best_similarity, lookup)
+                job = _job(
+                    request_id, key, lookup.candidate, lookup.best_similarity, lookup.threshold
+                )
                 job = job.model_copy(update={"near_miss": True})
                 await self._put(job)
         except LedgerError as exc:
@@ -199,23 +201,7 @@ class Auditor:
         """Queue the admission audit of a new, pending entry (``audited`` policy: always,
         not sampled). If it cannot be queued the entry is discarded, so a later identical
         request is admitted and queued again rather than waiting forever."""
-        job = AuditJob(
-            job_id=uuid.uuid4().hex,
-            request_id=request_id,
-            entry_id=entry.id,
-            new_prompt=key.text,
-            cached_prompt=entry.text,
-            cached_answer=_answer_text(entry.response),
-            similarity=1.0,
-            threshold=1.0,
-            namespace=key.namespace,
-            model=key.model,
-            scope=key.scope,
-            tenant=key.tenant,
-            embedder=entry.embedder,
-            admission=True,
-            queued_at=time.time(),
-        )
+        job = _job(request_id, key, entry, 1.0, 1.0).model_copy(update={"admission": True})
         try:
             await self.queue.put(job)
             self.observer.job_queued(job)
@@ -228,7 +214,7 @@ class Auditor:
 
 
 def _job(
-    request_id: str, key: CacheKey, entry: CacheEntry, similarity: float, lookup: Lookup
+    request_id: str, key: CacheKey, entry: CacheEntry, similarity: float, threshold: float
 ) -> AuditJob:
     return AuditJob(
         job_id=uuid.uuid4().hex,
@@ -238,7 +224,7 @@ def _job(
         cached_prompt=entry.text,
         cached_answer=_answer_text(entry.response),
         similarity=max(-1.0, min(1.0, similarity)),
-        threshold=lookup.threshold,
+        threshold=threshold,
         namespace=key.namespace,
         model=key.model,
         scope=key.scope,
