@@ -37,6 +37,7 @@ from cache.embedder import Vector
 from cache.redis_client import RedisClient, close, connect, safe_url, topology_mismatch
 from cache.schema import CacheEntry
 from cache.stores.base import Store, StoreError, StoreUnusable
+from cache.stores.redis_shards import knn_reply, shard_tags
 
 SCHEMA_VERSION = 2  # 2: created_at no longer indexed (its returned value was rounded)
 ENTRY_PREFIX = "vc:e:"
@@ -160,7 +161,7 @@ class RedisStore(Store):
             return
         nodes = {node.name: node for node in self._redis.get_primaries()}
         shard_indexes = {
-            name: f"{self.index_name}:{{{tag}}}" for name, tag in _shard_tags(self._redis).items()
+            name: f"{self.index_name}:{{{tag}}}" for name, tag in shard_tags(self._redis).items()
         }
         for name, index_name in shard_indexes.items():
             await self._ensure_index(index_name, nodes[name])
@@ -290,7 +291,7 @@ class RedisStore(Store):
             "SORTBY", "distance", "RETURN", 1, "distance", "LIMIT", 0, k, "DIALECT", 2,
             target_nodes=node,
         )  # fmt: skip
-        hits = _knn_reply(raw)
+        hits = knn_reply(raw)
         async with client.pipeline(transaction=False) as pipe:
             for key, _ in hits:
                 pipe.hmget(key, list(FIELDS))
@@ -455,43 +456,6 @@ class RedisStore(Store):
             await self._redis.ping()
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
-
-
-def _knn_reply(raw: Any) -> list[tuple[str, str | None]]:
-    """(key, distance) of each result of a raw ``FT.SEARCH ... RETURN 1 distance`` reply,
-    in RESP3 (a map) or RESP2 (total, then key and field list per result) form."""
-    hits: list[tuple[str, str | None]] = []
-    if isinstance(raw, dict):
-        for result in _by_name(raw).get("results") or []:
-            item = _by_name(result)
-            distance = _by_name(item.get("extra_attributes") or {}).get("distance")
-            hits.append((_text(item["id"]), None if distance is None else _text(distance)))
-        return hits
-    for key, fields in zip(raw[1::2], raw[2::2], strict=True):
-        distance = _by_name(dict(zip(fields[::2], fields[1::2], strict=True))).get("distance")
-        hits.append((_text(key), None if distance is None else _text(distance)))
-    return hits
-
-
-def _by_name(mapping: dict[Any, Any]) -> dict[str, Any]:
-    return {_text(name): value for name, value in mapping.items()}
-
-
-def _shard_tags(client: RedisCluster) -> dict[str, str]:
-    """For each primary ("host:port"), the smallest number whose hash slot it owns.
-
-    Deterministic for one slot map, so every replica names the same index on each shard."""
-    primaries = {node.name for node in client.get_primaries()}
-    tags: dict[str, str] = {}
-    for number in range(1_000_000):  # a primary owning a single slot is found in ~16k tries
-        node = client.get_node_from_key(f"{{{number}}}")
-        if node is not None and node.name in primaries:
-            tags.setdefault(node.name, str(number))
-            if len(tags) == len(primaries):
-                break
-    if len(tags) != len(primaries):
-        raise StoreError("cannot name an index for every primary: some own no slot")
-    return tags
 
 
 def _text(value: Any) -> str:
