@@ -12,6 +12,7 @@ upstream, then measures, for N in ``--entries`` (default 1000 and 100000):
 Numbers only; nothing is asserted.
 
     .venv/bin/python tests/bench/hit_path.py [--entries 1000 100000] [--requests 400]
+        [--backend torch|onnx-fp32|onnx-int8]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from cache.embedder import SentenceTransformerEmbedder
 from cache.keys import derive_key
+from cache.onnx_embedder import OnnxEmbedder, Precision
 from cache.schema import CacheEntry
 from cache.stores.redis import RedisStore
 from tests.conftest import ROOT, free_port, stop, vetcache, wait_http
@@ -142,8 +144,16 @@ async def hits(
     return latencies, rate, outcomes
 
 
-async def run(redis_url: str, entries: int, requests: int) -> None:
-    embedder = SentenceTransformerEmbedder()
+def make_embedder(backend: str, onnx_dir: str) -> SentenceTransformerEmbedder:
+    """The floor's embedder: the same backend (and ONNX export) the gateway runs."""
+    if backend == "torch":
+        return SentenceTransformerEmbedder()
+    precision: Precision = "int8" if backend == "onnx-int8" else "fp32"
+    return OnnxEmbedder(precision=precision, directory=Path(onnx_dir))
+
+
+async def run(redis_url: str, entries: int, requests: int, backend: str, onnx_dir: str) -> None:
+    embedder = make_embedder(backend, onnx_dir)
     await embedder.open()
     store = RedisStore(redis_url)
     await store.open(embedder.dimension)
@@ -153,7 +163,8 @@ async def run(redis_url: str, entries: int, requests: int) -> None:
     ).scope
     started = time.perf_counter()
     await fill(store, scope, entries, filler_bases(embedder))
-    print(f"\n== {entries} entries in one scope (filled in {time.perf_counter() - started:.0f} s)")
+    filled = time.perf_counter() - started
+    print(f"\n== {backend}: {entries} entries in one scope (filled in {filled:.0f} s)")
 
     upstream_port, gateway_port = free_port(), free_port()
     fake = vetcache("fake-upstream", "--port", str(upstream_port))
@@ -161,7 +172,8 @@ async def run(redis_url: str, entries: int, requests: int) -> None:
         config = Path(tmp) / "bench.yaml"
         config.write_text(
             f"auth: {{enabled: false}}\naccess_log: false\nlog_level: warning\nredis_url: '{redis_url}'\n"
-            f"cache: {{lookup_budget_ms: 5000, threshold: 0.85}}\nmodel_list:\n"
+            f"cache: {{lookup_budget_ms: 5000, threshold: 0.85, embedding_backend: {backend}, "
+            f"onnx_dir: '{onnx_dir}'}}\nmodel_list:\n"
             f"  - {{model_name: fake-gpt, model: openai/fake-gpt, api_base: 'http://127.0.0.1:{upstream_port}/v1'}}\n"
         )
         gateway = vetcache("serve", "--config", str(config), "--port", str(gateway_port))
@@ -202,13 +214,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, nargs="+", default=[1000, 100000])
     parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--backend", choices=["torch", "onnx-fp32", "onnx-int8"], default="torch")
     args = parser.parse_args()
+    onnx_dir = tempfile.mkdtemp(prefix="vetcache-onnx-")  # exported once, shared with serve
     script = str(ROOT / "scripts" / "redis-stack.sh")
     for entries in args.entries:
         port = str(free_port())
         subprocess.run(["bash", script, "start", port], check=True, capture_output=True)
         try:
-            asyncio.run(run(f"redis://127.0.0.1:{port}/0", entries, args.requests))
+            url = f"redis://127.0.0.1:{port}/0"
+            asyncio.run(run(url, entries, args.requests, args.backend, onnx_dir))
         finally:
             subprocess.run(["bash", script, "stop", port], check=False, capture_output=True)
 
