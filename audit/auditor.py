@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import time
 import uuid
 
@@ -80,6 +81,7 @@ class Auditor:
         self.spill: collections.deque[AuditJob] = collections.deque()
         self.spill_dropped = 0
         self._requeueing = asyncio.Lock()  # the retry loop and a new job may both drain
+        self._refused_at = -math.inf  # when the queue last refused a job (monotonic)
         self._spiller: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
@@ -157,15 +159,18 @@ class Auditor:
         log.warning("audit: %s request_id=%s: %s", what, request_id, type(exc).__name__)
 
     async def _put(self, job: AuditJob) -> None:
-        """Queue ``job``, or spill it (behind any already spilled: order is kept)."""
-        if self.spill:  # the queue may be back: what waits goes first
-            await self.requeue()
+        """Queue ``job``, or spill it (behind any already spilled: order is kept). While the
+        queue refuses, new jobs go straight to the spill: only the retry loop knocks, once a
+        second, instead of every request waiting on a dead connection."""
+        if self.spill and time.monotonic() - self._refused_at >= SPILL_RETRY_S:
+            await self.requeue()  # the queue may be back: what waits goes first
         if not self.spill:
             try:
                 await self.queue.put(job)
                 self.observer.job_queued(job)
                 return
             except QueueError as exc:
+                self._refused_at = time.monotonic()
                 self._failed("job spilled, queue unreachable", job.request_id, exc)
         if self.settings.spill_max == 0:
             self.spill_dropped += 1
@@ -183,6 +188,7 @@ class Auditor:
                 try:
                     await self.queue.put(self.spill[0])
                 except QueueError:
+                    self._refused_at = time.monotonic()
                     break
                 self.observer.job_queued(self.spill.popleft())
                 sent += 1

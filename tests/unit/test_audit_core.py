@@ -246,9 +246,13 @@ async def test_jobs_the_queue_refuses_are_spilled_and_queued_again_in_order() ->
     assert auditor.spill_dropped == 2 and await queue.depth() == 0
     assert await auditor.requeue() == 0  # still down: nothing lost, nothing sent
     queue.down = False
-    key, lookup = served_hit("q5")  # the next job takes the spilled ones along, first
+    key, lookup = served_hit("q5")  # refused a moment ago: it waits behind the others
     await auditor.after_lookup(request_id="r5", key=key, lookup=lookup, key_id=None)
-    assert await auditor.requeue() == 0
+    assert [j.request_id for j in auditor.spill] == ["r3", "r4", "r5"]
+    assert await auditor.requeue() == 3  # what the retry loop does once a second
     taken = await queue.take("w", count=10, block_s=0.1)
-    assert [d.job.request_id for d in taken] == ["r2", "r3", "r4", "r5"]
-    assert not auditor.spill
+    assert [d.job.request_id for d in taken] == ["r3", "r4", "r5"]
+    assert not auditor.spill and auditor.spill_dropped == 3
+    key, lookup = served_hit("q6")  # an empty spill: straight to the queue
+    await auditor.after_lookup(request_id="r6", key=key, lookup=lookup, key_id=None)
+    assert [d.job.request_id for d in await queue.take("w", 10, 0.1)] == ["r6"]
