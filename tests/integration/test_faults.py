@@ -22,7 +22,8 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,6 +279,18 @@ async def load(
     await asyncio.gather(*(client(i) for i in range(clients)))
 
 
+@asynccontextmanager
+async def under_load(gw: Gateway) -> AsyncIterator[list[Reply]]:
+    """Four clients asking in the background while the block runs; their replies so far."""
+    done, replies = asyncio.Event(), list[Reply]()
+    running = asyncio.create_task(load(gw.url, gw.namespace, done, replies))
+    try:
+        yield replies
+    finally:
+        done.set()
+        await running
+
+
 async def until_hit(url: str, namespace: str, question: str, within_s: float = 30) -> Reply:
     """Ask ``question`` until the cache answers it."""
     deadline = time.monotonic() + within_s
@@ -388,9 +401,7 @@ async def test_redis_stopped_and_restarted_under_load(
     server = own_redis()
     gw = gateway(server.url)
     worker = audit_worker(gw.config)
-    done, replies = asyncio.Event(), list[Reply]()
-    running = asyncio.create_task(load(gw.url, gw.namespace, done, replies))
-    try:
+    async with under_load(gw) as replies:
         await until_hit(gw.url, gw.namespace, QUESTIONS[0])
         await asyncio.sleep(1)
         before = hits(replies)  # answered, so their audit jobs are on their way
@@ -402,9 +413,6 @@ async def test_redis_stopped_and_restarted_under_load(
         restarted = time.monotonic()
         back = await until_hit(gw.url, gw.namespace, QUESTIONS[0])
         await asyncio.sleep(1)
-    finally:
-        done.set()
-        await running
     print(f"redis restart: {summary(replies)}; hit again {back.started - restarted:.2f}s "
           f"after the restart; {len(before)} hits judged before the stop")  # fmt: skip
     assert_answered(replies)
@@ -427,22 +435,18 @@ async def test_redis_paused_past_the_lookup_budget(
     server = own_redis()
     gw = gateway(server.url)
     worker = audit_worker(gw.config)
-    done, replies = asyncio.Event(), list[Reply]()
-    running = asyncio.create_task(load(gw.url, gw.namespace, done, replies))
-    try:
+    async with under_load(gw) as replies:
         await until_hit(gw.url, gw.namespace, QUESTIONS[0])
         await asyncio.sleep(1)
         server.pause()
         paused = time.monotonic()
-        await asyncio.sleep(3)
-        server.resume()
+        try:
+            await asyncio.sleep(3)
+        finally:
+            server.resume()  # a stopped process would not even die when the test ends
         resumed = time.monotonic()
         back = await until_hit(gw.url, gw.namespace, QUESTIONS[0])
         await asyncio.sleep(1)
-    finally:
-        server.resume()
-        done.set()
-        await running
     stalled = during(replies, paused, resumed)
     print(f"redis paused: {summary(replies)}; during the pause {summary(stalled)}, slowest "
           f"{max(r.seconds for r in stalled):.2f}s; hit again {back.started - resumed:.2f}s "
@@ -495,11 +499,9 @@ async def test_failed_upstream_answers_are_never_admitted(
         route("slow", "sleep-3000", fake_upstream, timeout=0.5),
     )  # fmt: skip
     worker = audit_worker(gw.config)
-    done, replies = asyncio.Event(), list[Reply]()
-    running = asyncio.create_task(load(gw.url, gw.namespace, done, replies))
     failed: list[Reply] = []
     asked: list[str] = []
-    try:
+    async with under_load(gw) as replies:
         async with httpx.AsyncClient(base_url=gw.url, timeout=30) as http:
             for alias, stream, status, code in FAILURES:
                 question = f"Fault {alias} stream={stream}: what is {uuid.uuid4().hex[:6]}?"
@@ -526,9 +528,6 @@ async def test_failed_upstream_answers_are_never_admitted(
         assert_answered(healthy)
         again = await until_hit(gw.url, gw.namespace, asked[-1])
         assert again.content == expected(asked[-1])
-    finally:
-        done.set()
-        await running
     print(f"upstream failures: {len(failed)} failing requests "
           f"{dict(Counter((r.model, r.status) for r in failed))}; load {summary(replies)}")  # fmt: skip
     assert_answered(replies)
