@@ -30,14 +30,13 @@ from typing import Any, cast
 
 import numpy as np
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.commands.search.query import Query
 from redis.exceptions import RedisError, ResponseError
 
 from cache.embedder import Vector
 from cache.redis_client import RedisClient, close, connect, safe_url, topology_mismatch
 from cache.schema import CacheEntry
 from cache.stores.base import Store, StoreError, StoreUnusable
-from cache.stores.redis_shards import knn_reply, shard_tags
+from cache.stores.redis_shards import search_reply, shard_tags
 
 SCHEMA_VERSION = 2  # 2: created_at no longer indexed (its returned value was rounded)
 ENTRY_PREFIX = "vc:e:"
@@ -257,21 +256,14 @@ class RedisStore(Store):
 
     async def _search_one(self, query: str, blob: bytes, k: int) -> list[Doc]:
         """KNN on the single server's index: one round trip returns the entries' fields."""
-        knn = (
-            Query(query)
-            .sort_by("distance")
-            .return_fields(*FIELDS, "distance")
-            .paging(0, k)
-            .dialect(2)
-        )
-        result = await self._redis.ft(self.index_name).search(knn, query_params={"q": blob})
+        raw = await self._redis.execute_command(
+            "FT.SEARCH", self.index_name, query, "PARAMS", 2, "q", blob,
+            "SORTBY", "distance", "RETURN", len(FIELDS) + 1, *FIELDS, "distance",
+            "LIMIT", 0, k, "DIALECT", 2,
+        )  # fmt: skip
         return [
-            (
-                str(doc.id),
-                getattr(doc, "distance", None),
-                {name: getattr(doc, name, None) for name in FIELDS},
-            )
-            for doc in result.docs
+            (key, fields.get("distance"), {name: fields.get(name) for name in FIELDS})
+            for key, fields in search_reply(raw)
         ]
 
     async def _search_shard(
@@ -291,14 +283,14 @@ class RedisStore(Store):
             "SORTBY", "distance", "RETURN", 1, "distance", "LIMIT", 0, k, "DIALECT", 2,
             target_nodes=node,
         )  # fmt: skip
-        hits = knn_reply(raw)
+        hits = search_reply(raw)
         async with client.pipeline(transaction=False) as pipe:
             for key, _ in hits:
                 pipe.hmget(key, list(FIELDS))
             rows = await pipe.execute()
         return [
-            (key, distance, dict(zip(FIELDS, row, strict=True)))
-            for (key, distance), row in zip(hits, rows, strict=True)
+            (key, fields.get("distance"), dict(zip(FIELDS, row, strict=True)))
+            for (key, fields), row in zip(hits, rows, strict=True)
         ]
 
     async def put(

@@ -28,6 +28,7 @@ def unit(*values: float) -> np.ndarray:
     params=[
         "memory",
         pytest.param("redis", marks=pytest.mark.integration),
+        pytest.param("redis-resp2", marks=pytest.mark.integration),
         pytest.param("cluster", marks=pytest.mark.integration),
     ]
 )
@@ -37,6 +38,9 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
         return
     if request.param == "cluster":  # a 3-primary Redis Cluster: one index per shard
         redis_store = RedisStore(request.getfixturevalue("redis_cluster_url"), cluster=True)
+    elif request.param == "redis-resp2":  # searches parse raw replies: RESP2 is a flat list
+        url = request.getfixturevalue("redis_url")
+        redis_store = RedisStore(f"{url}{'&' if '?' in url else '?'}protocol=2")
     else:
         redis_store = RedisStore(request.getfixturevalue("redis_url"))
     await redis_store.open(DIM)
