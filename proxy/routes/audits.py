@@ -237,7 +237,7 @@ async def hard_negatives(
 @admin.post("/verdicts/{verdict_id}/review", openapi_extra=json_body(Label))
 async def review(verdict_id: str, request: Request, auditor: deps.AuditorDep) -> Response:
     """A person confirms or overturns a verdict; the review overrides the judge's label."""
-    settings = deps.settings(request)
+    settings = deps.app_settings(request)
     label = validate(Label, await read_json(request, settings.max_body_bytes))
     try:
         base = await auditor.ledger.get(verdict_id)
@@ -255,7 +255,7 @@ async def feedback(
 ) -> Response:
     """The app says whether a cached answer served its request. Only the key that made the
     request may label it."""
-    settings = deps.settings(request)
+    settings = deps.app_settings(request)
     label = validate(Feedback, await read_json(request, settings.max_body_bytes))
     try:
         served = await auditor.ledger.served(label.request_id)

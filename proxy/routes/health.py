@@ -33,7 +33,7 @@ async def readyz(request: Request) -> Response:
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     """Prometheus text format: this process's metrics, or all workers' with ``--workers``."""
-    if not deps.settings(request).metrics.enabled:
+    if not deps.app_settings(request).metrics.enabled:
         raise GatewayError("Metrics are disabled", status=404, code="not_found")
     body, content_type = render(deps.metrics(request).registry)
     return Response(body, media_type=content_type)
