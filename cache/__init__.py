@@ -32,6 +32,7 @@ def build_cache(
             settings.embedding_model,
             batch_window_ms=settings.batch_window_ms,
             max_batch=settings.max_batch,
+            threads=settings.embedding_threads,
         )
     else:
         from pathlib import Path
@@ -44,6 +45,7 @@ def build_cache(
             directory=Path(settings.onnx_dir) if settings.onnx_dir else None,
             batch_window_ms=settings.batch_window_ms,
             max_batch=settings.max_batch,
+            threads=settings.embedding_threads,
         )
     return SemanticCache(settings, store, embedder)
 

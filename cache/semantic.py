@@ -78,9 +78,12 @@ class CacheSettings(BaseModel):
     onnx_dir: str | None = None
     """Where ONNX exports are kept (default ``$VETCACHE_ONNX_DIR`` or ~/.cache/vetcache/onnx)."""
     batch_window_ms: float = Field(default=1.0, ge=0)
-    """How long the embedder waits to batch concurrent lookups."""
+    """How long the embedder waits to batch concurrent lookups (torch, onnx-fp32; onnx-int8
+    embeds each text alone and does not wait)."""
     max_batch: int = Field(default=32, ge=1)
     """Largest embedding batch."""
+    embedding_threads: int = Field(default=1, ge=1, le=64)
+    """Threads one embedding may use (torch's or ONNX Runtime's intra-op pool)."""
     admit_tool_calls: bool = False
     """Cache answers that call tools."""
     max_temperature: float | None = None
