@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +46,27 @@ def default_dir() -> Path:
 
 def export(model_path: str, out: Path, precision: Precision) -> Path:
     """Write ``out/model.onnx`` (and the tokenizer, and what the runtime needs to know) for
-    the sentence-transformers model at ``model_path``; return ``out``."""
+    the sentence-transformers model at ``model_path``; return ``out``.
+
+    Written into a private folder renamed to ``out`` when complete: gateway workers starting
+    together may all export, and none must read (or write into) another's half-written
+    files. The first rename wins; the others' folders are dropped."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        _export(model_path, staging, precision)
+        try:
+            staging.rename(out)
+        except OSError:
+            if not (out / META).is_file():  # left half-written by an older, non-atomic export
+                shutil.rmtree(out, ignore_errors=True)
+                staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def _export(model_path: str, out: Path, precision: Precision) -> None:
     try:
         import torch
         from sentence_transformers import SentenceTransformer
@@ -72,7 +94,6 @@ def export(model_path: str, out: Path, precision: Precision) -> Path:
             mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(mean, p=2.0, dim=1)
 
-    out.mkdir(parents=True, exist_ok=True)
     sample = model.tokenizer(["an example sentence"], return_tensors="pt")
     names = ["input_ids", "attention_mask", "token_type_ids"]
     fp32 = out / ("fp32.onnx" if precision == "int8" else GRAPH)
@@ -115,7 +136,6 @@ def export(model_path: str, out: Path, precision: Precision) -> Path:
         "precision": precision,
     }
     (out / META).write_text(json.dumps(meta))
-    return out
 
 
 def _dimension(model: Any) -> int:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from cache import onnx_embedder
 from cache.embedder import SentenceTransformerEmbedder
 from cache.onnx_embedder import OnnxEmbedder, Precision
 from proxy.app import create_app
@@ -69,6 +70,30 @@ def test_the_export_is_made_once_and_reused(exported: Path) -> None:
     made = (folder / "model.onnx").stat().st_mtime_ns
     loaded("int8", exported)
     assert (folder / "model.onnx").stat().st_mtime_ns == made
+
+
+def test_an_export_is_published_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Workers starting together all export: each writes a private folder and renames it into
+    # place. A loser keeps the winner's files; a folder an older version left half-written
+    # (no META) is replaced. Nothing else is left behind.
+    def fake_export(_model: str, out: Path, precision: Precision) -> None:
+        (out / "model.onnx").write_text(f"mine {precision}")
+        (out / onnx_embedder.META).write_text("{}")
+
+    monkeypatch.setattr(onnx_embedder, "_export", fake_export)
+    won = tmp_path / "won"
+    won.mkdir()
+    (won / "model.onnx").write_text("the winner's")
+    (won / onnx_embedder.META).write_text("{}")
+    assert onnx_embedder.export("m", won, "int8") == won
+    assert (won / "model.onnx").read_text() == "the winner's"
+
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "model.onnx").write_text("half")
+    onnx_embedder.export("m", stale, "int8")
+    assert (stale / "model.onnx").read_text() == "mine int8"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stale", "won"]
 
 
 def test_a_gateway_on_the_int8_backend_serves_a_paraphrase(
