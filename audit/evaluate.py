@@ -57,6 +57,7 @@ from statistics import fmean
 from typing import Any, TextIO
 
 from audit.pairs import DEFAULT_COHORT_DEPTH, InputError, Pair, embed_similarities, load_pairs
+from cache import CacheSettings
 from cache.embedder import BUNDLED_MODEL, EmbedderError
 
 OVERALL = "(overall)"
@@ -387,8 +388,8 @@ def render_json(report: Report, gate: Gate, **meta: Any) -> str:
 
 # --- running it ----------------------------------------------------------------------------
 
-Similarities = Callable[[Sequence[Pair], str], Awaitable[tuple[list[float], str]]]
-"""(pairs, model) -> (similarity of each pair, embedder fingerprint)."""
+Similarities = Callable[[Sequence[Pair], CacheSettings], Awaitable[tuple[list[float], str]]]
+"""(pairs, embedder settings) -> (similarity of each pair, embedder fingerprint)."""
 
 
 def _print_errors(errors: Sequence[str], err: TextIO) -> None:
@@ -406,6 +407,7 @@ def _output(
         meta = {
             "source": str(args.pairs),
             "model": args.model,
+            "backend": args.backend,
             "fingerprint": model,
             "cohort_depth": args.cohort_depth,
             "pairs": len(pairs),
@@ -434,7 +436,8 @@ async def run(
         _print_errors(exc.errors, err)
         return 2
     try:
-        values, fingerprint = await similarities(pairs, args.model)
+        embedder = CacheSettings(embedding_model=args.model, embedding_backend=args.backend)
+        values, fingerprint = await similarities(pairs, embedder)
     except EmbedderError as exc:
         print(f"vetcache eval: {exc}", file=err)
         return 2
@@ -487,6 +490,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         default=BUNDLED_MODEL,
         help=f"sentence-transformers model name or path (default {BUNDLED_MODEL})",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnx-fp32", "onnx-int8"),
+        default=CacheSettings().embedding_backend,
+        help="how the model runs, as cache.embedding_backend (default: the gateway's, "
+        f"{CacheSettings().embedding_backend})",
     )
     parser.add_argument(
         "--min-margin",

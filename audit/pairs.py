@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from cache.embedder import BUNDLED_MODEL, SentenceTransformerEmbedder, Vector
+from cache import CacheSettings, build_embedder
+from cache.embedder import Vector
 
 Format = Literal["tsv", "jsonl"]
 Kind = Literal["pair", "triplet"]
@@ -246,13 +247,14 @@ def load_pairs(path: Path, *, cohort_depth: int = DEFAULT_COHORT_DEPTH) -> list[
 
 
 async def embed_similarities(
-    pairs: Sequence[Pair], model: str = BUNDLED_MODEL
+    pairs: Sequence[Pair], settings: CacheSettings | None = None
 ) -> tuple[list[float], str]:
-    """Cosine similarity of each pair under ``model`` and the embedder's fingerprint. Each
-    distinct text is embedded once, through the embedder's public ``embed`` in concurrent
-    chunks of ``EMBED_BATCH`` that its micro-batcher runs as one forward pass each."""
+    """Cosine similarity of each pair under the embedder ``settings`` name (model and
+    backend; default the gateway's default) and the embedder's fingerprint. Each distinct
+    text is embedded once, through the embedder's public ``embed`` in concurrent chunks of
+    ``EMBED_BATCH`` that its micro-batcher runs as one forward pass each."""
     texts = list(dict.fromkeys(text for pair in pairs for text in (pair.text_a, pair.text_b)))
-    embedder = SentenceTransformerEmbedder(model, max_batch=EMBED_BATCH)
+    embedder = build_embedder(settings or CacheSettings(), max_batch=EMBED_BATCH)
     await embedder.open()
     try:
         vectors: dict[str, Vector] = {}

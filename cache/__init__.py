@@ -1,8 +1,9 @@
 """The semantic cache: request -> cache key, embedder, vector stores, thresholds, admission.
 
 Public API: ``SemanticCache`` with its ``CacheSettings``, the boundary models ``CacheKey``,
-``CacheEntry``, ``CacheHit`` and ``Lookup``, and ``build_cache`` to assemble one from a Redis
-URL (or none, for the in-process store). ``cache`` imports neither ``proxy`` nor ``audit``.
+``CacheEntry``, ``CacheHit`` and ``Lookup``, ``build_cache`` to assemble one from a Redis
+URL (or none, for the in-process store), and ``build_embedder`` for the embedder alone.
+``cache`` imports neither ``proxy`` nor ``audit``.
 """
 
 from cache.embedder import Embedder, SentenceTransformerEmbedder
@@ -10,6 +11,30 @@ from cache.keys import NotCacheable
 from cache.schema import CacheEntry, CacheHit, CacheKey
 from cache.semantic import CacheSettings, Lookup, SemanticCache
 from cache.stores.base import Store, StoreError, StoreUnusable
+
+
+def build_embedder(
+    settings: CacheSettings, *, max_batch: int | None = None
+) -> SentenceTransformerEmbedder:
+    """The embedder ``settings`` name (model, backend, batching, threads), not loaded yet."""
+    window, batch = settings.batch_window_ms, max_batch or settings.max_batch
+    threads = settings.embedding_threads
+    if settings.embedding_backend == "torch":
+        return SentenceTransformerEmbedder(
+            settings.embedding_model, batch_window_ms=window, max_batch=batch, threads=threads
+        )
+    from pathlib import Path
+
+    from cache.onnx_embedder import OnnxEmbedder
+
+    return OnnxEmbedder(
+        settings.embedding_model,
+        precision="int8" if settings.embedding_backend == "onnx-int8" else "fp32",
+        directory=Path(settings.onnx_dir) if settings.onnx_dir else None,
+        batch_window_ms=window,
+        max_batch=batch,
+        threads=threads,
+    )
 
 
 def build_cache(
@@ -26,28 +51,7 @@ def build_cache(
         from cache.stores.memory import MemoryStore
 
         store = MemoryStore()
-    embedder: SentenceTransformerEmbedder
-    if settings.embedding_backend == "torch":
-        embedder = SentenceTransformerEmbedder(
-            settings.embedding_model,
-            batch_window_ms=settings.batch_window_ms,
-            max_batch=settings.max_batch,
-            threads=settings.embedding_threads,
-        )
-    else:
-        from pathlib import Path
-
-        from cache.onnx_embedder import OnnxEmbedder
-
-        embedder = OnnxEmbedder(
-            settings.embedding_model,
-            precision="int8" if settings.embedding_backend == "onnx-int8" else "fp32",
-            directory=Path(settings.onnx_dir) if settings.onnx_dir else None,
-            batch_window_ms=settings.batch_window_ms,
-            max_batch=settings.max_batch,
-            threads=settings.embedding_threads,
-        )
-    return SemanticCache(settings, store, embedder)
+    return SemanticCache(settings, store, build_embedder(settings))
 
 
 __all__ = [
@@ -63,4 +67,5 @@ __all__ = [
     "StoreError",
     "StoreUnusable",
     "build_cache",
+    "build_embedder",
 ]

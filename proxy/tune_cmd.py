@@ -128,8 +128,8 @@ async def _run(
 
 
 async def pair_labels(pairs: list[Pair], settings: Settings) -> list[TuneLabel]:
-    """Labels from a pair file, scored by the configured embedding model (weight 1)."""
-    similarities, _ = await embed_similarities(pairs, settings.cache.embedding_model)
+    """Labels from a pair file, scored by the configured embedder (weight 1)."""
+    similarities, _ = await embed_similarities(pairs, settings.cache)
     return [
         TuneLabel(similarity=s, false_positive=p.label == 0, weight=1.0, kind="pair")
         for p, s in zip(pairs, similarities, strict=True)

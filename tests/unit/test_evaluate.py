@@ -26,6 +26,7 @@ from audit.evaluate import (
     score,
 )
 from audit.pairs import Pair
+from cache import CacheSettings
 from cache.embedder import EmbedderError
 
 
@@ -269,10 +270,12 @@ def test_parse_thresholds() -> None:
         parse_thresholds("-2")
 
 
-async def fake_similarities(pairs: Sequence[Pair], model: str) -> tuple[list[float], str]:
+async def fake_similarities(
+    pairs: Sequence[Pair], embedder: CacheSettings
+) -> tuple[list[float], str]:
     """Positives at 0.9, negatives at 0.9 in the "trap" cohort and 0.4 elsewhere."""
     values = [0.9 if p.label == 1 or p.cohort == "trap" else 0.4 for p in pairs]
-    return values, f"fake:{model}"
+    return values, f"fake:{embedder.embedding_model}:{embedder.embedding_backend}"
 
 
 async def test_run_passes_with_a_comfortable_margin(tmp_path: Path) -> None:
@@ -285,7 +288,10 @@ async def test_run_passes_with_a_comfortable_margin(tmp_path: Path) -> None:
     args = parser().parse_args(["eval", "--pairs", str(path), "--model", "m"])
     out, err = io.StringIO(), io.StringIO()
     assert await evaluate.run(args, similarities=fake_similarities, out=out, err=err) == 0
-    assert "(fake:m)" in out.getvalue()
+    assert "(fake:m:onnx-int8)" in out.getvalue()  # the gateway's default backend
+    args = parser().parse_args(["eval", "--pairs", str(path), "--backend", "torch"])
+    assert await evaluate.run(args, similarities=fake_similarities, out=out, err=err) == 0
+    assert ":torch)" in out.getvalue()
     assert "verdict: PASS" in out.getvalue()
     assert err.getvalue() == ""
 
@@ -313,9 +319,9 @@ async def test_run_reports_at_most_20_bad_rows_and_computes_nothing(tmp_path: Pa
     args = parser().parse_args(["eval", "--pairs", str(path)])
     called: list[int] = []
 
-    async def must_not_run(pairs: Sequence[Pair], model: str) -> tuple[list[float], str]:
+    async def must_not_run(pairs: Sequence[Pair], _: CacheSettings) -> tuple[list[float], str]:
         called.append(len(pairs))
-        return [], model
+        return [], ""
 
     out, err = io.StringIO(), io.StringIO()
     assert await evaluate.run(args, similarities=must_not_run, out=out, err=err) == 2
@@ -330,7 +336,7 @@ async def test_run_exits_2_when_the_model_cannot_load(tmp_path: Path) -> None:
     path = write(tmp_path, "p.tsv", "text_a\ttext_b\tlabel\na\tb\t1\n")
     args = parser().parse_args(["eval", "--pairs", str(path)])
 
-    async def broken(pairs: Sequence[Pair], model: str) -> tuple[list[float], str]:
+    async def broken(pairs: Sequence[Pair], _: CacheSettings) -> tuple[list[float], str]:
         raise EmbedderError("cannot load embedding model 'x'")
 
     err = io.StringIO()
