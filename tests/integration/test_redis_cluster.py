@@ -292,7 +292,10 @@ async def _false_hit_judged_on_a_cluster(client: TestClient, redis_cluster_url: 
         await ledger.close()
         await store.close()
     assert ask("Don't cancel my subscription").headers["x-vetcache"] == "miss"
-    assert ask("Cancel my subscription, please").headers["x-vetcache"] == "hit"
+    # The entry's bar went up past the false hit's similarity, but it still serves its own
+    # prompt. (Not the paraphrase: its similarity, 0.93-0.95 by backend, is under the new
+    # bar, and whether it had its own entry depended on when the first admission landed.)
+    assert ask("Cancel my subscription").headers["x-vetcache"] == "hit"
     admin = {"authorization": "Bearer sk-admin"}
     rate = client.get(f"/admin/fp-rate?namespace={namespace}", headers=admin).json()
     assert rate["namespaces"][namespace]["false_positives"] == 1
