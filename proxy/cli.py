@@ -3,9 +3,11 @@
     vetcache demo [--threshold T] [--target-fp F]
     vetcache serve [--config F] [--host H] [--port P] [--workers N]
     vetcache check-config F
-    vetcache fake-upstream [--host H] [--port P] [--latency-ms L]
+    vetcache prepare-embedder [--config F]   (loads the embedder; exports it to ONNX if needed)
+    vetcache fake-upstream [--host H] [--port P] [--latency-ms L] [--embeddings hash|model]
+                           [--embedding-backend torch|onnx-fp32|onnx-int8] [--onnx-dir D]
     vetcache audit-worker [--config F] [--name N] [--metrics-port P]
-    vetcache eval --pairs F [--model M] [--min-margin 0.18] [--format text|json]
+    vetcache eval --pairs F [--model M] [--backend B] [--min-margin 0.18] [--format text|json]
     vetcache tune [--config F] [--namespace N] --target-fp T [--pairs F] [--apply] [--plot F]
     vetcache hash-key            (reads a key on stdin, prints its SHA-256)
     vetcache version
@@ -30,6 +32,7 @@ from proxy import __version__
 from proxy.settings import ConfigError, Settings, load_settings, worker_environment
 
 if TYPE_CHECKING:
+    from cache.embedder import Embedder
     from proxy.logs import LogFormat
     from proxy.metrics import Metrics
 
@@ -187,14 +190,49 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare_embedder(args: argparse.Namespace) -> int:
+    """Load the configured embedder once: an ONNX backend exports the model on first use, so
+    an image build or an install step can pay that (~15 s) instead of the first start, and a
+    read-only container finds the export in place."""
+    import asyncio
+    import time
+
+    from cache import build_embedder
+    from cache.embedder import EmbedderError
+
+    settings = _load(args.config, auth={"enabled": False})  # only `cache:` matters here
+    _configure_logging("warning")
+    embedder = build_embedder(settings.cache)
+    started = time.perf_counter()
+    try:
+        asyncio.run(_open_and_close(embedder))
+    except (EmbedderError, OSError) as exc:
+        print(f"vetcache: cannot prepare the embedder: {exc}", file=sys.stderr)
+        return 2
+    where = getattr(embedder, "directory", None)
+    print(
+        f"ok: {settings.cache.embedding_backend} embedder {embedder.fingerprint} ready in "
+        f"{time.perf_counter() - started:.1f} s" + (f" (exports in {where})" if where else "")
+    )
+    return 0
+
+
+async def _open_and_close(embedder: Embedder) -> None:
+    await embedder.open()
+    await embedder.close()
+
+
 def cmd_fake_upstream(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from proxy.fake_upstream import create_fake_upstream
+    from proxy.fake_upstream import create_fake_upstream, model_embedder
 
     _configure_logging("warning")
+    embedder = None
+    if args.embeddings == "model":
+        embedder = model_embedder(args.embedding_backend, args.onnx_dir)
     uvicorn.run(
-        create_fake_upstream(latency_ms=args.latency_ms),
+        create_fake_upstream(latency_ms=args.latency_ms, embedder=embedder),
         host=args.host,
         port=args.port,
         log_level="warning",
@@ -261,10 +299,31 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.set_defaults(func=cmd_check_config)
 
+    prepare = sub.add_parser(
+        "prepare-embedder", help="load the configured embedder (exporting it to ONNX if needed)"
+    )
+    prepare.add_argument("--config", type=Path, help="YAML config file")
+    prepare.set_defaults(func=cmd_prepare_embedder)
+
     fake = sub.add_parser("fake-upstream", help="run the OpenAI-compatible simulator")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=8001)
     fake.add_argument("--latency-ms", type=float, default=0.0, help="delay before each answer")
+    fake.add_argument(
+        "--embeddings",
+        choices=["hash", "model"],
+        default="hash",
+        help="/v1/embeddings: hash-seeded vectors (default) or the bundled model's, "
+        "without the simulated latency",
+    )
+    fake.add_argument(
+        "--embedding-backend",
+        choices=["torch", "onnx-fp32", "onnx-int8"],
+        help="how --embeddings model runs the model (as cache.embedding_backend, its default)",
+    )
+    fake.add_argument(
+        "--onnx-dir", type=Path, help="where the ONNX export is kept (as cache.onnx_dir)"
+    )
     fake.set_defaults(func=cmd_fake_upstream)
 
     from audit import evaluate

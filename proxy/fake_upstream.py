@@ -8,6 +8,10 @@ Answers: ``"[<model>] reply <digest>: <last user text>"`` where ``digest`` is th
 digits of a SHA-256 over the messages; ``max_tokens`` truncates the answer by words and sets
 ``finish_reason: "length"``. Embeddings: a unit vector seeded from the input text (384
 dimensions unless ``dimensions`` asks otherwise); ``encoding_format: base64`` is honoured.
+Given an ``Embedder`` (``vetcache fake-upstream --embeddings model``), ``/v1/embeddings``
+answers that model's real vectors instead, computed off the event loop by the embedder, and
+without the simulated latency (the model's own time is the latency): a local embedding
+server, so another gateway can embed with the same model vetcache runs.
 
 Faults are chosen by the upstream model name, so a gateway config can point one alias at a
 faulty "model" while the others stay healthy:
@@ -37,13 +41,20 @@ import struct
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from cache.embedder import Embedder, SentenceTransformerEmbedder
+
+EmbeddingBackend = Literal["torch", "onnx-fp32", "onnx-int8"]
 
 DEFAULT_DIMENSIONS = 384
 JSON = "application/json"
@@ -91,15 +102,30 @@ def _count_tokens(text: str) -> int:
     return len(text.split())
 
 
-class FakeUpstream:
-    """The simulator's state: its base latency. One instance per server."""
+def model_embedder(
+    backend: EmbeddingBackend | None = None, onnx_dir: Path | None = None
+) -> SentenceTransformerEmbedder:
+    """The bundled model as a gateway with default cache settings builds it, on ``backend``
+    (default: the gateway's), its ONNX export kept in ``onnx_dir`` (default: the gateway's)."""
+    from cache import CacheSettings, build_embedder
 
-    def __init__(self, latency_ms: float = 0.0) -> None:
+    chosen: dict[str, Any] = {"onnx_dir": str(onnx_dir) if onnx_dir else None}
+    if backend is not None:
+        chosen["embedding_backend"] = backend
+    return build_embedder(CacheSettings(**chosen))
+
+
+class FakeUpstream:
+    """The simulator's state: its base latency and, optionally, a real embedding model. One
+    instance per server."""
+
+    def __init__(self, latency_ms: float = 0.0, embedder: Embedder | None = None) -> None:
         self.latency_s = max(latency_ms, 0.0) / 1000.0
+        self.embedder = embedder
         self.received: Counter[str] = Counter()
 
-    async def _wait(self, model: str) -> None:
-        delay = self.latency_s
+    async def _wait(self, model: str, simulated: bool = True) -> None:
+        delay = self.latency_s if simulated else 0.0
         if model.startswith("sleep-"):
             delay += int(model.removeprefix("sleep-")) / 1000.0
         if delay > 0:
@@ -187,15 +213,16 @@ class FakeUpstream:
         inputs = [raw] if isinstance(raw, str) else raw
         if not isinstance(inputs, list) or not inputs:
             return _error(400, "'input' must be a string or a non-empty array")
-        await self._wait(model)
+        await self._wait(model, simulated=self.embedder is None)
         fault = self._fault(model)
         if fault is not None:
             return fault
-        dims = body.get("dimensions") or DEFAULT_DIMENSIONS
+        vectors = await self._vectors(inputs, body.get("dimensions"))
+        if isinstance(vectors, Response):
+            return vectors
         as_base64 = body.get("encoding_format") == "base64"
         data = []
-        for index, item in enumerate(inputs):
-            vector = make_embedding(orjson.dumps(item).decode(), int(dims))
+        for index, vector in enumerate(vectors):
             embedding: list[float] | str = vector
             if as_base64:
                 embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
@@ -209,6 +236,19 @@ class FakeUpstream:
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
         )
+
+    async def _vectors(self, inputs: list[Any], dimensions: Any) -> list[list[float]] | Response:
+        """One vector per input: hash-seeded, or the model's (texts only, its own dimension)."""
+        if self.embedder is None:
+            dims = int(dimensions or DEFAULT_DIMENSIONS)
+            return [make_embedding(orjson.dumps(item).decode(), dims) for item in inputs]
+        if not all(isinstance(item, str) for item in inputs):
+            return _error(400, "this embedding model takes text input only")
+        if dimensions is not None and dimensions != self.embedder.dimension:
+            return _error(400, f"this embedding model has {self.embedder.dimension} dimensions")
+        # Concurrent embed() calls share the embedder's micro-batches, off the event loop.
+        vectors = await asyncio.gather(*(self.embedder.embed(item) for item in inputs))
+        return [vector.tolist() for vector in vectors]
 
     async def requests(self, _request: Request) -> Response:
         """Requests received so far, keyed ``"<route> <model>"``."""
@@ -265,10 +305,24 @@ async def _stream(
     yield b"data: [DONE]\n\n"
 
 
-def create_fake_upstream(latency_ms: float = 0.0) -> Starlette:
-    """The simulator as an ASGI app."""
-    fake = FakeUpstream(latency_ms)
+def create_fake_upstream(latency_ms: float = 0.0, embedder: Embedder | None = None) -> Starlette:
+    """The simulator as an ASGI app; with ``embedder``, opened and closed in its lifespan,
+    ``/v1/embeddings`` answers that model's vectors."""
+    fake = FakeUpstream(latency_ms, embedder)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if embedder is None:
+            yield
+            return
+        await embedder.open()
+        try:
+            yield
+        finally:
+            await embedder.close()
+
     return Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/v1/chat/completions", fake.chat, methods=["POST"]),
             Route("/chat/completions", fake.chat, methods=["POST"]),
@@ -276,5 +330,5 @@ def create_fake_upstream(latency_ms: float = 0.0) -> Starlette:
             Route("/embeddings", fake.embeddings, methods=["POST"]),
             Route("/v1/models", fake.models, methods=["GET"]),
             Route("/fake/requests", fake.requests, methods=["GET"]),
-        ]
+        ],
     )

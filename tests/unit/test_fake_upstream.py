@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 import struct
+import time
 
 import orjson
 import pytest
 from starlette.testclient import TestClient
 
+from cache.embedder import HashEmbedder
 from proxy.fake_upstream import create_fake_upstream, make_answer, make_embedding
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
@@ -79,3 +82,19 @@ def test_embeddings_are_unit_vectors_in_both_encodings(fake: TestClient) -> None
     decoded = struct.unpack("<384f", base64.b64decode(packed))
     assert decoded == pytest.approx(vector, abs=1e-6)
     assert make_embedding('"a"', 8) == make_embedding('"a"', 8)
+
+
+def test_with_an_embedder_its_vectors_are_served() -> None:
+    embedder = HashEmbedder(384)  # the fake; tests/integration runs the real model
+    with TestClient(create_fake_upstream(latency_ms=5000, embedder=embedder)) as fake:
+        started = time.perf_counter()
+        answer = fake.post("/v1/embeddings", json={"model": "e", "input": ["a", "b"]}).json()
+        assert time.perf_counter() - started < 2.0  # no simulated latency on model vectors
+        for item, text in zip(answer["data"], ("a", "b"), strict=True):
+            expected = asyncio.run(embedder.embed(text)).tolist()
+            assert item["embedding"] == pytest.approx(expected, abs=1e-6)
+            assert item["embedding"] != make_embedding(f'"{text}"')
+        tokens = fake.post("/v1/embeddings", json={"model": "e", "input": [[1, 2]]})
+        assert tokens.status_code == 400
+        other = {"model": "e", "input": "a", "dimensions": 8}
+        assert fake.post("/v1/embeddings", json=other).status_code == 400
