@@ -10,4 +10,6 @@ if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+# Export the default embedder to ONNX now (~15 s once) rather than in the first start.
+.venv/bin/vetcache prepare-embedder
 echo "vetcache: installed into .venv ($(.venv/bin/vetcache version))"

@@ -73,6 +73,26 @@ def test_audit_worker_on_a_cluster_without_the_setting_says_so(
     assert "Traceback" not in result.stderr
 
 
+def test_prepare_embedder_exports_once(tmp_path: Path) -> None:
+    # What scripts/install.sh and the image build run: the default (onnx-int8) embedder is
+    # exported into cache.onnx_dir, and a second run (a start) loads it without exporting.
+    config = tmp_path / "c.yaml"
+    config.write_text(f"cache: {{onnx_dir: '{tmp_path / 'onnx'}'}}\n")  # auth left on, no keys
+    first = run("prepare-embedder", "--config", str(config))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("ok: onnx-int8 embedder bundled:all-MiniLM-L6-v2:384:")
+    [graph] = (tmp_path / "onnx").glob("*-int8/model.onnx")
+    made = graph.stat().st_mtime_ns
+    again = run("prepare-embedder", "--config", str(config))
+    assert again.returncode == 0 and graph.stat().st_mtime_ns == made
+    assert [p.name for p in (tmp_path / "onnx").iterdir()] == [graph.parent.name]
+
+    config.write_text("cache: {embedding_backend: onnx-int4}\n")
+    bad = run("prepare-embedder", "--config", str(config))
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("vetcache: config error: cache.embedding_backend: ")
+
+
 def test_hash_key_reads_stdin() -> None:
     result = run("hash-key", stdin="sk-example\n")
     assert result.returncode == 0 and result.stdout.strip() == hash_key("sk-example")
