@@ -29,6 +29,7 @@ from audit.queues.base import JobQueue, QueueError
 from audit.sampler import Sampler
 from audit.schema import AuditJob
 from audit.settings import AuditSettings
+from audit.trace_context import traceparent
 from audit.tune import similarity_bin
 from audit.worker import AuditWorker
 from cache.schema import CacheEntry, CacheKey
@@ -237,6 +238,7 @@ def _job(
         tenant=key.tenant,
         embedder=entry.embedder,
         queued_at=time.time(),
+        traceparent=traceparent(),  # the request's span, when tracing is on
     )
 
 

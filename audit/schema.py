@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from audit.trace_context import trace_id
 
 VerdictKind = Literal["correct", "false_positive", "uncertain", "error"]
 LabelSource = Literal["judge", "feedback", "review"]
@@ -51,6 +53,9 @@ class AuditJob(BaseModel):
     answer its own prompt? ``new_prompt`` is that prompt; a pass releases the entry."""
     queued_at: float = 0.0
     """Unix time the job was queued (audit lag is measured from it)."""
+    traceparent: str = ""
+    """W3C ``traceparent`` of the request's span when tracing is on: the judge's span links
+    to it, and the verdict names its trace."""
 
 
 class Judgement(BaseModel):
@@ -97,6 +102,12 @@ class Verdict(BaseModel):
     """Judge name and version (``feedback`` / ``review`` for outside labels)."""
     created_at: float
     """Unix time of the verdict."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def trace_id(self) -> str:
+        """The trace of the request this verdict is about ("" when it was not traced)."""
+        return trace_id(self.job.traceparent)
 
 
 class HardNegative(BaseModel):

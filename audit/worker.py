@@ -6,16 +6,34 @@ import asyncio
 import logging
 import time
 
+from opentelemetry import trace
+from opentelemetry.util.types import Attributes
+
 from audit.actions import act_on
 from audit.judges.base import Judge
 from audit.ledgers.base import Ledger, LedgerError
 from audit.observe import NULL_AUDIT_OBSERVER, AuditObserver
 from audit.queues.base import Delivery, JobQueue, QueueError
-from audit.schema import Verdict
+from audit.schema import AuditJob, Verdict
 from audit.settings import AuditSettings
+from audit.trace_context import link_to
 from cache.stores.base import Store
 
 log = logging.getLogger("vetcache.audit")
+_TRACER = trace.get_tracer("vetcache.audit")
+"""The process's provider (``proxy.tracing.install``); a no-op one when tracing is off."""
+
+
+def _judged(job: AuditJob) -> Attributes:
+    kind = "admission" if job.admission else "near_miss" if job.near_miss else "hit"
+    return {
+        "vetcache.job_id": job.job_id,
+        "vetcache.request_id": job.request_id,
+        "vetcache.job_kind": kind,
+        "vetcache.namespace": job.namespace,
+        "vetcache.entry_id": job.entry_id,
+        "vetcache.similarity": job.similarity,
+    }
 
 
 class AuditWorker:
@@ -52,8 +70,15 @@ class AuditWorker:
             await act_on(earlier, self.store, self.ledger, self.settings)
             await self.queue.ack(delivery.id)
             return earlier
-        with self.observer.timed("judge"):
+        # Its own trace, linked to the request's (the judging happens later, elsewhere).
+        with (
+            _TRACER.start_as_current_span(
+                "vetcache.judge", links=link_to(job.traceparent), attributes=_judged(job)
+            ) as span,
+            self.observer.timed("judge"),
+        ):
             judgement = await self.judge.judge(job)
+            span.set_attribute("vetcache.verdict", judgement.verdict)
         verdict = Verdict(
             id=job.job_id,
             job=job,

@@ -114,7 +114,9 @@ def cmd_audit_worker(args: argparse.Namespace) -> int:
         )
         return 2
     from audit import QueueUnusable
+    from proxy.tracing import install
 
+    install(settings.tracing)  # judge spans, linked to their requests' traces
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
     metrics = _worker_metrics(settings, args.metrics_port)
     try:

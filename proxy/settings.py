@@ -39,6 +39,7 @@ from pydantic_settings import (
 
 from audit.settings import AuditSettings
 from cache.semantic import CacheSettings
+from proxy.tracing import TracingSettings
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
@@ -191,6 +192,8 @@ class Settings(BaseSettings):
     """How served hits are sampled, judged and acted upon."""
     metrics: MetricsSettings = MetricsSettings()
     """Prometheus metrics at ``/metrics``."""
+    tracing: TracingSettings = TracingSettings()
+    """OpenTelemetry traces (off by default)."""
     audit_sample_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     """Shorthand for ``audit.sample_rate`` (``VETCACHE_AUDIT_SAMPLE_RATE``)."""
     audit_judge: Literal["contrast", "llm", "cross-encoder"] | None = None
