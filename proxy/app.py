@@ -26,6 +26,7 @@ from proxy.openapi import ERRORS
 from proxy.openapi import install as install_openapi
 from proxy.routes import admin, audits, chat, embeddings, health, models, ui
 from proxy.settings import Settings, load_settings
+from proxy.tracing import tracer
 from proxy.upstream import Upstream
 
 log = logging.getLogger("vetcache.app")
@@ -43,6 +44,7 @@ def create_app(
     ``registry`` (a fresh one by default; never the global one).
     """
     metrics = Metrics(registry or CollectorRegistry(), settings.metrics.max_namespaces)
+    metrics.tracer = tracer(settings.tracing)  # None when tracing is off
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,13 +101,17 @@ def create_app(
         summary="OpenAI-compatible LLM gateway with a semantic cache that vets its own hits",
         lifespan=lifespan,
         responses=ERRORS,
+        # FastAPI's own telemetry would trace (and log exceptions, messages included) as soon
+        # as the process has a provider, vetcache's tracing on or off: one gateway span is
+        # vetcache's own (proxy.middleware), with the attributes and stages described there.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.keyring = KeyRing(settings)
     app.state.metrics = metrics
     app.state.upstream = app.state.chat = app.state.auditor = None
     install_error_handlers(app)
-    app.add_middleware(RequestContext, access_log=settings.access_log)
+    app.add_middleware(RequestContext, access_log=settings.access_log, tracer=metrics.tracer)
     for module in (chat, embeddings, models, health, admin, ui):
         app.include_router(module.router)
     app.include_router(audits.admin)

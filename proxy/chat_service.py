@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any, Literal
 
 import orjson
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
@@ -27,6 +28,7 @@ from cache.embedder import Vector
 from cache.replay import assemble, replay
 from proxy.auth import Principal
 from proxy.metrics import Metrics
+from proxy.tracing import upstream_span
 from proxy.upstream import Upstream
 
 AfterResponse = Callable[[], Coroutine[Any, Any, None]] | None
@@ -124,8 +126,12 @@ class ChatService:
     def _key(self, body: Mapping[str, Any], who: Principal, how: Directives) -> CacheKey | None:
         if self.cache is None or not self.cache.settings.enabled:
             return None
+        tracer = self.metrics.tracer
         try:
-            return self.cache.key(body, who.tenant, how.namespace)
+            if tracer is None:
+                return self.cache.key(body, who.tenant, how.namespace)
+            with tracer.start_as_current_span("vetcache.key"):
+                return self.cache.key(body, who.tenant, how.namespace)
         except NotCacheable:
             return None
 
@@ -187,23 +193,35 @@ class ChatService:
 
     async def _chat(self, body: Mapping[str, Any]) -> dict[str, Any]:
         with self.metrics.timed("upstream"):
-            return await self.upstream.chat(body)
+            completion = await self.upstream.chat(body)
+            if self.metrics.tracer is not None:
+                upstream_span(trace.get_current_span(), body["model"], completion.get("usage"))
+            return completion
 
     async def _chat_stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """The upstream's chunks, timed from the call to the last chunk."""
+        """The upstream's chunks, timed (and traced) from the call to the last chunk."""
         started = time.perf_counter()
+        tracer = self.metrics.tracer
+        span = tracer.start_span("vetcache.upstream") if tracer is not None else None
         try:
             chunks = await self.upstream.chat_stream(body)
         except BaseException:
             self.metrics.stage("upstream", time.perf_counter() - started)
+            if span is not None:
+                span.end()
             raise
 
         async def timed() -> AsyncIterator[dict[str, Any]]:
+            usage = None
             try:
                 async for chunk in chunks:
+                    usage = chunk.get("usage") or usage
                     yield chunk
             finally:
                 self.metrics.stage("upstream", time.perf_counter() - started)
+                if span is not None:
+                    upstream_span(span, body["model"], usage)
+                    span.end()
 
         return timed()
 

@@ -19,8 +19,11 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
+from opentelemetry.trace import Tracer
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -75,6 +78,8 @@ class Metrics(AuditObserver):
     def __init__(self, registry: CollectorRegistry, max_namespaces: int = 200) -> None:
         self.registry = registry
         self.max_namespaces = max_namespaces
+        self.tracer: Tracer | None = None
+        """vetcache's tracer when tracing is on (set by the app): stages become spans."""
         self._namespaces: set[str] = set()
         r = registry
         self.requests = Counter(
@@ -258,6 +263,17 @@ class Metrics(AuditObserver):
     def stage(self, stage: str, seconds: float) -> None:
         self.stages.labels(stage).observe(seconds)
         note_stage(stage, seconds)  # and into the request's access line
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Time the block as ``stage``; with tracing on, also as the span ``vetcache.<stage>``
+        (a child of the request's span)."""
+        if self.tracer is None:
+            with super().timed(stage):
+                yield
+            return
+        with self.tracer.start_as_current_span(f"vetcache.{stage}"), super().timed(stage):
+            yield
 
     def cache_error(self, kind: str) -> None:
         self.cache_errors.labels(kind).inc()

@@ -1,4 +1,5 @@
-"""The outermost layer of every request: request id, access log, last-resort error boundary.
+"""The outermost layer of every request: request id, trace span (when tracing is on), access
+log, last-resort error boundary.
 
 Written as plain ASGI rather than ``BaseHTTPMiddleware``, which would buffer streamed answers
 and cost a task per request on the hot path.
@@ -12,16 +13,21 @@ import time
 import uuid
 
 import orjson
+from opentelemetry.trace import SpanKind, StatusCode, Tracer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy.errors import GatewayError
 from proxy.logs import REQUEST_ID, TIMINGS
+from proxy.tracing import incoming
 
 log = logging.getLogger("vetcache.access")
 errors_log = logging.getLogger("vetcache.errors")
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+TRACED_PREFIXES = ("/v1/", "/admin/", "/healthz", "/readyz", "/metrics")
+"""Paths named in span names as they are (any other path: the method only, so a scan of
+random URLs cannot mint span names without bound)."""
 
 
 def _incoming_id(scope: Scope) -> str | None:
@@ -38,9 +44,10 @@ class RequestContext:
     (request id, status, duration, cache outcome, stage timings; never bodies), and answers
     OpenAI-style 500 for any exception nothing else handled."""
 
-    def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
+    def __init__(self, app: ASGIApp, access_log: bool = True, tracer: Tracer | None = None) -> None:
         self.app = app
         self.access_log = access_log
+        self.tracer = tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,6 +55,29 @@ class RequestContext:
             return
         request_id = _incoming_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        if self.tracer is None:
+            await self._handle(scope, receive, send, request_id)
+            return
+        # The gateway span: the caller's trace continues through it (W3C traceparent).
+        method, path = scope["method"], scope["path"]
+        with self.tracer.start_as_current_span(
+            f"{method} {path}" if path.startswith(TRACED_PREFIXES) else method,
+            context=incoming(scope["headers"]),
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": method,
+                "url.path": path,
+                "vetcache.request_id": request_id,
+            },
+        ) as span:
+            scope["state"]["span"] = span  # for the route's attributes (cache outcome, ...)
+            status = await self._handle(scope, receive, send, request_id)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(StatusCode.ERROR)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> int:
+        """Run the app; the response status."""
         id_header = (REQUEST_ID_HEADER, request_id.encode())
         status = 0
         outcome: str | None = None
@@ -102,3 +132,4 @@ class RequestContext:
                 )
             REQUEST_ID.reset(id_token)
             TIMINGS.reset(timings_token)
+        return status or 500

@@ -22,6 +22,8 @@ from proxy.errors import GatewayError, InvalidRequest
 from proxy.metrics import RequestOutcome
 from proxy.openapi import json_body
 from proxy.schemas import ChatCompletionRequest
+from proxy.settings import Settings
+from proxy.tracing import request_span
 from proxy.wire import read_json, validate
 
 log = logging.getLogger("vetcache.chat")
@@ -126,6 +128,37 @@ def directives(request: Request) -> Directives:
     )
 
 
+def describe(
+    request: Request,
+    report: CacheReport,
+    body: dict[str, Any],
+    namespace: str,
+    settings: Settings,
+    usage: dict[str, Any] | None,
+) -> None:
+    """What the cache did, on the request's span (tracing on: ``proxy.middleware`` made it)."""
+    span = getattr(request.state, "span", None)
+    if span is None:
+        return
+    prompt = None
+    if settings.tracing.capture_text:
+        last = (body.get("messages") or [{}])[-1]
+        prompt = last.get("content") if isinstance(last.get("content"), str) else None
+    cache = settings.cache
+    request_span(
+        span,
+        model=str(body.get("model")),
+        namespace=namespace,
+        outcome=report.outcome,
+        similarity=report.similarity,
+        threshold=report.threshold,
+        entry_id=report.entry_id,
+        embedding_model=f"{cache.embedding_model} ({cache.embedding_backend})",
+        usage=usage,
+        prompt=prompt,
+    )
+
+
 def cache_headers(report: CacheReport) -> dict[str, str]:
     """``x-vetcache: hit|miss|bypass|error`` and the numbers behind it."""
     headers: dict[str, str] = {"x-vetcache": report.outcome}
@@ -181,6 +214,9 @@ async def chat_completions(
             count(None)
             raise
         count(report)
+        if metrics.tracer is not None:
+            usage = orjson.loads(payload).get("usage")
+            describe(request, report, body, how.namespace, settings, usage)
         return Response(
             payload,
             media_type="application/json",
@@ -192,6 +228,8 @@ async def chat_completions(
     except GatewayError:
         count(None)
         raise
+    if metrics.tracer is not None:
+        describe(request, report, body, how.namespace, settings, None)
     return StreamingResponse(
         sse(chunks, request_id, lambda failed: count(None if failed else report)),
         media_type="text/event-stream",

@@ -100,6 +100,7 @@ function renderQueue(rows) {
     cell(row, job.cached_answer, "text");
     cell(row, job.similarity.toFixed(3));
     cell(row, verdict.reason, "text");
+    cell(row, verdict.trace_id || "–", "trace"); // the request's trace, in your tracing tool
     const actions = cell(row, "");
     if (review) {
       const span = document.createElement("span");
