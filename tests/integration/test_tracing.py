@@ -4,14 +4,19 @@ process's tracer provider (as an application embedding vetcache would install it
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -19,6 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from audit.schema import Verdict
 from proxy.app import create_app
 from proxy.settings import Settings
+from tests.conftest import child_log, free_port, stop, vetcache, wait_http
 
 pytestmark = pytest.mark.integration
 
@@ -233,3 +239,66 @@ def test_tracing_off_emits_nothing(
     exporter.clear()
     ask(client, QUESTION, "t")
     assert [s for s in exporter.get_finished_spans() if s.name != "vetcache.judge"] == []
+
+
+class _Collector(BaseHTTPRequestHandler):
+    """An OTLP/HTTP trace receiver: keeps each export request's spans."""
+
+    received: ClassVar[list[ExportTraceServiceRequest]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        if self.path == "/v1/traces":
+            self.received.append(ExportTraceServiceRequest.FromString(body))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:  # quiet
+        return
+
+
+def test_a_serve_process_exports_over_otlp_http(fake_upstream: str, tmp_path: Path) -> None:
+    # The process wiring (tracing.install): `vetcache serve` with tracing on sends its spans,
+    # batched, to an OTLP/HTTP endpoint, here a receiver on 127.0.0.1.
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{collector.server_address[1]}/v1/traces"
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "auth: {enabled: false}\naccess_log: false\n"
+        "cache: {enabled: true, lookup_budget_ms: 5000}\n"
+        f"tracing: {{enabled: true, exporter: otlp-http, endpoint: '{endpoint}', "
+        "service_name: vetcache-test}\n"
+        f"model_list: [{{model_name: fake-gpt, model: openai/fake-gpt, api_base: '{fake_upstream}'}}]\n"
+    )
+    port = free_port()
+    # A short batch delay so the test does not wait the default 5 s for the export.
+    gateway = vetcache(
+        "serve", "--config", str(config), "--port", str(port),
+        env={"OTEL_BSP_SCHEDULE_DELAY": "100"},
+    )  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", gateway, timeout=120)
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            json={"model": "fake-gpt", "messages": [{"role": "user", "content": QUESTION}]},
+            headers={"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"},
+            timeout=30,
+        )
+        assert reply.status_code == 200, reply.text
+        deadline = time.monotonic() + 20
+        names: set[str] = set()
+        while "POST /v1/chat/completions" not in names:
+            assert time.monotonic() < deadline, f"no request span exported: {child_log(gateway)}"
+            time.sleep(0.1)
+            for request in list(_Collector.received):
+                for resource in request.resource_spans:
+                    service = {a.key: a.value.string_value for a in resource.resource.attributes}
+                    assert service["service.name"] == "vetcache-test"
+                    for scope in resource.scope_spans:
+                        names |= {s.name for s in scope.spans if s.trace_id.hex() == CALLER_TRACE}
+        assert {"vetcache.embed", "vetcache.vector_search", "chat fake-gpt"} <= names
+    finally:
+        stop(gateway)
+        collector.shutdown()
