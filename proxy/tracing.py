@@ -67,7 +67,9 @@ def install(settings: TracingSettings) -> bool:
     # Batched off the request path; the SDK flushes what is left when the process exits.
     provider.add_span_processor(BatchSpanProcessor(_exporter(settings)))
     trace.set_tracer_provider(provider)
-    log.info("tracing: %s to %s", settings.exporter, settings.endpoint or "the default endpoint")
+    # Never a password the endpoint URL may carry: only what follows its "user:pass@".
+    where = settings.endpoint.rsplit("@", 1)[-1] if settings.endpoint else "the default endpoint"
+    log.info("tracing: %s to %s", settings.exporter, where)
     return True
 
 
