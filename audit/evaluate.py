@@ -59,6 +59,7 @@ from typing import Any, TextIO
 from audit.pairs import DEFAULT_COHORT_DEPTH, InputError, Pair, embed_similarities, load_pairs
 from cache import CacheSettings
 from cache.embedder import BUNDLED_MODEL, EmbedderError
+from cache.semantic import EMBEDDING_BACKENDS
 
 OVERALL = "(overall)"
 """Name of the all-pairs row (parenthesized so no category can collide with it)."""
@@ -493,7 +494,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("torch", "onnx-fp32", "onnx-int8"),
+        choices=EMBEDDING_BACKENDS,
         default=CacheSettings().embedding_backend,
         help="how the model runs, as cache.embedding_backend (default: the gateway's, "
         f"{CacheSettings().embedding_backend})",

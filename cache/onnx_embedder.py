@@ -125,15 +125,14 @@ def _export(model_path: str, out: Path, precision: Precision) -> None:
 
         # The quantizer logs advice (shape inference first) to the root logger as a warning
         # on every run; it changes nothing for this graph (the vectors are tested).
-        advice = _DropMessage("Please consider to run pre-processing before quantization")
-        logging.getLogger().addFilter(advice)
+        logging.getLogger().addFilter(_not_advice)
         try:
             quantize_dynamic(
                 str(fp32), str(out / GRAPH), per_channel=True, weight_type=QuantType.QInt8,
                 op_types_to_quantize=["MatMul"],
             )  # fmt: skip
         finally:
-            logging.getLogger().removeFilter(advice)
+            logging.getLogger().removeFilter(_not_advice)
         fp32.unlink()
     tokenizer = Path(model_path) / "tokenizer.json"
     (out / "tokenizer.json").write_bytes(tokenizer.read_bytes())
@@ -146,13 +145,8 @@ def _export(model_path: str, out: Path, precision: Precision) -> None:
     (out / META).write_text(json.dumps(meta))
 
 
-class _DropMessage(logging.Filter):
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self.prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefix)
+def _not_advice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Please consider to run pre-processing")
 
 
 def _dimension(model: Any) -> int:

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,6 +39,10 @@ class Confirm(BaseModel):
 
     confirm: int = Field(ge=2, le=1000)
 
+
+EmbeddingBackend = Literal["torch", "onnx-fp32", "onnx-int8"]
+"""How the embedding model runs (``CacheSettings.embedding_backend``)."""
+EMBEDDING_BACKENDS: tuple[str, ...] = get_args(EmbeddingBackend)
 
 Admission = Literal["open", "audited"] | Confirm
 """How a new answer becomes servable: ``open`` at once; ``{confirm: N}`` once N distinct
@@ -71,7 +75,7 @@ class CacheSettings(BaseModel):
     embedding_model: str = BUNDLED_MODEL
     """sentence-transformers model name or path; ``bundled:all-MiniLM-L6-v2`` needs no
     download."""
-    embedding_backend: Literal["torch", "onnx-fp32", "onnx-int8"] = "onnx-int8"
+    embedding_backend: EmbeddingBackend = "onnx-int8"
     """How the model runs: exported once to ONNX Runtime with int8 weights (the default: the
     fastest, ~15x torch per query here, cosine > 0.99 to torch's vectors and pair-detection
     ROC-AUC within 0.003), ONNX fp32 (torch's vectors, ~3.5x), or sentence-transformers on

@@ -59,7 +59,7 @@ class Directives(BaseModel):
 
 
 class CacheReport(BaseModel):
-    """What the cache did for one request, for the ``x-vetcache-*`` headers."""
+    """What the cache did for one request, for the ``x-vetcache-*`` headers (and its trace)."""
 
     outcome: Outcome
     """hit, miss, bypass (cache not asked) or error (cache failed; upstream answered)."""
@@ -73,6 +73,8 @@ class CacheReport(BaseModel):
     """Seconds since the served entry was admitted."""
     shadow_hit: bool = False
     """Shadow mode: an entry would have answered (``entry_id``); the upstream did."""
+    usage: dict[str, Any] | None = None
+    """The JSON answer's token usage, for its trace (filled only while tracing is on)."""
 
 
 class _Flights:
@@ -258,10 +260,17 @@ class ChatService:
             return payload, CacheReport(outcome="bypass"), None
         lookup = await self._lookup(key, how)
         after = self._after(request_id, key, lookup, who)
+        traced = self.metrics.tracer is not None
         if lookup is not None and lookup.hit is not None:
-            return lookup.hit.entry.response.encode(), _hit_report(lookup), after
+            report = _hit_report(lookup)
+            if traced:  # the stored answer is sent as stored; only its trace reads it
+                report.usage = orjson.loads(lookup.hit.entry.response).get("usage")
+            return lookup.hit.entry.response.encode(), report, after
         completion = await self._once(key, lambda: self._chat(body), lookup, body, how)
-        return orjson.dumps(completion), _miss_report(lookup), after
+        report = _miss_report(lookup)
+        if traced:
+            report.usage = completion.get("usage")
+        return orjson.dumps(completion), report, after
 
     async def _once(
         self,

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from cache.semantic import EMBEDDING_BACKENDS
 from proxy import __version__
 from proxy.settings import ConfigError, Settings, load_settings, worker_environment
 
@@ -320,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fake.add_argument(
         "--embedding-backend",
-        choices=["torch", "onnx-fp32", "onnx-int8"],
+        choices=EMBEDDING_BACKENDS,
         help="how --embeddings model runs the model (as cache.embedding_backend, its default)",
     )
     fake.add_argument(

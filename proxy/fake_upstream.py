@@ -43,7 +43,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.applications import Starlette
@@ -53,8 +53,8 @@ from starlette.routing import Route
 
 if TYPE_CHECKING:
     from cache.embedder import Embedder, SentenceTransformerEmbedder
+    from cache.semantic import EmbeddingBackend
 
-EmbeddingBackend = Literal["torch", "onnx-fp32", "onnx-int8"]
 
 DEFAULT_DIMENSIONS = 384
 JSON = "application/json"

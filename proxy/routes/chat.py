@@ -134,7 +134,6 @@ def describe(
     body: dict[str, Any],
     namespace: str,
     settings: Settings,
-    usage: dict[str, Any] | None,
 ) -> None:
     """What the cache did, on the request's span (tracing on: ``proxy.middleware`` made it)."""
     span = getattr(request.state, "span", None)
@@ -154,7 +153,7 @@ def describe(
         threshold=report.threshold,
         entry_id=report.entry_id,
         embedding_model=f"{cache.embedding_model} ({cache.embedding_backend})",
-        usage=usage,
+        usage=report.usage,
         prompt=prompt,
     )
 
@@ -215,8 +214,7 @@ async def chat_completions(
             raise
         count(report)
         if metrics.tracer is not None:
-            usage = orjson.loads(payload).get("usage")
-            describe(request, report, body, how.namespace, settings, usage)
+            describe(request, report, body, how.namespace, settings)
         return Response(
             payload,
             media_type="application/json",
@@ -229,7 +227,7 @@ async def chat_completions(
         count(None)
         raise
     if metrics.tracer is not None:
-        describe(request, report, body, how.namespace, settings, None)
+        describe(request, report, body, how.namespace, settings)
     return StreamingResponse(
         sse(chunks, request_id, lambda failed: count(None if failed else report)),
         media_type="text/event-stream",

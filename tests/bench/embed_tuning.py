@@ -21,11 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from cache import CacheSettings, build_embedder
 from cache.embedder import SentenceTransformerEmbedder
-from cache.onnx_embedder import OnnxEmbedder, Precision
+from cache.semantic import EMBEDDING_BACKENDS
 from tests.integration.test_onnx_embedder import sample
 
-BACKENDS = ("torch", "onnx-fp32", "onnx-int8")
+BACKENDS = EMBEDDING_BACKENDS
 WINDOWS_MS = (0.0, 1.0, 2.0, 5.0)
 CONCURRENCY = (1, 8, 32)
 
@@ -36,10 +37,10 @@ def pct(samples: list[float], q: float) -> float:
 
 
 def build(backend: str, threads: int, directory: Path) -> SentenceTransformerEmbedder:
-    if backend == "torch":
-        return SentenceTransformerEmbedder(threads=threads)
-    precision: Precision = "int8" if backend == "onnx-int8" else "fp32"
-    return OnnxEmbedder(precision=precision, directory=directory, threads=threads)
+    settings = CacheSettings(
+        embedding_backend=backend, embedding_threads=threads, onnx_dir=str(directory)
+    )
+    return build_embedder(settings)
 
 
 async def closed_loop(

@@ -32,10 +32,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from cache import CacheSettings, build_embedder
 from cache.embedder import SentenceTransformerEmbedder
 from cache.keys import derive_key
-from cache.onnx_embedder import OnnxEmbedder, Precision
 from cache.schema import CacheEntry
+from cache.semantic import EMBEDDING_BACKENDS
 from cache.stores.redis import RedisStore
 from tests.conftest import ROOT, free_port, stop, vetcache, wait_http
 
@@ -153,11 +154,8 @@ async def hits(
 
 
 def make_embedder(backend: str, onnx_dir: str) -> SentenceTransformerEmbedder:
-    """The floor's embedder: the same backend (and ONNX export) the gateway runs."""
-    if backend == "torch":
-        return SentenceTransformerEmbedder()
-    precision: Precision = "int8" if backend == "onnx-int8" else "fp32"
-    return OnnxEmbedder(precision=precision, directory=Path(onnx_dir))
+    """The floor's embedder: the one the gateway builds (same backend and ONNX export)."""
+    return build_embedder(CacheSettings(embedding_backend=backend, onnx_dir=onnx_dir))
 
 
 async def run(redis_url: str, entries: int, requests: int, backend: str, onnx_dir: str) -> None:
@@ -222,7 +220,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, nargs="+", default=[1000, 100000])
     parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--backend", choices=["torch", "onnx-fp32", "onnx-int8"], default="torch")
+    parser.add_argument(
+        "--backend", choices=EMBEDDING_BACKENDS, default=CacheSettings().embedding_backend
+    )
     args = parser.parse_args()
     onnx_dir = tempfile.mkdtemp(prefix="vetcache-onnx-")  # exported once, shared with serve
     script = str(ROOT / "scripts" / "redis-stack.sh")

@@ -48,6 +48,7 @@ from packaging.requirements import Requirement
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from cache.semantic import EMBEDDING_BACKENDS
 from tests.conftest import LOGS, ROOT, free_port, stop, vetcache, wait_http
 
 VENV = ROOT / ".cache" / "bench" / "litellm-proxy-venv"
@@ -457,9 +458,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500, help="per hit cell")
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the fake upstream's")
     parser.add_argument("--threshold", type=float, default=0.85, help="cosine, both gateways")
-    parser.add_argument(
-        "--backend", choices=["torch", "onnx-fp32", "onnx-int8"], default="onnx-int8"
-    )
+    parser.add_argument("--backend", choices=EMBEDDING_BACKENDS, default="onnx-int8")
     parser.add_argument("--onnx-dir", type=Path, default=ROOT / ".cache" / "bench" / "onnx")
     parser.add_argument("--json", type=Path, help="write the raw numbers here")
     args = parser.parse_args()
