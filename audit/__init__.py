@@ -1,20 +1,25 @@
 """Vetting hits: sampler, job queue, judges, verdicts, FP-rate estimation.
 
-Public API: ``Auditor`` (the gateway's side: sample and queue after each lookup) built by
-``build_auditor``, ``AuditWorker`` (judge, record once, act), ``AuditSettings``, the models
-``AuditJob``, ``Judgement``, ``Verdict``, and ``fp_rate``. ``audit`` never imports ``proxy``.
+Public API: ``Auditor`` (the gateway's side: sample and queue after each lookup, and the
+verbs its routes use: label, verdicts, FP rates, tune) built by ``build_auditor``,
+``AuditWorker`` (judge, record once, act) and ``serve_worker`` (a standalone worker on
+Redis), ``AuditSettings``, the models ``AuditJob``, ``Judgement``, ``Verdict``, the errors
+(``audit.errors``), and ``fp_rate``. ``audit`` never imports ``proxy``.
 """
 
 from __future__ import annotations
 
-from audit.auditor import Auditor, build_judge
-from audit.ledgers.base import Ledger, LedgerError, Served
+from audit.auditor import Auditor
+from audit.errors import AuditError, InputError, LedgerError, QueueError, QueueUnusable
+from audit.judges import build_judge
+from audit.ledgers.base import Ledger, Served
 from audit.observe import NULL_AUDIT_OBSERVER, AuditObserver
-from audit.queues.base import JobQueue, QueueError, QueueUnusable
+from audit.queues.base import JobQueue
 from audit.schema import AuditJob, Judgement, Verdict
 from audit.settings import AuditSettings
 from audit.stats import FPRate, cohort, fp_rate, wilson
 from audit.worker import AuditWorker
+from audit.worker_process import serve_worker
 from cache.stores.base import Store
 
 
@@ -56,12 +61,14 @@ def build_auditor(
 
 
 __all__ = [
+    "AuditError",
     "AuditJob",
     "AuditObserver",
     "AuditSettings",
     "AuditWorker",
     "Auditor",
     "FPRate",
+    "InputError",
     "JobQueue",
     "Judgement",
     "Ledger",
@@ -75,5 +82,6 @@ __all__ = [
     "build_queue_and_ledger",
     "cohort",
     "fp_rate",
+    "serve_worker",
     "wilson",
 ]

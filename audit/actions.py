@@ -2,7 +2,8 @@
 hard negative; a later outside label saying the pair was fine takes the hard negative back;
 an admission audit releases its new entry or discards it.
 
-Shared by the worker (judge verdicts) and the admin/feedback routes (outside labels), and
+``settle`` is the one sequence for every label, the worker's judge verdicts and the outside
+labels (feedback, reviews) alike: record it once, tell the observer, act. Acting is
 idempotent, so a redelivered job or a repeated label changes nothing twice.
 """
 
@@ -11,11 +12,31 @@ from __future__ import annotations
 import logging
 
 from audit.ledgers.base import Ledger
+from audit.observe import AuditObserver
 from audit.schema import HardNegative, Verdict, pair_id
 from audit.settings import AuditSettings
-from cache.stores.base import Store, StoreError
+from cache.errors import StoreError
+from cache.stores.base import Store
 
 log = logging.getLogger("vetcache.audit")
+
+
+async def settle(
+    verdict: Verdict,
+    ledger: Ledger,
+    store: Store,
+    settings: AuditSettings,
+    observer: AuditObserver,
+) -> Verdict:
+    """Record ``verdict``, count it, act on it; the verdict in force. A judge verdict for a
+    job that already has one (a redelivery racing a reclaim) is not recorded again: the one
+    recorded first is acted on. Ledger errors propagate."""
+    if await ledger.record(verdict):
+        observer.verdict_recorded(verdict)
+    else:
+        verdict = await ledger.get(verdict.job.job_id) or verdict
+    await act_on(verdict, store, ledger, settings)
+    return verdict
 
 
 async def act_on(verdict: Verdict, store: Store, ledger: Ledger, settings: AuditSettings) -> None:

@@ -1,58 +1,54 @@
-"""The gateway's side of the audit path: after each lookup, maybe queue a job.
+"""The audit path as the gateway sees it: after each lookup, maybe queue a job; and the
+verbs the admin routes, the metrics and the autopilot use (label, verdicts, FP rates, tune).
 
-Runs after the answer is sent (the route schedules it as a background task), so sampling
-never adds latency. Queue or ledger failures are logged and counted, never raised. A job
-the queue refuses (Redis down) waits in a bounded in-memory spill and is queued again, in
-order, once the queue answers; only a gateway that dies while Redis is down, or a spill
-past ``audit.spill_max``, loses jobs.
+``after_lookup`` runs after the answer is sent (the route schedules it as a background
+task), so sampling never adds latency. Queue or ledger failures are logged and counted,
+never raised; a job the queue refuses waits in the spill (``audit.spill``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import logging
-import math
+import os
+import socket
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Literal
 
 import orjson
 
-from audit.judges.base import Judge
-from audit.judges.contrast import ContrastJudge
-from audit.judges.cross_encoder import CrossEncoderJudge
-from audit.judges.llm import LLMJudge
-from audit.ledgers.base import Ledger, LedgerError, Served
+from audit.actions import settle
+from audit.autopilot import Autopilot, Move
+from audit.errors import AuditError, LedgerError, QueueError
+from audit.judges import build_judge
+from audit.ledgers.base import Ledger, Served
 from audit.observe import NULL_AUDIT_OBSERVER, AuditObserver
-from audit.queues.base import JobQueue, QueueError
+from audit.queues.base import JobQueue
+from audit.review import ReviewRow, review_rows
 from audit.sampler import Sampler
-from audit.schema import AuditJob
+from audit.schema import AuditJob, HardNegative, Verdict, VerdictKind
 from audit.settings import AuditSettings
+from audit.spill import Spill
+from audit.stats import FPBreakdown, fp_breakdown
 from audit.trace_context import traceparent
-from audit.tune import similarity_bin
+from audit.tune import TuneReport, report_from_ledger, similarity_bin
 from audit.worker import AuditWorker
-from cache.schema import CacheEntry, CacheKey
-from cache.semantic import Lookup
-from cache.stores.base import Store, StoreError
+from cache.errors import StoreError
+from cache.schema import CacheEntry, CacheKey, Candidate, Lookup, Outcome
+from cache.semantic import SemanticCache
+from cache.stores.base import Store
 
 log = logging.getLogger("vetcache.audit")
 
-SPILL_RETRY_S = 1.0
-"""How often spilled jobs are offered to the queue again."""
-
-
-def build_judge(settings: AuditSettings) -> Judge:
-    """The judge the settings name."""
-    if settings.judge == "llm":
-        return LLMJudge(settings.llm)
-    if settings.judge == "cross-encoder":
-        return CrossEncoderJudge(settings.cross_encoder)
-    return ContrastJudge()
+REVIEW_SCAN = 5000
+"""Newest verdicts the review queue looks through."""
 
 
 class Auditor:
-    """Sampler + queue + ledger, and (embedded default) an in-process worker."""
+    """Sampler + spilling queue + ledger, and (embedded default) an in-process worker."""
 
     def __init__(
         self,
@@ -79,33 +75,25 @@ class Auditor:
         )
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.spill: collections.deque[AuditJob] = collections.deque()
-        self.spill_dropped = 0
-        self._requeueing = asyncio.Lock()  # the retry loop and a new job may both drain
-        self._refused_at = -math.inf  # when the queue last refused a job (monotonic)
-        self._spiller: asyncio.Task[None] | None = None
+        self.spill = Spill(queue, settings.spill_max, observer, self._refused)
 
     async def open(self) -> None:
-        """Prepare the queue; a Redis that is down now does not stop the gateway (jobs fail
-        to queue, logged, until it is back; workers create the consumer group themselves)."""
+        """Prepare the queue; a Redis that is down now does not stop the gateway (jobs are
+        spilled, logged, until it is back; workers create the consumer group themselves)."""
         try:
             await self.queue.open()
             await self.ledger.open()
-        except (QueueError, LedgerError) as exc:
+        except AuditError as exc:
             self.errors += 1
             self.observer.cache_error("audit")
             log.warning("audit queue unavailable at start: %s", type(exc).__name__)
         if self.worker is not None:
             self._task = asyncio.create_task(self.worker.run(self._stop), name="vetcache-audit")
-        self._spiller = asyncio.create_task(self._requeue_forever(), name="vetcache-spill")
+        self.spill.start()
 
     async def close(self) -> None:
         self._stop.set()
-        if self._spiller is not None:
-            await asyncio.wait({self._spiller}, timeout=5.0)
-        await self.requeue()  # a last try for what is still spilled
-        if self.spill:
-            log.warning("audit jobs lost at shutdown: %d (queue unreachable)", len(self.spill))
+        await self.spill.stop()  # a last try for what is still spilled
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         if self.worker is not None:
@@ -121,88 +109,58 @@ class Auditor:
         lookup: Lookup,
         key_id: str | None,
     ) -> None:
-        """Count the lookup's similarity (for tuning); remember a served hit for feedback;
-        queue it (or a near-miss) if sampled. One ledger round trip per lookup."""
+        """Count the lookup's similarity (for tuning); remember a served (or shadow) hit for
+        feedback; queue it, or a near-miss, if sampled. One ledger round trip per lookup.
+        Reads the serving policy's decision as it is (``Lookup``); a failed-open lookup
+        tells nothing."""
+        if lookup.outcome == Outcome.FAIL_OPEN:
+            return
         try:
-            served = lookup.hit if lookup.outcome == "hit" else lookup.shadow_hit
-            if served is None and lookup.outcome in ("hit", "miss"):
-                await self.ledger.count_lookup(
-                    key.namespace, similarity_bin(lookup.best_similarity)
-                )
-            if served is not None:  # remember() counts its lookup too
-                job = _job(request_id, key, served.entry, served.similarity, lookup.threshold)
-                job = job.model_copy(update={"shadow": lookup.shadow_hit is not None})
-                try:
-                    served_record = Served(job=job, key_id=key_id)
-                    seen = await self.ledger.remember(served_record, self.settings.served_ttl_s)
-                except LedgerError as exc:  # unknown count: audit it as if it were new
-                    self._failed("served hit not recorded", request_id, exc)
-                    seen = 1
-                if self.sampler.hit(key.namespace, seen):
-                    await self._put(job)
-            elif (
-                lookup.outcome == "miss"
-                and lookup.candidate is not None
-                and lookup.best_similarity is not None
-                and self.sampler.near_miss(lookup.best_similarity, lookup.threshold)
+            served = lookup.hit or lookup.shadow_hit
+            if served is not None:
+                await self._served(request_id, key, lookup, served, key_id)
+                return
+            await self.ledger.count_lookup(key.namespace, similarity_bin(lookup.best_similarity))
+            near = lookup.candidate
+            if (
+                near is not None
+                and lookup.refused is None
+                and self.sampler.near_miss(near.similarity, lookup.threshold)
             ):
-                job = _job(
-                    request_id, key, lookup.candidate, lookup.best_similarity, lookup.threshold
-                )
-                job = job.model_copy(update={"near_miss": True})
-                await self._put(job)
+                job = _job(request_id, key, near.entry, near.similarity, lookup.threshold)
+                await self.spill.put(job.model_copy(update={"near_miss": True}))
         except LedgerError as exc:
             self._failed("lookup not counted", request_id, exc)
+
+    async def _served(
+        self,
+        request_id: str,
+        key: CacheKey,
+        lookup: Lookup,
+        served: Candidate,
+        key_id: str | None,
+    ) -> None:
+        """Remember a served (or would-be served) hit, which counts its lookup too; audit
+        it if the sampler says so (always during the entry's burn-in)."""
+        job = _job(request_id, key, served.entry, served.similarity, lookup.threshold)
+        job = job.model_copy(update={"shadow": lookup.shadow})
+        try:
+            seen = await self.ledger.remember(
+                Served(job=job, key_id=key_id), self.settings.served_ttl_s
+            )
+        except LedgerError as exc:  # unknown count: audit it as if it were new
+            self._failed("served hit not recorded", request_id, exc)
+            seen = 1
+        if self.sampler.hit(key.namespace, seen):
+            await self.spill.put(job)
 
     def _failed(self, what: str, request_id: str, exc: Exception) -> None:
         self.errors += 1
         self.observer.cache_error("audit")
         log.warning("audit: %s request_id=%s: %s", what, request_id, type(exc).__name__)
 
-    async def _put(self, job: AuditJob) -> None:
-        """Queue ``job``, or spill it (behind any already spilled: order is kept). While the
-        queue refuses, new jobs go straight to the spill: only the retry loop knocks, once a
-        second, instead of every request waiting on a dead connection."""
-        if self.spill and time.monotonic() - self._refused_at >= SPILL_RETRY_S:
-            await self.requeue()  # the queue may be back: what waits goes first
-        if not self.spill:
-            try:
-                await self.queue.put(job)
-                self.observer.job_queued(job)
-                return
-            except QueueError as exc:
-                self._refused_at = time.monotonic()
-                self._failed("job spilled, queue unreachable", job.request_id, exc)
-        if self.settings.spill_max == 0:
-            self.spill_dropped += 1
-            return
-        if len(self.spill) >= self.settings.spill_max:
-            self.spill.popleft()
-            self.spill_dropped += 1
-        self.spill.append(job)
-
-    async def requeue(self) -> int:
-        """Queue spilled jobs, oldest first, until the queue refuses one; how many went."""
-        sent = 0
-        async with self._requeueing:
-            while self.spill:
-                try:
-                    await self.queue.put(self.spill[0])
-                except QueueError:
-                    self._refused_at = time.monotonic()
-                    break
-                self.observer.job_queued(self.spill.popleft())
-                sent += 1
-        if sent:
-            log.info("audit: %d spilled jobs queued, %d still spilled", sent, len(self.spill))
-        return sent
-
-    async def _requeue_forever(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), SPILL_RETRY_S)
-            if self.spill:
-                await self.requeue()
+    def _refused(self, job: AuditJob, exc: QueueError) -> None:
+        self._failed("job spilled, queue unreachable", job.request_id, exc)
 
     async def admission(self, *, request_id: str, key: CacheKey, entry: CacheEntry) -> None:
         """Queue the admission audit of a new, pending entry (``audited`` policy: always,
@@ -216,8 +174,95 @@ class Auditor:
             self.errors += 1
             self.observer.cache_error("audit")
             log.warning("admission audit not queued entry=%s: %s", entry.id, type(exc).__name__)
-            with contextlib.suppress(StoreError):  # else it stays pending (never served)
+            with suppress(StoreError):  # else it stays pending (never served)
                 await self.store.discard(key.scope, entry.id)
+
+    # The verbs the gateway's routes, metrics and autopilot use.
+
+    @property
+    def spilled(self) -> int:
+        """Jobs held in this process while the queue is unreachable."""
+        return len(self.spill)
+
+    async def queue_depth(self) -> int:
+        """Jobs waiting or in progress (``QueueError`` when the queue is unreachable)."""
+        return await self.queue.depth()
+
+    async def verdicts(
+        self,
+        *,
+        namespace: str | None = None,
+        verdict: VerdictKind | None = None,
+        since: float = 0.0,
+        limit: int | None = 100,
+    ) -> list[Verdict]:
+        """Verdicts at or after ``since``, newest first, filtered."""
+        return await self.ledger.query(
+            namespace=namespace, verdict=verdict, since=since, limit=limit
+        )
+
+    async def verdicts_since(self, since: float) -> list[Verdict]:
+        """Every verdict at or after ``since``, newest first."""
+        return await self.ledger.query(since=since, limit=None)
+
+    async def verdict(self, verdict_id: str) -> Verdict | None:
+        """One verdict."""
+        return await self.ledger.get(verdict_id)
+
+    async def served(self, request_id: str) -> Served | None:
+        """The hit served to ``request_id``, while it is kept for feedback."""
+        return await self.ledger.served(request_id)
+
+    async def label(
+        self,
+        base: Verdict,
+        source: Literal["feedback", "review"],
+        correct: bool,
+        comment: str = "",
+    ) -> Verdict:
+        """An outside label on ``base``'s pair (the app's feedback, a person's review):
+        recorded, counted and acted on as a judge verdict is."""
+        verdict = Verdict(
+            id=uuid.uuid4().hex,
+            source=source,
+            job=base.job,
+            verdict="correct" if correct else "false_positive",
+            reason=comment,
+            judge=source,
+            created_at=time.time(),
+        )
+        return await settle(verdict, self.ledger, self.store, self.settings, self.observer)
+
+    async def hard_negatives(
+        self, *, namespace: str | None = None, limit: int | None = 1000
+    ) -> list[HardNegative]:
+        """Pairs labelled false hits, newest first."""
+        return await self.ledger.hard_negatives(namespace=namespace, limit=limit)
+
+    async def fp_breakdown(self, namespace: str | None, window_s: int) -> FPBreakdown:
+        """FP rates of the last ``window_s`` seconds: overall, per namespace, in shadow mode,
+        per cohort."""
+        since = time.time() - window_s
+        found = await self.ledger.query(namespace=namespace, since=since, limit=None)
+        return fp_breakdown(found, window_s)
+
+    async def review_queue(self, limit: int) -> list[ReviewRow]:
+        """Recent labels a person should look at, newest first, each with its latest review."""
+        return review_rows(await self.ledger.query(limit=REVIEW_SCAN), limit)
+
+    async def tune(
+        self, namespace: str, target_fp: float, *, hours: int, current: float | None
+    ) -> TuneReport:
+        """``vetcache tune``'s report for ``namespace`` from the shared ledger."""
+        return await report_from_ledger(
+            self.ledger, self.settings, namespace, target_fp, hours=hours, current=current
+        )
+
+    def autopilot(self, cache: SemanticCache, on_move: Callable[[Move], None]) -> Autopilot:
+        """The threshold autopilot for the namespaces ``audit.autopilot`` names (not started);
+        one gateway at a time leads it, by a lock in the ledger."""
+        owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        return Autopilot(self.settings.autopilot, self.settings, self.ledger, cache, owner, on_move)
 
 
 def _job(

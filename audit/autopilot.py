@@ -15,8 +15,6 @@ Each move is logged (namespace, old -> new, why, from how many labels) and count
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -24,11 +22,13 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from audit.ledgers.base import Ledger, LedgerError
+from audit.errors import LedgerError
+from audit.ledgers.base import Ledger
 from audit.settings import AuditSettings, AutopilotSettings
 from audit.tune import TuneReport, labels_from_verdicts, tune
+from cache.errors import StoreError
+from cache.periodic import Periodic
 from cache.semantic import SemanticCache
-from cache.stores.base import StoreError
 
 log = logging.getLogger("vetcache.autopilot")
 
@@ -94,8 +94,7 @@ class Autopilot:
         self.owner = owner
         self.on_move = on_move
         self._since: dict[str, float] = {}
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("vetcache-autopilot", self._round, settings.interval_s)
 
     async def step(self, now: float | None = None) -> list[Move]:
         """Look once at every autopilot namespace; apply and return the moves."""
@@ -106,7 +105,7 @@ class Autopilot:
             # that never moves does not re-read its whole history every round).
             since = max(self._since.get(namespace, 0.0), now - self.audit.window_s)
             verdicts = await self.ledger.query(namespace=namespace, since=since, limit=None)
-            current = self.cache.threshold(namespace, None, False)
+            current = self.cache.threshold(namespace)
             labels = labels_from_verdicts(verdicts, self.audit, namespace)
             thresholds = sorted({round(current, 4), *self._grid(current)})
             report = tune(labels, {}, self.settings.target_fp, namespace=namespace,
@@ -132,21 +131,16 @@ class Autopilot:
         return [round(current - small, 4), *ups]
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._forever(), name="vetcache-autopilot")
+        self._loop.start()
 
-    async def _forever(self) -> None:
+    async def _round(self) -> None:
+        """One round, if this gateway leads (the lock outlives three rounds)."""
         ttl = max(1, int(self.settings.interval_s * 3))
-        while not self._stop.is_set():
-            try:
-                if await self.ledger.lead("autopilot", self.owner, ttl):
-                    await self.step()
-            except (LedgerError, StoreError) as exc:
-                log.warning("autopilot: skipped a round: %s", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.settings.interval_s)
+        try:
+            if await self.ledger.lead("autopilot", self.owner, ttl):
+                await self.step()
+        except (LedgerError, StoreError) as exc:
+            log.warning("autopilot: skipped a round: %s", type(exc).__name__)
 
     async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=5.0)
+        await self._loop.stop()

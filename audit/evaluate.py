@@ -56,10 +56,12 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any, TextIO
 
-from audit.pairs import DEFAULT_COHORT_DEPTH, InputError, Pair, embed_similarities, load_pairs
+from audit.errors import InputError
+from audit.pairs import DEFAULT_COHORT_DEPTH, Pair, embed_similarities, load_pairs
 from cache import CacheSettings
-from cache.embedder import BUNDLED_MODEL, EmbedderError
-from cache.semantic import EMBEDDING_BACKENDS
+from cache.embedder import BUNDLED_MODEL
+from cache.errors import EmbedderError
+from cache.settings import EMBEDDING_BACKENDS
 
 OVERALL = "(overall)"
 """Name of the all-pairs row (parenthesized so no category can collide with it)."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from audit.errors import InputError
 from cache import CacheSettings, build_embedder
 from cache.embedder import Vector
 
@@ -34,14 +35,6 @@ COHORT_FIELDS = ("category", "cohort")
 DEFAULT_COHORT = "all"
 DEFAULT_COHORT_DEPTH = 1
 EMBED_BATCH = 64
-
-
-class InputError(Exception):
-    """The pairs file cannot be used; ``errors`` holds one ``FILE[:LINE]: problem`` each."""
-
-    def __init__(self, errors: Sequence[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = list(errors)
 
 
 class _RowError(Exception):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel
 
@@ -83,3 +84,43 @@ def cohort(verdict: Verdict) -> dict[str, str]:
         "similarity": f"{band:.2f}-{band + 0.05:.2f}",
         "length": bucket,
     }
+
+
+class FPBreakdown(BaseModel):
+    """The FP rate of a window's verdicts, cut every way an operator asks for it."""
+
+    window_s: int
+    """The window, in seconds."""
+    overall: FPRate
+    """All served hits."""
+    namespaces: dict[str, FPRate]
+    """Per namespace."""
+    shadow: dict[str, FPRate]
+    """Shadow mode: the rate the would-be hits would have had if served (namespaces that had
+    any)."""
+    cohorts: dict[str, dict[str, FPRate]]
+    """Per cohort dimension (model, similarity band, prompt length), per value."""
+
+
+def fp_breakdown(verdicts: Sequence[Verdict], window_s: int) -> FPBreakdown:
+    """The breakdown of ``verdicts`` (those of the last ``window_s`` seconds)."""
+    groups: dict[str, dict[str, list[Verdict]]] = defaultdict(lambda: defaultdict(list))
+    by_namespace: dict[str, list[Verdict]] = defaultdict(list)
+    for item in verdicts:
+        by_namespace[item.job.namespace].append(item)
+        for dimension, value in cohort(item).items():
+            groups[dimension][value].append(item)
+    return FPBreakdown(
+        window_s=window_s,
+        overall=fp_rate(verdicts),
+        namespaces={ns: fp_rate(v) for ns, v in sorted(by_namespace.items())},
+        shadow={
+            ns: fp_rate(v, shadow=True)
+            for ns, v in sorted(by_namespace.items())
+            if any(item.job.shadow for item in v)
+        },
+        cohorts={
+            dimension: {value: fp_rate(v) for value, v in sorted(values.items())}
+            for dimension, values in sorted(groups.items())
+        },
+    )

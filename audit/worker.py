@@ -9,12 +9,13 @@ import time
 from opentelemetry import trace
 from opentelemetry.util.types import Attributes
 
-from audit.actions import act_on
+from audit.actions import act_on, settle
+from audit.errors import LedgerError, QueueError
 from audit.judges.base import Judge
-from audit.ledgers.base import Ledger, LedgerError
+from audit.ledgers.base import Ledger
 from audit.observe import NULL_AUDIT_OBSERVER, AuditObserver
-from audit.queues.base import Delivery, JobQueue, QueueError
-from audit.schema import AuditJob, Verdict
+from audit.queues.base import Delivery, JobQueue
+from audit.schema import AuditJob, Verdict, job_kind
 from audit.settings import AuditSettings
 from audit.trace_context import link_to
 from cache.stores.base import Store
@@ -25,11 +26,10 @@ _TRACER = trace.get_tracer("vetcache.audit")
 
 
 def _judged(job: AuditJob) -> Attributes:
-    kind = "admission" if job.admission else "near_miss" if job.near_miss else "hit"
     return {
         "vetcache.job_id": job.job_id,
         "vetcache.request_id": job.request_id,
-        "vetcache.job_kind": kind,
+        "vetcache.job_kind": job_kind(job),
         "vetcache.namespace": job.namespace,
         "vetcache.entry_id": job.entry_id,
         "vetcache.similarity": job.similarity,
@@ -88,12 +88,7 @@ class AuditWorker:
             judge=judgement.judge,
             created_at=time.time(),
         )
-        if await self.ledger.record(verdict):
-            self.observer.verdict_recorded(verdict)
-        else:
-            # Another delivery of this job got there first (a reclaim race): act on its verdict.
-            verdict = await self.ledger.get(job.job_id) or verdict
-        await act_on(verdict, self.store, self.ledger, self.settings)
+        verdict = await settle(verdict, self.ledger, self.store, self.settings, self.observer)
         await self.queue.ack(delivery.id)
         self.processed += 1
         return verdict

@@ -1,16 +1,19 @@
 """The semantic cache: request -> cache key, embedder, vector stores, thresholds, admission.
 
-Public API: ``SemanticCache`` with its ``CacheSettings``, the boundary models ``CacheKey``,
-``CacheEntry``, ``CacheHit`` and ``Lookup``, ``build_cache`` to assemble one from a Redis
-URL (or none, for the in-process store), and ``build_embedder`` for the embedder alone.
-``cache`` imports neither ``proxy`` nor ``audit``.
+Public API: ``SemanticCache`` with its ``CacheSettings`` and serving policy (``Check`` is
+what plugs into it), the boundary models ``CacheKey``, ``CacheEntry``, ``Candidate``,
+``Lookup``, ``Outcome`` and ``Refusal``, the errors (``cache.errors``), ``build_cache`` to
+assemble one from a Redis URL (or none, for the in-process store), and ``build_embedder``
+for the embedder alone. ``cache`` imports neither ``proxy`` nor ``audit``.
 """
 
 from cache.embedder import Embedder, SentenceTransformerEmbedder
-from cache.keys import NotCacheable
-from cache.schema import CacheEntry, CacheHit, CacheKey
-from cache.semantic import CacheSettings, Lookup, SemanticCache
-from cache.stores.base import Store, StoreError, StoreUnusable
+from cache.errors import CacheError, EmbedderError, NotCacheable, StoreError, StoreUnusable
+from cache.policy import Check, ServingPolicy
+from cache.schema import CacheEntry, CacheKey, Candidate, Lookup, Outcome, Refusal
+from cache.semantic import SemanticCache
+from cache.settings import CacheSettings
+from cache.stores.base import Store
 
 
 def build_embedder(
@@ -56,13 +59,19 @@ def build_cache(
 
 __all__ = [
     "CacheEntry",
-    "CacheHit",
+    "CacheError",
     "CacheKey",
     "CacheSettings",
+    "Candidate",
+    "Check",
     "Embedder",
+    "EmbedderError",
     "Lookup",
     "NotCacheable",
+    "Outcome",
+    "Refusal",
     "SemanticCache",
+    "ServingPolicy",
     "Store",
     "StoreError",
     "StoreUnusable",

@@ -19,12 +19,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from cache.errors import EmbedderError
+
 Vector = npt.NDArray[np.float32]
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
-
-
-class EmbedderError(Exception):
-    """The embedding model could not be loaded or failed on an input."""
 
 
 class Embedder(ABC):

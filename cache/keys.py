@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from cache.errors import NotCacheable
 from cache.schema import CacheKey, ContextPolicy
 
 # Fields that never change what the answer is; every other field (temperature, tools,
@@ -33,10 +34,16 @@ NEUTRAL_FIELDS = frozenset(
 )  # fmt: skip
 INSTRUCTION_ROLES = frozenset({"system", "developer"})
 _SPACE = re.compile(r"\s+")
+NAMESPACE_PATTERN = r"[A-Za-z0-9._-]{1,64}"
+"""What a namespace is: 1-64 letters, digits and ``._-`` (it names Redis keys and metric
+labels, and comes from a client's header)."""
+_NAMESPACE = re.compile(NAMESPACE_PATTERN)
 
 
-class NotCacheable(Exception):
-    """The request has no trailing user text to match on (e.g. it ends with a tool result)."""
+def is_namespace(name: str) -> bool:
+    """Whether ``name`` is a namespace, whole (``fullmatch``: ``$`` would let a trailing
+    newline through)."""
+    return _NAMESPACE.fullmatch(name) is not None
 
 
 def _digest(*parts: Any) -> str:

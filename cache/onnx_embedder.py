@@ -26,11 +26,11 @@ import numpy.typing as npt
 
 from cache.embedder import (
     BUNDLED_MODEL,
-    EmbedderError,
     SentenceTransformerEmbedder,
     _weights_digest,
     resolve_model,
 )
+from cache.errors import EmbedderError
 
 Precision = Literal["fp32", "int8"]
 GRAPH = "model.onnx"

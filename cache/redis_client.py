@@ -8,6 +8,8 @@ slot. Both speak the same command API, so callers hold a ``RedisClient`` either 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeAlias
 
 import redis.asyncio as aioredis
@@ -15,6 +17,9 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, RedisClusterException, RedisError
+
+from cache.errors import StoreError
+from cache.redis_replies import is_cluster_disabled
 
 
 def _retry() -> Retry:
@@ -77,7 +82,7 @@ async def topology_mismatch(client: RedisClient, url: str) -> str | None:
         try:
             await client.initialize()
         except RedisClusterException as exc:
-            if "cluster mode is not enabled" in str(exc).lower():
+            if is_cluster_disabled(str(exc)):
                 return (
                     f"redis_cluster is true but Redis at {safe_url(url)} is not a cluster "
                     "node; set redis_cluster: false (VETCACHE_REDIS_CLUSTER=false)"
@@ -91,6 +96,18 @@ async def topology_mismatch(client: RedisClient, url: str) -> str | None:
             "(VETCACHE_REDIS_CLUSTER=true) so each command goes to the shard owning its key"
         )
     return None
+
+
+@contextmanager
+def redis_errors(error: type[Exception] = StoreError, doing: str = "") -> Iterator[None]:
+    """Turn a Redis failure in the block into the caller's own ``error`` (``StoreError``,
+    ``LedgerError``, ``QueueError``), its message prefixed with ``doing`` when given, the
+    cause kept: the one place Redis' exceptions are translated. Where a reply means something
+    (``cache.redis_replies``), catch ``ResponseError`` inside the block first."""
+    try:
+        yield
+    except RedisError as exc:
+        raise error(f"{doing}: {exc}" if doing else str(exc)) from exc
 
 
 async def close(client: RedisClient) -> None:

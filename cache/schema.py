@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cache.embedder import Vector
+
 ContextPolicy = Literal["last_user", "last_turns", "full"]
+
+
+class Outcome(StrEnum):
+    """What became of a request, the one word every report uses (the ``x-vetcache`` header,
+    the ``outcome`` label of the request metrics, the access log, the trace). A lookup ends
+    ``hit``, ``miss`` or ``fail_open``; the gateway adds ``bypass`` and ``error``."""
+
+    HIT = "hit"
+    """Answered from the cache."""
+    MISS = "miss"
+    """Looked up, answered by the upstream (no candidate, or none the policy would serve)."""
+    FAIL_OPEN = "fail_open"
+    """The cache failed or ran over its lookup budget; the upstream answered."""
+    BYPASS = "bypass"
+    """The cache was not asked: off, not cacheable, or ``Cache-Control: no-cache``."""
+    ERROR = "error"
+    """The request failed (an error answer, or a stream broken off)."""
+
+
+class Refusal(StrEnum):
+    """Why the serving policy refused the nearest candidate although its similarity alone
+    would not have (``x-vetcache-refused``). Checks plugged into the policy refuse under
+    their own name (``ContrastCheck``: ``contrast``)."""
+
+    EMBEDDER = "embedder"
+    """The entry's vector is another embedding model's: vectors of two models are never
+    compared."""
+    QUARANTINED = "quarantined"
+    """An audit quarantined the entry."""
+    ENTRY_BAR = "entry_bar"
+    """An audit raised the entry's own bar above this similarity."""
 
 
 class CacheKey(BaseModel):
@@ -61,12 +95,53 @@ class CacheEntry(BaseModel):
     found by its exact key (to count confirmations), never served, never searched."""
 
 
-class CacheHit(BaseModel):
-    """A lookup's answer."""
+class Candidate(BaseModel):
+    """The entry a lookup found nearest to the request: served, or not, by the policy."""
 
     entry: CacheEntry
-    """The entry served."""
+    """The entry."""
     similarity: float = Field(ge=-1.0, le=1.0)
     """Cosine similarity of the request's text to the entry's (1.0 for exact repeats)."""
     exact: bool
     """Found by the exact layer, without a vector search."""
+
+
+class Lookup(BaseModel):
+    """What a lookup found and what the serving policy made of it; nothing rewrites it
+    afterwards. The answer to admit later needs ``vector`` and ``pending``."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    outcome: Literal[Outcome.HIT, Outcome.MISS, Outcome.FAIL_OPEN]
+    """``hit``: serve ``candidate``; ``miss``: ask the upstream; ``fail_open``: the cache
+    could not answer in time, ask the upstream."""
+    threshold: float
+    """Threshold in force for this request."""
+    candidate: Candidate | None = None
+    """The nearest entry: served (hit), would-be served (``shadow``), refused (``refused``),
+    or short of the threshold (a miss that audits may sample as a near-miss)."""
+    shadow: bool = False
+    """Shadow mode: the policy would have served ``candidate``; the upstream answers."""
+    refused: str | None = None
+    """Why ``candidate`` is not served although its similarity alone would not have stopped
+    it: a ``Refusal``, or the name of the check that refused it."""
+    vector: Vector | None = None
+    """The request's vector, reused at admission."""
+    pending: CacheEntry | None = None
+    """An entry admitted under this exact key that is not servable yet (admission policy):
+    the request counts as one of its askers, and no second entry is admitted for it."""
+
+    @property
+    def hit(self) -> Candidate | None:
+        """The candidate served, on a hit."""
+        return self.candidate if self.outcome == Outcome.HIT else None
+
+    @property
+    def shadow_hit(self) -> Candidate | None:
+        """The candidate shadow mode would have served."""
+        return self.candidate if self.shadow else None
+
+    @property
+    def best_similarity(self) -> float | None:
+        """Similarity of the nearest candidate (None when the scope had none)."""
+        return self.candidate.similarity if self.candidate is not None else None

@@ -1,143 +1,43 @@
 """``SemanticCache``: exact layer, then similarity search within the scope; fail-open.
 
-Similarity is cosine similarity of unit vectors, from -1 to 1 (1 = same direction); a hit
-needs ``similarity >= threshold``. Every cache or embedder failure, and every lookup slower
-than ``lookup_budget_ms``, is an ``error`` outcome: the caller answers from the upstream.
-One warning is logged when an incident starts and one line when it ends.
+Similarity is cosine similarity of unit vectors, from -1 to 1 (1 = same direction). A lookup
+finds the nearest candidate; the serving policy (``cache.policy``) decides whether it is
+served. Every cache or embedder failure, and every lookup slower than ``lookup_budget_ms``,
+is a ``fail_open`` outcome: the caller answers from the upstream. One warning is logged
+when an incident starts and one line when it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
 
-from cache.embedder import BUNDLED_MODEL, Embedder, EmbedderError, Vector
+from cache.contrast import ContrastCheck
+from cache.embedder import Embedder, Vector
+from cache.errors import CacheError, EmbedderError, StoreError, StoreUnusable
 from cache.keys import derive_key
 from cache.observe import NULL_OBSERVER, Observer
-from cache.schema import CacheEntry, CacheHit, CacheKey, ContextPolicy
-from cache.stores.base import Store, StoreError, StoreUnusable
+from cache.periodic import Periodic
+from cache.policy import Check, ServingPolicy
+from cache.schema import CacheEntry, CacheKey, Candidate, Lookup, Outcome
+from cache.settings import CacheSettings, Confirm
+from cache.stores.base import Store
 
 log = logging.getLogger("vetcache.cache")
 
-Similarity = float
-"""Cosine similarity in [-1, 1]."""
 
+class _Found(NamedTuple):
+    """What a lookup found before the policy saw it."""
 
-class Confirm(BaseModel):
-    """Admission after ``confirm`` distinct askers (API keys; without auth, requests) sent
-    the identical request; the first asker counts."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    confirm: int = Field(ge=2, le=1000)
-
-
-EmbeddingBackend = Literal["torch", "onnx-fp32", "onnx-int8"]
-"""How the embedding model runs (``CacheSettings.embedding_backend``)."""
-EMBEDDING_BACKENDS: tuple[str, ...] = get_args(EmbeddingBackend)
-
-Admission = Literal["open", "audited"] | Confirm
-"""How a new answer becomes servable: ``open`` at once; ``{confirm: N}`` once N distinct
-askers sent the identical request; ``audited`` once a judge passed it."""
-
-
-class CacheSettings(BaseModel):
-    """How the semantic cache matches and admits."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    enabled: bool = True
-    """Look up and admit at all."""
-    threshold: float = Field(default=0.95, ge=-1.0, le=1.0)
-    """Default minimum cosine similarity for a hit."""
-    namespace_thresholds: dict[str, float] = Field(default_factory=dict)
-    """Per-namespace thresholds, overriding ``threshold``."""
-    context_policy: ContextPolicy = "last_user"
-    """What of the conversation must match exactly (see ``cache.keys``)."""
-    last_turns: int = Field(default=2, ge=0)
-    """Earlier turns that must match under ``last_turns``."""
-    ttl_s: int = Field(default=86400, ge=1)
-    """Seconds an entry lives."""
-    max_entries_per_namespace: int | None = Field(default=100_000, ge=1)
-    """Entries kept per namespace; the oldest are evicted beyond it."""
-    threshold_refresh_s: float = Field(default=2.0, gt=0)
-    """How often live thresholds are re-read from the store (replicas follow within it)."""
-    lookup_budget_ms: float = Field(default=50.0, gt=0)
-    """A lookup slower than this is abandoned and the request goes upstream."""
-    embedding_model: str = BUNDLED_MODEL
-    """sentence-transformers model name or path; ``bundled:all-MiniLM-L6-v2`` needs no
-    download."""
-    embedding_backend: EmbeddingBackend = "onnx-int8"
-    """How the model runs: exported once to ONNX Runtime with int8 weights (the default: the
-    fastest, ~15x torch per query here, cosine > 0.99 to torch's vectors and pair-detection
-    ROC-AUC within 0.003), ONNX fp32 (torch's vectors, ~3.5x), or sentence-transformers on
-    torch (the reference; any model it loads). Vectors of different backends are never
-    compared: switching starts an empty cache."""
-    onnx_dir: str | None = None
-    """Where ONNX exports are kept (default ``$VETCACHE_ONNX_DIR`` or ~/.cache/vetcache/onnx)."""
-    batch_window_ms: float = Field(default=1.0, ge=0)
-    """How long the embedder waits to batch concurrent lookups (torch, onnx-fp32; onnx-int8
-    embeds each text alone and does not wait)."""
-    max_batch: int = Field(default=32, ge=1)
-    """Largest embedding batch."""
-    embedding_threads: int = Field(default=1, ge=1, le=64)
-    """Threads one embedding may use (torch's or ONNX Runtime's intra-op pool)."""
-    admit_tool_calls: bool = False
-    """Cache answers that call tools."""
-    max_temperature: float | None = None
-    """Do not cache requests sampled hotter than this."""
-    shadow: bool = False
-    """Shadow mode everywhere: look up (and audit) as usual, but always answer from the
-    upstream; metrics and verdicts report what the cache would have done."""
-    shadow_namespaces: frozenset[str] = frozenset()
-    """Shadow mode for these namespaces only."""
-    admission: Admission = "open"
-    """Default admission policy (against cache poisoning: see ``Admission``)."""
-    namespace_admission: dict[str, Admission] = Field(default_factory=dict)
-    """Per-namespace admission policies, overriding ``admission``."""
-    contrast_guard: bool = False
-    """Check semantic hits with the offline contrast rules on the request path and answer
-    fresh when the prompts disagree on negation, numbers, names or scope (~40 us a hit)."""
-
-    def admission_for(self, namespace: str) -> Admission:
-        """The admission policy of ``namespace``."""
-        return self.namespace_admission.get(namespace, self.admission)
-
-    def is_shadow(self, namespace: str) -> bool:
-        """Whether ``namespace`` runs in shadow mode."""
-        return self.shadow or namespace in self.shadow_namespaces
-
-
-class Lookup(BaseModel):
-    """What a lookup found, and what the caller needs to admit the answer later."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    outcome: Literal["hit", "miss", "error"]
-    """``error``: the cache could not answer in time; the request goes upstream."""
-    threshold: float
-    """Threshold in force for this request."""
-    hit: CacheHit | None = None
-    """The entry served, on a hit."""
-    best_similarity: Similarity | None = None
-    """Similarity of the best candidate, hit or not (None when the scope was empty)."""
+    candidate: Candidate | None
     vector: Vector | None = None
-    """The request's vector, reused at admission."""
-    candidate: CacheEntry | None = None
-    """On a miss, the nearest entry that fell short (for near-miss audits)."""
-    shadow_hit: CacheHit | None = None
-    """In shadow mode: the hit that would have been served (the answer came upstream)."""
     pending: CacheEntry | None = None
-    """An entry admitted under this exact key that is not servable yet (admission policy):
-    the request counts as one of its askers, and no second entry is admitted for it."""
 
 
 class SemanticCache:
@@ -149,25 +49,31 @@ class SemanticCache:
         store: Store,
         embedder: Embedder,
         observer: Observer = NULL_OBSERVER,
+        checks: Sequence[Check] | None = None,
     ) -> None:
+        """``checks`` plug into the serving policy (default: the contrast guard when
+        ``settings.contrast_guard``)."""
         self.settings = settings
         self.store = store
         self.embedder = embedder
         self.observer = observer
+        if checks is None:
+            checks = [ContrastCheck()] if settings.contrast_guard else []
+        self.policy = ServingPolicy(settings, embedder, checks)
         self.errors = 0
         self._store_open = False
         self._failing = False
         self._live: dict[str, float] = {}
-        self._refresher: asyncio.Task[None] | None = None
-        self._closing = asyncio.Event()
+        self._refresher = Periodic(
+            "vetcache-thresholds", self.refresh_thresholds, settings.threshold_refresh_s
+        )
 
     async def open(self) -> None:
         """Load the embedder and prepare the store. A store that cannot be reached now is
         retried on later lookups; one that can never work (``StoreUnusable``) raises."""
         await self.embedder.open()
         await self._open_store()
-        self._closing = asyncio.Event()
-        self._refresher = asyncio.create_task(self._refresh_forever(), name="vetcache-thresholds")
+        self._refresher.start()
 
     async def _open_store(self) -> None:
         try:
@@ -180,12 +86,7 @@ class SemanticCache:
         self._store_open = True
 
     async def close(self) -> None:
-        # A stop flag as well as cancel(): redis-py (8.1, seen here) can swallow a task's
-        # cancellation mid-command, and the loop would then run on.
-        self._closing.set()
-        if self._refresher is not None:
-            self._refresher.cancel()
-            await asyncio.wait({self._refresher}, timeout=5.0)
+        await self._refresher.stop()
         await self.embedder.close()
         await self.store.close()
 
@@ -196,12 +97,6 @@ class SemanticCache:
         except StoreError as exc:
             self._incident(exc)
 
-    async def _refresh_forever(self) -> None:
-        while not self._closing.is_set():
-            await self.refresh_thresholds()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.settings.threshold_refresh_s)
-
     async def set_threshold(self, namespace: str, value: float | None) -> None:
         """Set (or with None, clear) the live threshold of ``namespace`` for every replica."""
         await self.store.set_threshold(namespace, value)
@@ -210,6 +105,11 @@ class SemanticCache:
     def thresholds(self) -> dict[str, float]:
         """The namespace thresholds in force: config, overridden by live ones."""
         return {**self.settings.namespace_thresholds, **self._live}
+
+    async def sizes(self, limit: int = 1000) -> dict[str, int]:
+        """Live entries per namespace, for at most ``limit`` namespaces (``StoreError`` when
+        the store is down)."""
+        return await self.store.sizes(limit)
 
     def key(self, body: Mapping[str, Any], tenant: str, namespace: str) -> CacheKey:
         """The request's key (``cache.keys.NotCacheable`` when it has none)."""
@@ -222,64 +122,53 @@ class SemanticCache:
             last_turns=self.settings.last_turns,
         )
 
-    def threshold(self, namespace: str, requested: float | None, may_loosen: bool) -> float:
-        """The threshold in force: the namespace's, raised (or, for admins, set) per request."""
-        base = self._live.get(namespace)
-        if base is None:
-            base = self.settings.namespace_thresholds.get(namespace, self.settings.threshold)
-        if requested is None:
-            return base
-        return requested if may_loosen else max(base, requested)
+    def threshold(
+        self, namespace: str, requested: float | None = None, may_loosen: bool = False
+    ) -> float:
+        """The threshold in force (``CacheSettings.threshold_for``, with the live ones)."""
+        return self.settings.threshold_for(namespace, self._live, requested, may_loosen)
 
     async def lookup(self, key: CacheKey, threshold: float) -> Lookup:
-        """Exact layer, then the nearest entry in the scope; ``error`` within the budget."""
+        """The nearest candidate (exact layer first, then a similarity search within the
+        scope) and the serving policy's decision on it; ``fail_open`` within the budget."""
         try:
             async with asyncio.timeout(self.settings.lookup_budget_ms / 1000.0):
-                return await self._lookup(key, threshold)
-        except (StoreError, EmbedderError, TimeoutError) as exc:
+                found = await self._find(key)
+        except (CacheError, TimeoutError) as exc:
             self._incident(exc)
-            return Lookup(outcome="error", threshold=threshold)
+            return Lookup(outcome=Outcome.FAIL_OPEN, threshold=threshold)
+        decision = await self.policy.decide(key, found.candidate, threshold)
+        return Lookup(
+            outcome=decision.outcome,
+            threshold=threshold,
+            candidate=found.candidate,
+            shadow=decision.shadow,
+            refused=decision.refused,
+            vector=found.vector,
+            pending=found.pending,
+        )
 
-    async def _lookup(self, key: CacheKey, threshold: float) -> Lookup:
+    async def _find(self, key: CacheKey) -> _Found:
         if not self._store_open:
             await self._open_store()
             if not self._store_open:
                 raise StoreError("the store is not reachable")
-        observer = self.observer
-        with observer.timed("exact_lookup"):
+        with self.observer.timed("exact_lookup"):
             exact = await self.store.get_exact(key.scope, key.exact)
-        if exact is not None and not exact.quarantined and not exact.pending:
+        if exact is not None and not exact.pending:
             self._recovered()
-            hit = CacheHit(entry=exact, similarity=1.0, exact=True)
-            return Lookup(outcome="hit", threshold=threshold, hit=hit, best_similarity=1.0)
-        pending = exact if exact is not None and exact.pending else None
-        lookup = await self._semantic(key, threshold)
-        return lookup.model_copy(update={"pending": pending}) if pending else lookup
-
-    async def _semantic(self, key: CacheKey, threshold: float) -> Lookup:
-        observer = self.observer
-        with observer.timed("embed"):
+            return _Found(Candidate(entry=exact, similarity=1.0, exact=True))
+        with self.observer.timed("embed"):
             vector = await self.embedder.embed(key.text)
-        with observer.timed("vector_search"):
+        with self.observer.timed("vector_search"):
             found = await self.store.search(key.scope, vector, k=1)
         self._recovered()
-        if not found:
-            return Lookup(outcome="miss", threshold=threshold, vector=vector)
-        entry, similarity = found[0]
-        similarity = min(1.0, max(-1.0, similarity))
-        bar = max(threshold, entry.min_similarity or -1.0)
-        if entry.embedder != self.embedder.fingerprint or entry.quarantined or similarity < bar:
-            return Lookup(
-                outcome="miss",
-                threshold=threshold,
-                best_similarity=similarity,
-                vector=vector,
-                candidate=entry if entry.embedder == self.embedder.fingerprint else None,
-            )
-        hit = CacheHit(entry=entry, similarity=similarity, exact=False)
-        return Lookup(
-            outcome="hit", threshold=threshold, hit=hit, best_similarity=similarity, vector=vector
-        )
+        candidate = None
+        if found:
+            entry, similarity = found[0]
+            similarity = min(1.0, max(-1.0, similarity))
+            candidate = Candidate(entry=entry, similarity=similarity, exact=False)
+        return _Found(candidate, vector, exact)
 
     def admissible(self, body: Mapping[str, Any], completion: Mapping[str, Any]) -> bool:
         """Whether an upstream answer may be cached: one complete choice that stopped

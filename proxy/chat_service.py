@@ -1,108 +1,68 @@
-"""A chat request's way through the cache and the upstream.
+"""A chat request's way through the cache and the upstream, for JSON and streams alike:
 
-    key (or bypass) -> lookup (unless ``Cache-Control: no-cache``) -> hit: answer from the entry
-                                                                   -> miss: one upstream call per
-                                                                      exact key in flight, then
-                                                                      admit (unless ``no-store``)
+    resolve: key (or bypass) -> lookup and the serving policy's decision (unless
+             ``Cache-Control: no-cache``) -> report -> the work for after the answer
+    answer:  served -> from the entry | else one upstream call per exact key in flight
+             (followers share the leader's answer) -> admit (unless ``no-store``)
 
-The route (``proxy.routes.chat``) turns the result into HTTP; this module knows no HTTP.
+How the answer is produced and written is the one difference between JSON and streams
+(``proxy.answers``). The route (``proxy.routes.chat``) turns the reply into HTTP; this
+module knows no HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import orjson
-from opentelemetry import trace
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel
 
 from audit import Auditor
-from audit.judges.contrast import ContrastJudge
-from cache import CacheKey, Lookup, NotCacheable, SemanticCache
+from cache import CacheKey, Lookup, NotCacheable, Outcome, SemanticCache
 from cache.embedder import Vector
-from cache.replay import assemble, replay
+from proxy.answers import Answer, AnswerForm, Chunks, JsonAnswer, StreamAnswer, UpstreamCalls
 from proxy.auth import Principal
+from proxy.directives import Directives
+from proxy.flights import Completion, Flight, Flights
 from proxy.metrics import Metrics
-from proxy.tracing import upstream_span
+from proxy.report import CacheReport, report
+from proxy.tracing import Tracing
 from proxy.upstream import Upstream
 
 AfterResponse = Callable[[], Coroutine[Any, Any, None]] | None
-"""Work to do once the answer is sent (queueing an audit job)."""
+"""Work to do once the answer is sent (counting what a hit saved, queueing an audit job)."""
 
 log = logging.getLogger("vetcache.chat")
-
-Outcome = Literal["hit", "miss", "bypass", "error"]
-
-
-class Directives(BaseModel):
-    """What the client asked of the cache, from its request headers."""
-
-    namespace: str = "default"
-    """``x-vetcache-namespace``."""
-    lookup: bool = True
-    """False with ``Cache-Control: no-cache``: go upstream, still store."""
-    store: bool = True
-    """False with ``Cache-Control: no-store``: do not store the answer."""
-    threshold: float | None = None
-    """``x-vetcache-threshold``: raises the threshold for this request."""
-    may_loosen: bool = False
-    """The admin key came along, so the threshold may also be lowered."""
-    asker: str = ""
-    """Who asked, for admission policies (set by the service from the caller's key)."""
-    request_id: str = ""
-    """The request's id (set by the service)."""
+T = TypeVar("T")
 
 
-class CacheReport(BaseModel):
-    """What the cache did for one request, for the ``x-vetcache-*`` headers (and its trace)."""
+@dataclass(frozen=True)
+class Resolution:
+    """What the cache makes of one request, before any answer is produced."""
 
-    outcome: Outcome
-    """hit, miss, bypass (cache not asked) or error (cache failed; upstream answered)."""
-    similarity: float | None = None
-    """Best candidate's similarity (the served entry's on a hit)."""
-    threshold: float | None = None
-    """Threshold in force."""
-    entry_id: str | None = None
-    """Entry served, on a hit."""
-    age_s: int | None = None
-    """Seconds since the served entry was admitted."""
-    shadow_hit: bool = False
-    """Shadow mode: an entry would have answered (``entry_id``); the upstream did."""
-    usage: dict[str, Any] | None = None
-    """The JSON answer's token usage, for its trace (filled only while tracing is on)."""
+    key: CacheKey | None
+    """None: the cache is off or the request is not cacheable (bypass)."""
+    lookup: Lookup | None
+    """None: not looked up (bypass, or ``Cache-Control: no-cache``)."""
+    report: CacheReport
+    """What the headers, metrics, access log and trace say."""
+    after: AfterResponse
+    """The work for after the answer."""
+    asker: str
+    """Who asked, for ``confirm`` admission: the API key (without auth, the request)."""
 
 
-class _Flights:
-    """Identical misses in flight: the first caller (leader) asks the upstream, the others
-    wait for its answer. A leader that fails leaves its followers to ask themselves."""
+@dataclass(frozen=True)
+class Reply(Generic[T]):
+    """An answer to write, what the cache did, and what to do once it is sent."""
 
-    def __init__(self) -> None:
-        self._inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
-
-    def follow(self, key: str) -> asyncio.Future[dict[str, Any]] | None:
-        return self._inflight.get(key)
-
-    def lead(self, key: str) -> asyncio.Future[dict[str, Any]]:
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved"
-        self._inflight[key] = future
-        return future
-
-    def land(
-        self, key: str, future: asyncio.Future[dict[str, Any]], result: dict[str, Any] | None
-    ) -> None:
-        if self._inflight.get(key) is future:
-            del self._inflight[key]
-        if not future.done():
-            if result is None:
-                future.set_exception(RuntimeError("leader failed"))
-            else:
-                future.set_result(result)
+    answer: Answer[T]
+    report: CacheReport
+    after: AfterResponse
 
 
 class ChatService:
@@ -113,70 +73,123 @@ class ChatService:
         upstream: Upstream,
         cache: SemanticCache | None,
         auditor: Auditor | None = None,
-        guard: bool = False,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
-        self.metrics = metrics or Metrics(CollectorRegistry())
+        self.tracing = tracing or Tracing.off()
+        self.metrics = metrics or Metrics(CollectorRegistry(), tracing=self.tracing)
         self.upstream = upstream
         self.cache = cache
         self.auditor = auditor
-        self.guard = ContrastJudge() if guard else None
-        self.guarded = 0
-        self._flights = _Flights()
+        self.calls = UpstreamCalls(upstream, self.metrics, self.tracing)
+        self._flights = Flights()
         self._background: set[asyncio.Task[None]] = set()
+
+    async def complete(
+        self, body: Mapping[str, Any], who: Principal, how: Directives, request_id: str = ""
+    ) -> Reply[bytes]:
+        """A JSON answer."""
+        return await self.answer(body, who, how, request_id, JsonAnswer(self.calls))
+
+    async def stream(
+        self, body: Mapping[str, Any], who: Principal, how: Directives, request_id: str = ""
+    ) -> Reply[Chunks]:
+        """A streamed answer."""
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return await self.answer(
+            body, who, how, request_id, StreamAnswer(self.calls, include_usage)
+        )
+
+    async def answer(
+        self,
+        body: Mapping[str, Any],
+        who: Principal,
+        how: Directives,
+        request_id: str,
+        form: AnswerForm[T],
+    ) -> Reply[T]:
+        """Resolve, then answer in ``form``: from the entry served, else from the upstream."""
+        resolved = await self.resolve(body, who, how, request_id)
+        served = resolved.lookup.hit if resolved.lookup is not None else None
+        if served is not None:
+            answer = form.cached(served.entry.response)
+        else:
+            answer = await self._fresh(body, how, request_id, resolved, form)
+        return Reply(answer, resolved.report, resolved.after)
+
+    async def resolve(
+        self, body: Mapping[str, Any], who: Principal, how: Directives, request_id: str
+    ) -> Resolution:
+        """The one resolution step: key, lookup and decision, report, after-work."""
+        asker = who.key_id or f"request:{request_id}"
+        key = self._key(body, who, how)
+        lookup = None
+        if key is not None and how.lookup:
+            assert self.cache is not None
+            threshold = self.cache.threshold(how.namespace, how.threshold, how.may_loosen)
+            lookup = await self.cache.lookup(key, threshold)
+            shadow_mode = self.cache.settings.is_shadow(key.namespace)
+            self.metrics.lookup(key.namespace, lookup, shadow_mode)
+        after = self._after(request_id, key, lookup, who, asker)
+        return Resolution(key, lookup, report(lookup), after, asker)
 
     def _key(self, body: Mapping[str, Any], who: Principal, how: Directives) -> CacheKey | None:
         if self.cache is None or not self.cache.settings.enabled:
             return None
-        tracer = self.metrics.tracer
-        try:
-            if tracer is None:
+        with self.tracing.span("vetcache.key"):
+            try:
                 return self.cache.key(body, who.tenant, how.namespace)
-            with tracer.start_as_current_span("vetcache.key"):
-                return self.cache.key(body, who.tenant, how.namespace)
-        except NotCacheable:
-            return None
+            except NotCacheable:
+                return None
 
-    async def _lookup(self, key: CacheKey, how: Directives) -> Lookup | None:
-        assert self.cache is not None
-        threshold = self.cache.threshold(how.namespace, how.threshold, how.may_loosen)
-        lookup = await self.cache.lookup(key, threshold) if how.lookup else None
-        hit = lookup.hit if lookup is not None else None
-        if self.guard is not None and lookup is not None and hit is not None and not hit.exact:
-            judgement = self.guard.decide(hit.entry.text, key.text, hit.similarity)
-            if judgement.verdict == "false_positive":  # a would-be false hit: answer fresh
-                self.guarded += 1
-                self.metrics.guard_veto(key.namespace)
-                return lookup.model_copy(
-                    update={"outcome": "miss", "hit": None, "candidate": hit.entry}
-                )
-        if (
-            lookup is not None
-            and lookup.outcome != "error"
-            and self.cache.settings.is_shadow(key.namespace)
-        ):
-            self.metrics.shadow_lookup(key.namespace, hit is not None)
-            if hit is not None:  # answer from the upstream; audits see the would-be hit
-                return lookup.model_copy(update={"outcome": "miss", "hit": None, "shadow_hit": hit})
-        return lookup
+    async def _fresh(
+        self,
+        body: Mapping[str, Any],
+        how: Directives,
+        request_id: str,
+        resolved: Resolution,
+        form: AnswerForm[T],
+    ) -> Answer[T]:
+        """An answer from the upstream, shared among identical misses in flight."""
+        key = resolved.key
+        if key is None:
+            return await form.fresh(body, Flight.alone(), lambda completion: None)
+        flight = self._flights.join(key.exact)
+        if not flight.leads:
+            shared = await flight.follow()
+            if shared is not None:
+                return form.shared(shared)
+            flight = Flight.alone()  # the leader failed: ask without leading
+
+        def admit(completion: Completion) -> None:
+            self._admit_later(key, resolved, body, completion, how, request_id)
+
+        return await form.fresh(body, flight, admit)
 
     def _after(
-        self, request_id: str, key: CacheKey, lookup: Lookup | None, who: Principal
+        self,
+        request_id: str,
+        key: CacheKey | None,
+        lookup: Lookup | None,
+        who: Principal,
+        asker: str,
     ) -> AfterResponse:
-        """Work for after the answer is sent: count what a hit saved, hand the lookup to
-        the auditor."""
-        auditor = self.auditor if lookup is not None and lookup.outcome != "error" else None
-        hit = lookup.hit if lookup is not None else None
-        pending = lookup.pending if lookup is not None else None
-        if auditor is None and hit is None and pending is None:
+        """Work for after the answer is sent: count what a hit saved, count one more asker
+        for a pending entry, hand the lookup to the auditor."""
+        if key is None or lookup is None or lookup.outcome == Outcome.FAIL_OPEN:
             return None
+        hit, pending, auditor = lookup.hit, lookup.pending, self.auditor
+        if hit is None and pending is None and auditor is None:
+            return None
+        cache = self.cache
+        assert cache is not None
 
         async def after() -> None:
             if hit is not None:
                 self._count_saved(key, hit.entry.response)
-            if pending is not None and self.cache is not None:  # one more asker for it
-                await self.cache.confirm(key, pending, _asker(who, request_id))
-            if auditor is not None and lookup is not None:
+            if pending is not None:
+                await cache.confirm(key, pending, asker)
+            if auditor is not None:
                 await auditor.after_lookup(
                     request_id=request_id, key=key, lookup=lookup, key_id=who.key_id
                 )
@@ -193,200 +206,46 @@ class ChatService:
         cost = self.upstream.cost(key.model, prompt, completion)
         self.metrics.saved(key.namespace, prompt + completion, cost)
 
-    async def _chat(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        with self.metrics.timed("upstream"):
-            completion = await self.upstream.chat(body)
-            if self.metrics.tracer is not None:
-                upstream_span(trace.get_current_span(), body["model"], completion.get("usage"))
-            return completion
-
-    async def _chat_stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """The upstream's chunks, timed (and traced) from the call to the last chunk."""
-        started = time.perf_counter()
-        tracer = self.metrics.tracer
-        span = tracer.start_span("vetcache.upstream") if tracer is not None else None
-        try:
-            chunks = await self.upstream.chat_stream(body)
-        except BaseException:
-            self.metrics.stage("upstream", time.perf_counter() - started)
-            if span is not None:
-                span.end()
-            raise
-
-        async def timed() -> AsyncIterator[dict[str, Any]]:
-            usage = None
-            try:
-                async for chunk in chunks:
-                    usage = chunk.get("usage") or usage
-                    yield chunk
-            finally:
-                self.metrics.stage("upstream", time.perf_counter() - started)
-                if span is not None:
-                    upstream_span(span, body["model"], usage)
-                    span.end()
-
-        return timed()
-
-    def _admit_later(self, key: CacheKey, lookup: Lookup | None, body: Mapping[str, Any],
-                     completion: dict[str, Any], how: Directives) -> None:  # fmt: skip
-        cache = self.cache
+    def _admit_later(
+        self,
+        key: CacheKey,
+        resolved: Resolution,
+        body: Mapping[str, Any],
+        completion: Completion,
+        how: Directives,
+        request_id: str,
+    ) -> None:
+        """Admit a complete fresh answer in the background, unless the client said
+        ``no-store``, the admission rules refuse it, an entry would have answered (shadow
+        mode: no near-copy of it), or an entry for this exact key awaits its askers."""
+        cache, lookup = self.cache, resolved.lookup
         if cache is None or not how.store or not cache.admissible(body, completion):
             return
-        if lookup is not None and lookup.shadow_hit is not None:
-            return  # an entry would have answered: do not store a near-copy of it
-        if lookup is not None and lookup.pending is not None:
-            return  # one entry per exact key waits for its askers or its audit
+        if lookup is not None and (lookup.shadow or lookup.pending is not None):
+            return
         vector = lookup.vector if lookup is not None else None
-        task = asyncio.create_task(self._admit(cache, key, vector, completion, how))
+        task = asyncio.create_task(
+            self._admit(cache, key, vector, completion, resolved.asker, request_id)
+        )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _admit(self, cache: SemanticCache, key: CacheKey, vector: Vector | None,
-                     completion: dict[str, Any], how: Directives) -> None:  # fmt: skip
+    async def _admit(
+        self,
+        cache: SemanticCache,
+        key: CacheKey,
+        vector: Vector | None,
+        completion: Completion,
+        asker: str,
+        request_id: str,
+    ) -> None:
         """Admit; under an ``audited`` policy, queue the new entry's admission audit."""
-        entry = await cache.admit(key, vector, completion, how.asker)
+        entry = await cache.admit(key, vector, completion, asker)
         audited = cache.settings.admission_for(key.namespace) == "audited"
         if entry is not None and entry.pending and audited and self.auditor is not None:
-            await self.auditor.admission(request_id=how.request_id, key=key, entry=entry)
-
-    async def complete(
-        self, body: Mapping[str, Any], who: Principal, how: Directives, request_id: str = ""
-    ) -> tuple[bytes, CacheReport, AfterResponse]:
-        """A JSON answer (encoded), what the cache did, and what to do once it is sent."""
-        how = how.model_copy(update={"asker": _asker(who, request_id), "request_id": request_id})
-        key = self._key(body, who, how)
-        if key is None:
-            payload = orjson.dumps(await self._chat(body))
-            return payload, CacheReport(outcome="bypass"), None
-        lookup = await self._lookup(key, how)
-        after = self._after(request_id, key, lookup, who)
-        traced = self.metrics.tracer is not None
-        if lookup is not None and lookup.hit is not None:
-            report = _hit_report(lookup)
-            if traced:  # the stored answer is sent as stored; only its trace reads it
-                report.usage = orjson.loads(lookup.hit.entry.response).get("usage")
-            return lookup.hit.entry.response.encode(), report, after
-        completion = await self._once(key, lambda: self._chat(body), lookup, body, how)
-        report = _miss_report(lookup)
-        if traced:
-            report.usage = completion.get("usage")
-        return orjson.dumps(completion), report, after
-
-    async def _once(
-        self,
-        key: CacheKey,
-        call: Callable[[], Coroutine[Any, Any, dict[str, Any]]],
-        lookup: Lookup | None,
-        body: Mapping[str, Any],
-        how: Directives,
-    ) -> dict[str, Any]:
-        leader = self._flights.follow(key.exact)
-        if leader is not None:
-            try:
-                return await asyncio.shield(leader)
-            except RuntimeError:
-                return await call()
-        future = self._flights.lead(key.exact)
-        completion = None
-        try:
-            completion = await call()
-            self._admit_later(key, lookup, body, completion, how)
-            return completion
-        finally:
-            self._flights.land(key.exact, future, completion)
-
-    async def stream(
-        self, body: Mapping[str, Any], who: Principal, how: Directives, request_id: str = ""
-    ) -> tuple[AsyncIterator[dict[str, Any]], CacheReport, AfterResponse]:
-        """Chunks of a streamed answer, what the cache did, and what to do once it is sent."""
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        how = how.model_copy(update={"asker": _asker(who, request_id), "request_id": request_id})
-        key = self._key(body, who, how)
-        if key is None:
-            return await self._chat_stream(body), CacheReport(outcome="bypass"), None
-        lookup = await self._lookup(key, how)
-        after = self._after(request_id, key, lookup, who)
-        if lookup is not None and lookup.hit is not None:
-            cached = orjson.loads(lookup.hit.entry.response)
-            chunks = _aiter(replay(cached, include_usage=include_usage))
-            return chunks, _hit_report(lookup), after
-        leader = self._flights.follow(key.exact)
-        if leader is not None:
-            try:
-                completion = await asyncio.shield(leader)
-                chunks = _aiter(replay(completion, include_usage=include_usage))
-                return chunks, _miss_report(lookup), after
-            except RuntimeError:
-                pass
-        future = self._flights.lead(key.exact)
-        try:
-            upstream_chunks = await self._chat_stream(body)
-        except BaseException:
-            self._flights.land(key.exact, future, None)
-            raise
-        tee = self._tee(upstream_chunks, key, lookup, body, how, future)
-        return tee, _miss_report(lookup), after
-
-    async def _tee(
-        self,
-        chunks: AsyncIterator[dict[str, Any]],
-        key: CacheKey,
-        lookup: Lookup | None,
-        body: Mapping[str, Any],
-        how: Directives,
-        future: asyncio.Future[dict[str, Any]],
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Pass chunks through as they arrive; once the stream completed, hand the whole
-        answer to waiting followers and the cache. An interrupted stream admits nothing."""
-        seen: list[dict[str, Any]] = []
-        completion = None
-        try:
-            async for chunk in chunks:
-                seen.append(chunk)
-                yield chunk
-            completion = assemble(seen)
-            if completion is not None:
-                self._admit_later(key, lookup, body, completion, how)
-        finally:
-            self._flights.land(key.exact, future, completion)
+            await self.auditor.admission(request_id=request_id, key=key, entry=entry)
 
     async def drain(self) -> None:
         """Wait for admissions still running (at shutdown)."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-
-
-async def _aiter(chunks: Any) -> AsyncIterator[dict[str, Any]]:
-    for chunk in chunks:
-        yield chunk
-
-
-def _asker(who: Principal, request_id: str) -> str:
-    """An asker's identity for ``confirm`` admission: the API key (without auth, every
-    request is its own asker)."""
-    return who.key_id or f"request:{request_id}"
-
-
-def _hit_report(lookup: Lookup) -> CacheReport:
-    assert lookup.hit is not None
-    entry = lookup.hit.entry
-    return CacheReport(
-        outcome="hit",
-        similarity=lookup.hit.similarity,
-        threshold=lookup.threshold,
-        entry_id=entry.id,
-        age_s=max(0, int(time.time() - entry.created_at)),
-    )
-
-
-def _miss_report(lookup: Lookup | None) -> CacheReport:
-    if lookup is None:
-        return CacheReport(outcome="bypass")
-    shadow = lookup.shadow_hit
-    return CacheReport(
-        outcome="error" if lookup.outcome == "error" else "miss",
-        similarity=lookup.best_similarity,
-        threshold=lookup.threshold,
-        entry_id=shadow.entry.id if shadow is not None else None,
-        shadow_hit=shadow is not None,
-    )

@@ -28,9 +28,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from cache.semantic import EMBEDDING_BACKENDS
+from cache.settings import EMBEDDING_BACKENDS
 from proxy import __version__
-from proxy.settings import ConfigError, Settings, load_settings, worker_environment
+from proxy.errors import ConfigError
+from proxy.settings import Settings, load_settings, worker_environment
 
 if TYPE_CHECKING:
     from cache.embedder import Embedder
@@ -114,7 +115,7 @@ def cmd_audit_worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from audit import QueueUnusable
+    from audit.errors import QueueUnusable
     from proxy.tracing import install
 
     install(settings.tracing)  # judge spans, linked to their requests' traces
@@ -201,7 +202,7 @@ def cmd_prepare_embedder(args: argparse.Namespace) -> int:
     import time
 
     from cache import build_embedder
-    from cache.embedder import EmbedderError
+    from cache.errors import EmbedderError
 
     settings = _load(args.config, auth={"enabled": False})  # only `cache:` matters here
     _configure_logging("warning")

@@ -1,4 +1,4 @@
-"""The gateway's errors and their one translation to OpenAI-style error JSON.
+"""The proxy package's errors and their one translation to OpenAI-style error JSON.
 
     GatewayError                     500 server_error
     ├── InvalidRequest               400 invalid_request_error
@@ -14,6 +14,12 @@
         └── UpstreamUnreachable      502 upstream_error / upstream_unreachable
 
 Every error body is ``{"error": {"message", "type", "param", "code"}}``, as OpenAI sends.
+
+    ConfigError                      the configuration is invalid (before any request: the
+                                     CLI prints it, one line per bad field, and exits 2)
+
+The cache's and the audit's errors never reach a client as such: the routes turn the ones
+that matter into a ``GatewayError`` (e.g. a store that is down: 503 ``store_unavailable``).
 """
 
 from __future__ import annotations
@@ -121,6 +127,10 @@ class UpstreamTimeout(UpstreamError):
 class UpstreamUnreachable(UpstreamError):
     status = 502
     default_code = "upstream_unreachable"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``str()`` names each bad field, one per line."""
 
 
 def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response:

@@ -53,7 +53,7 @@ from starlette.routing import Route
 
 if TYPE_CHECKING:
     from cache.embedder import Embedder, SentenceTransformerEmbedder
-    from cache.semantic import EmbeddingBackend
+    from cache.settings import EmbeddingBackend
 
 
 DEFAULT_DIMENSIONS = 384

@@ -1,58 +1,33 @@
-"""Prometheus metrics, on a registry the app is given (nothing registers globally).
+"""Prometheus metrics, declared on a registry the app is given (nothing registers globally).
 
-``Metrics`` is the observer the cache and the audit path report to, plus what the routes
-count. Gauges that summarise shared state (queue depth, FP rate, thresholds, entries) are
-refreshed by ``MetricsRefresher`` in the background, never while a scrape waits.
-
-With ``vetcache serve --workers N`` every worker process writes its samples to
-``PROMETHEUS_MULTIPROC_DIR`` (the CLI sets it) and ``/metrics`` on any of them renders the
-sum over all of them (prometheus-client's multiprocess mode); gauges of shared state take
-the most recent write (``mostrecent``). Audit workers expose their own ``/metrics`` on
+``Metrics`` is the observer the cache and the audit path report to, plus what the chat
+service counts. Gauges that summarise shared state (queue depth, FP rate, thresholds,
+entries) are set by ``proxy.refresher``; ``proxy.exposition`` renders ``/metrics`` (every
+worker's samples with ``--workers N``). Audit workers expose their own ``/metrics`` on
 ``--metrics-port`` (default 9102): scrape both.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import math
-import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
-from opentelemetry.trace import Tracer
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from audit.observe import AuditObserver
 from audit.schema import AuditJob, Verdict, job_kind
-from audit.stats import FPRate, fp_rate
+from audit.stats import FPRate
+from cache import Lookup, Outcome
 from proxy.logs import note_stage
-from proxy.settings import MetricsSettings
+from proxy.tracing import Tracing
 
 if TYPE_CHECKING:
-    from audit import Auditor
     from audit.autopilot import Move
-    from cache import SemanticCache
-
-log = logging.getLogger("vetcache.metrics")
 
 # Every counter and histogram child would also export a ``_created`` timestamp series:
 # nearly half the page, read by no rule or panel. Off for the process, as most exporters do.
 disable_created_metrics()  # type: ignore[no-untyped-call]
-
-RequestOutcome = Literal["hit", "miss", "bypass", "error"]
 
 # 0.5 ms .. 30 s: the hit path lives in the first few buckets, upstream calls in the last.
 LATENCY_BUCKETS = (
@@ -75,16 +50,22 @@ DEFAULT = "_default"
 class Metrics(AuditObserver):
     """Every vetcache metric, registered on ``registry``."""
 
-    def __init__(self, registry: CollectorRegistry, max_namespaces: int = 200) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        max_namespaces: int = 200,
+        tracing: Tracing | None = None,
+    ) -> None:
+        """``tracing`` makes each timed stage a span too (``vetcache.<stage>``)."""
         self.registry = registry
         self.max_namespaces = max_namespaces
-        self.tracer: Tracer | None = None
-        """vetcache's tracer when tracing is on (set by the app): stages become spans."""
+        self.tracing = tracing or Tracing.off()
         self._namespaces: set[str] = set()
         r = registry
         self.requests = Counter(
             "vetcache_requests_total",
-            "Chat requests by cache outcome (error: the request failed).",
+            "Chat requests by outcome: hit, miss, bypass, fail_open (the cache failed, the "
+            "upstream answered), error (the request failed).",
             ["namespace", "model", "outcome"],
             registry=r,
         )
@@ -211,10 +192,11 @@ class Metrics(AuditObserver):
             ["namespace", "direction"],
             registry=r,
         )
-        self.guard_vetoes = Counter(
-            "vetcache_contrast_guard_vetoes_total",
-            "Would-be hits the contrast guard turned into misses.",
-            ["namespace"],
+        self.refusals = Counter(
+            "vetcache_refused_total",
+            "Candidates the serving policy refused although their similarity alone would not "
+            "have (reason: entry_bar, quarantined, embedder, or a check's name: contrast).",
+            ["namespace", "reason"],
             registry=r,
         )
 
@@ -233,15 +215,24 @@ class Metrics(AuditObserver):
         self,
         namespace: str,
         model: str,
-        outcome: RequestOutcome,
+        outcome: Outcome,
         seconds: float,
         similarity: float | None = None,
     ) -> None:
         """One chat request finished."""
-        self.requests.labels(self.namespace(namespace), model, outcome).inc()
-        self.duration.labels(outcome).observe(seconds)
-        if similarity is not None and outcome in ("hit", "miss"):
-            self.similarity.labels(outcome).observe(similarity)
+        self.requests.labels(self.namespace(namespace), model, outcome.value).inc()
+        self.duration.labels(outcome.value).observe(seconds)
+        if similarity is not None and outcome in (Outcome.HIT, Outcome.MISS):
+            self.similarity.labels(outcome.value).observe(similarity)
+
+    def lookup(self, namespace: str, lookup: Lookup, shadow_mode: bool) -> None:
+        """What the serving policy decided: a refusal and its reason; in shadow mode, whether
+        the lookup would have been served."""
+        if lookup.refused is not None:
+            self.refusals.labels(self.namespace(namespace), lookup.refused).inc()
+        if shadow_mode and lookup.outcome != Outcome.FAIL_OPEN:
+            outcome = "would_hit" if lookup.shadow else "would_miss"
+            self.shadow_lookups.labels(self.namespace(namespace), outcome).inc()
 
     def saved(self, namespace: str, tokens: int, usd: float) -> None:
         """A hit saved ``tokens`` tokens costing ``usd``."""
@@ -255,9 +246,6 @@ class Metrics(AuditObserver):
         self.autopilot_moves.labels(self.namespace(move.namespace), move.direction).inc()
         self.threshold.labels(self.namespace(move.namespace)).set(move.new)
 
-    def guard_veto(self, namespace: str) -> None:
-        self.guard_vetoes.labels(self.namespace(namespace)).inc()
-
     # Observer hooks (cache and audit).
 
     def stage(self, stage: str, seconds: float) -> None:
@@ -268,11 +256,7 @@ class Metrics(AuditObserver):
     def timed(self, stage: str) -> Iterator[None]:
         """Time the block as ``stage``; with tracing on, also as the span ``vetcache.<stage>``
         (a child of the request's span)."""
-        if self.tracer is None:
-            with super().timed(stage):
-                yield
-            return
-        with self.tracer.start_as_current_span(f"vetcache.{stage}"), super().timed(stage):
+        with self.tracing.span(f"vetcache.{stage}"), super().timed(stage):
             yield
 
     def cache_error(self, kind: str) -> None:
@@ -280,11 +264,6 @@ class Metrics(AuditObserver):
 
     def job_queued(self, job: AuditJob) -> None:
         self.jobs.labels(self.namespace(job.namespace), job_kind(job)).inc()
-
-    def shadow_lookup(self, namespace: str, would_hit: bool) -> None:
-        """A lookup in shadow mode: would it have been served?"""
-        outcome = "would_hit" if would_hit else "would_miss"
-        self.shadow_lookups.labels(self.namespace(namespace), outcome).inc()
 
     def verdict_recorded(self, verdict: Verdict) -> None:
         job = verdict.job
@@ -320,162 +299,3 @@ class Metrics(AuditObserver):
             label = self.namespace(namespace)
             if label != OTHER:
                 self.entries.labels(label).set(size)
-
-
-def multiprocess_dir() -> str | None:
-    """The multiprocess directory, when this process is one of several workers."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
-
-
-def _exposed(registry: CollectorRegistry) -> CollectorRegistry:
-    """This registry, or one that reads every worker's samples in multiprocess mode."""
-    directory = multiprocess_dir()
-    if directory is None:
-        return registry
-    combined = CollectorRegistry()
-    MultiProcessCollector(combined, path=directory)  # type: ignore[no-untyped-call]
-    return combined
-
-
-def render(registry: CollectorRegistry) -> tuple[bytes, str]:
-    """The exposition for ``/metrics``: this registry, or every worker's in multiprocess mode."""
-    return generate_latest(_exposed(registry)), CONTENT_TYPE_LATEST
-
-
-def quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
-    """``q``-quantile from cumulative (upper bound, count) buckets, interpolated linearly
-    inside the bucket as PromQL's ``histogram_quantile`` does."""
-    buckets = sorted(buckets)
-    if not buckets or buckets[-1][1] <= 0:
-        return None
-    rank = q * buckets[-1][1]
-    lower_bound, lower_count = 0.0, 0.0
-    for bound, count in buckets:
-        if count >= rank:
-            if math.isinf(bound):
-                return lower_bound  # the top bucket has no upper edge: its lower one
-            inside = count - lower_count
-            share = (rank - lower_count) / inside if inside > 0 else 1.0
-            return lower_bound + (bound - lower_bound) * share
-        lower_bound, lower_count = bound, count
-    return buckets[-1][0]
-
-
-def summary(registry: CollectorRegistry) -> dict[str, Any]:
-    """Since the gateway started (all workers): requests by outcome, hit ratio, latency
-    p50/p99 overall and for hits. For the built-in page; dashboards use PromQL."""
-    outcomes: dict[str, float] = {"hit": 0.0, "miss": 0.0, "bypass": 0.0, "error": 0.0}
-    latency: dict[str, dict[float, float]] = {}
-    for family in _exposed(registry).collect():
-        for sample in family.samples:
-            if sample.name == "vetcache_requests_total":
-                outcome = sample.labels.get("outcome", "")
-                outcomes[outcome] = outcomes.get(outcome, 0.0) + sample.value
-            elif sample.name == "vetcache_request_duration_seconds_bucket":
-                bound = float(sample.labels["le"])
-                for group in ("all", sample.labels.get("outcome", "")):
-                    per = latency.setdefault(group, {})
-                    per[bound] = per.get(bound, 0.0) + sample.value
-    served = outcomes["hit"] + outcomes["miss"]
-
-    def percentiles(group: str) -> dict[str, float | None]:
-        buckets = list(latency.get(group, {}).items())
-        return {"p50": quantile(0.5, buckets), "p99": quantile(0.99, buckets)}
-
-    return {
-        "requests": {k: int(v) for k, v in outcomes.items()},
-        "hit_ratio": outcomes["hit"] / served if served else None,
-        "latency_s": percentiles("all"),
-        "hit_latency_s": percentiles("hit"),
-    }
-
-
-class VerdictWindow:
-    """Verdicts of the last ``window_s`` seconds, fetched incrementally: each refresh asks
-    the ledger only for verdicts newer than the last it saw (verdicts never change; a
-    review is a new verdict), so refreshing costs the new verdicts, not the window."""
-
-    SLACK_S = 5.0
-    """Verdicts written by other processes with a slightly older clock are still seen."""
-
-    def __init__(self, window_s: int) -> None:
-        self.window_s = window_s
-        self._verdicts: dict[str, Verdict] = {}
-        self._newest = 0.0
-
-    async def refresh(self, auditor: Auditor, now: float | None = None) -> dict[str, FPRate]:
-        """FP rate per namespace over the window, after taking in new verdicts."""
-        now = time.time() if now is None else now
-        since = max(now - self.window_s, self._newest - self.SLACK_S)
-        for verdict in await auditor.ledger.query(since=since, limit=None):
-            self._verdicts[verdict.id] = verdict
-            self._newest = max(self._newest, verdict.created_at)
-        start = now - self.window_s
-        self._verdicts = {i: v for i, v in self._verdicts.items() if v.created_at >= start}
-        by_namespace: dict[str, list[Verdict]] = {}
-        for verdict in self._verdicts.values():
-            by_namespace.setdefault(verdict.job.namespace, []).append(verdict)
-        return {namespace: fp_rate(found) for namespace, found in by_namespace.items()}
-
-
-class MetricsRefresher:
-    """Keeps the shared-state gauges current, every ``refresh_s``; failures are logged once
-    per streak and leave the last values in place."""
-
-    def __init__(
-        self,
-        metrics: Metrics,
-        settings: MetricsSettings,
-        cache: SemanticCache | None,
-        auditor: Auditor | None,
-    ) -> None:
-        self.metrics = metrics
-        self.settings = settings
-        self.cache = cache
-        self.auditor = auditor
-        window = settings.fp_window_s or (auditor.settings.window_s if auditor else 3600)
-        self.window = VerdictWindow(window)
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-        self._failing = False
-
-    async def refresh(self) -> None:
-        """Refresh every gauge once."""
-        from audit import LedgerError, QueueError
-        from cache import StoreError
-
-        if self.auditor is not None:  # in memory: known even while Redis is down
-            self.metrics.spilled.set(len(self.auditor.spill))
-        try:
-            if self.cache is not None:
-                cache = self.cache
-                self.metrics.set_thresholds(cache.settings.threshold, cache.thresholds())
-                limit = self.metrics.max_namespaces
-                self.metrics.set_entries(await cache.store.sizes(limit))
-            if self.auditor is not None:
-                self.metrics.queue_depth.set(await self.auditor.queue.depth())
-                self.metrics.set_fp_rates(await self.window.refresh(self.auditor))
-        except (StoreError, LedgerError, QueueError) as exc:
-            if not self._failing:
-                log.warning("metrics refresh failed: %s", type(exc).__name__)
-            self._failing = True
-            return
-        self._failing = False
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._forever(), name="vetcache-metrics")
-
-    async def _forever(self) -> None:
-        while not self._stop.is_set():
-            await self.refresh()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.settings.refresh_s)
-
-    async def stop(self) -> None:
-        """Stop the loop. It also watches a stop flag: redis-py (8.1, seen here) can swallow
-        a task's cancellation mid-command, and a loop that relied on ``cancel()`` alone then
-        ran on and held up the app's shutdown."""
-        self._stop.set()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=5.0)

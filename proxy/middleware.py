@@ -13,21 +13,18 @@ import time
 import uuid
 
 import orjson
-from opentelemetry.trace import SpanKind, StatusCode, Tracer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy.errors import GatewayError
 from proxy.logs import REQUEST_ID, TIMINGS
-from proxy.tracing import incoming
+from proxy.report import STATE
+from proxy.tracing import Tracing
 
 log = logging.getLogger("vetcache.access")
 errors_log = logging.getLogger("vetcache.errors")
 
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
-TRACED_PREFIXES = ("/v1/", "/admin/", "/healthz", "/readyz", "/metrics")
-"""Paths named in span names as they are (any other path: the method only, so a scan of
-random URLs cannot mint span names without bound)."""
 
 
 def _incoming_id(scope: Scope) -> str | None:
@@ -44,54 +41,41 @@ class RequestContext:
     (request id, status, duration, cache outcome, stage timings; never bodies), and answers
     OpenAI-style 500 for any exception nothing else handled."""
 
-    def __init__(self, app: ASGIApp, access_log: bool = True, tracer: Tracer | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, access_log: bool = True, tracing: Tracing | None = None
+    ) -> None:
         self.app = app
         self.access_log = access_log
-        self.tracer = tracer
+        self.tracing = tracing or Tracing.off()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = _incoming_id(scope) or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        if self.tracer is None:
-            await self._handle(scope, receive, send, request_id)
-            return
-        # The gateway span: the caller's trace continues through it (W3C traceparent).
-        method, path = scope["method"], scope["path"]
-        with self.tracer.start_as_current_span(
-            f"{method} {path}" if path.startswith(TRACED_PREFIXES) else method,
-            context=incoming(scope["headers"]),
-            kind=SpanKind.SERVER,
-            attributes={
-                "http.request.method": method,
-                "url.path": path,
-                "vetcache.request_id": request_id,
-            },
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        # The gateway span (tracing on): the caller's trace continues through it.
+        with self.tracing.server(
+            scope["method"], scope["path"], scope["headers"], request_id
         ) as span:
-            scope["state"]["span"] = span  # for the route's attributes (cache outcome, ...)
+            state["span"] = span  # for the route's attributes (cache outcome, ...)
             status = await self._handle(scope, receive, send, request_id)
-            span.set_attribute("http.response.status_code", status)
-            if status >= 500:
-                span.set_status(StatusCode.ERROR)
+            self.tracing.status(span, status)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> int:
         """Run the app; the response status."""
         id_header = (REQUEST_ID_HEADER, request_id.encode())
         status = 0
-        outcome: str | None = None
         started = time.perf_counter()
         timings: dict[str, float] = {}
         id_token, timings_token = REQUEST_ID.set(request_id), TIMINGS.set(timings)
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, outcome
+            nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = message.get("headers", ())
-                outcome = next((v.decode() for k, v in headers if k == b"x-vetcache"), None)
-                message["headers"] = [*headers, id_header]
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:
@@ -110,6 +94,8 @@ class RequestContext:
                 await send({"type": "http.response.body", "body": body})
         finally:
             if self.access_log:
+                report = scope["state"].get(STATE)  # chat requests: what the cache did
+                outcome = report.outcome.value if report is not None else None
                 duration_ms = round((time.perf_counter() - started) * 1000, 3)
                 fields = {
                     "request_id": request_id,
@@ -117,7 +103,7 @@ class RequestContext:
                     "path": scope["path"],
                     "status": status or 500,
                     "duration_ms": duration_ms,
-                    "outcome": outcome,  # x-vetcache: hit, miss, bypass, error (chat only)
+                    "outcome": outcome,  # hit, miss, bypass, fail_open, error (chat only)
                     "timings_ms": timings,  # per stage: exact_lookup, embed, upstream, ...
                 }
                 log.info(

@@ -38,7 +38,8 @@ from pydantic_settings import (
 )
 
 from audit.settings import AuditSettings
-from cache.semantic import CacheSettings
+from cache.settings import CacheSettings
+from proxy.errors import ConfigError
 from proxy.tracing import TracingSettings
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -275,10 +276,6 @@ class Settings(BaseSettings):
         if config_file and Path(config_file).is_file():
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; ``str()`` names each bad field, one per line."""
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -6,21 +6,25 @@ W3C trace context helpers shared with the audit worker are in ``audit.trace_cont
 The spans go through the OpenTelemetry API to the process's tracer provider. ``install``
 sets one up from ``tracing:`` (OTLP over gRPC or HTTP, a service name, a sampling ratio)
 unless the process already has one (an embedding application's, or a test's in-memory
-exporter). With tracing off nothing here runs on the request path: the middleware and the
-stage timer check ``tracer`` is None, so the hit path pays nothing for the feature.
+exporter). ``Tracing`` is what the gateway holds: with tracing off its every call is a no-op
+that starts nothing (no span, no context), so callers never ask whether tracing is on and
+the hit path pays a method call for the feature.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Literal
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import BaseModel, ConfigDict, Field
+
+from proxy.report import CacheReport
 
 log = logging.getLogger("vetcache.tracing")
 
@@ -120,37 +124,104 @@ def _usage(usage: Mapping[str, Any] | None) -> dict[str, int]:
     return {name: value for name, value in found.items() if isinstance(value, int)}
 
 
-def request_span(
-    span: Span,
-    *,
-    model: str,
-    namespace: str,
-    outcome: str,
-    similarity: float | None,
-    threshold: float | None,
-    entry_id: str | None,
-    embedding_model: str,
-    usage: Mapping[str, Any] | None = None,
-    prompt: str | None = None,
-) -> None:
-    """What the cache did for the request, on the gateway span (``prompt`` only when the
-    config allows prompt text in spans)."""
-    if not span.is_recording():
-        return
-    attributes: dict[str, Any] = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.request.model": model,
-        "vetcache.namespace": namespace,
-        "vetcache.cache.outcome": outcome,
-        "vetcache.embedding_model": embedding_model,
-        **_usage(usage),
-    }
-    for name, value in (
-        ("vetcache.cache.similarity", similarity),
-        ("vetcache.cache.threshold", threshold),
-        ("vetcache.cache.entry_id", entry_id),
-        ("vetcache.prompt", prompt),
-    ):
-        if value is not None:
-            attributes[name] = value
-    span.set_attributes(attributes)
+TRACED_PREFIXES = ("/v1/", "/admin/", "/healthz", "/readyz", "/metrics")
+"""Paths named in span names as they are (any other path: the method only, so a scan of
+random URLs cannot mint span names without bound)."""
+
+
+class Tracing:
+    """The gateway's tracing, on or off (``tracing.enabled``)."""
+
+    def __init__(self, settings: TracingSettings, embedding_model: str = "") -> None:
+        self.tracer: Tracer | None = tracer(settings)
+        self.capture_text = settings.capture_text
+        self.embedding_model = embedding_model
+
+    @classmethod
+    def off(cls) -> Tracing:
+        """Tracing that traces nothing (the default of what takes one)."""
+        return cls(TracingSettings())
+
+    def span(self, name: str) -> AbstractContextManager[Span]:
+        """A child span of the current one for the block (nothing when off)."""
+        if self.tracer is None:
+            return nullcontext(INVALID_SPAN)
+        return self.tracer.start_as_current_span(name)
+
+    def current(self) -> Span:
+        """The current span (a no-op one when off)."""
+        return INVALID_SPAN if self.tracer is None else trace.get_current_span()
+
+    def start_span(self, name: str) -> Span:
+        """A span the caller ends itself (a stream's, at its last chunk); a no-op one when
+        off."""
+        return INVALID_SPAN if self.tracer is None else self.tracer.start_span(name)
+
+    @contextmanager
+    def server(
+        self, method: str, path: str, headers: list[tuple[bytes, bytes]], request_id: str
+    ) -> Iterator[Span | None]:
+        """The gateway span of one HTTP request, continuing the caller's trace (W3C
+        ``traceparent``); None when off."""
+        if self.tracer is None:
+            yield None
+            return
+        with self.tracer.start_as_current_span(
+            f"{method} {path}" if path.startswith(TRACED_PREFIXES) else method,
+            context=incoming(headers),
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": method,
+                "url.path": path,
+                "vetcache.request_id": request_id,
+            },
+        ) as span:
+            yield span
+
+    @staticmethod
+    def status(span: Span | None, status: int) -> None:
+        """The HTTP status on the gateway span (an error status from 500 up)."""
+        if span is None:
+            return
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_status(StatusCode.ERROR)
+
+    def chat(
+        self,
+        span: Span | None,
+        body: Mapping[str, Any],
+        namespace: str,
+        report: CacheReport,
+        usage: Callable[[], Mapping[str, Any] | None],
+    ) -> None:
+        """What the cache did for a chat request, on its gateway span (``usage`` is only
+        asked for when the span records; the prompt only with ``capture_text``)."""
+        if span is None or not span.is_recording():
+            return
+        model = str(body.get("model"))
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": model,
+            "vetcache.namespace": namespace,
+            "vetcache.cache.outcome": report.outcome.value,
+            "vetcache.embedding_model": self.embedding_model,
+            **_usage(usage()),
+        }
+        for name, value in (
+            ("vetcache.cache.similarity", report.similarity),
+            ("vetcache.cache.threshold", report.threshold),
+            ("vetcache.cache.entry_id", report.entry_id),
+            ("vetcache.cache.refused", report.refused),
+            ("vetcache.prompt", _prompt(body) if self.capture_text else None),
+        ):
+            if value is not None:
+                attributes[name] = value
+        span.set_attributes(attributes)
+
+
+def _prompt(body: Mapping[str, Any]) -> str | None:
+    """The last message's text, when it is plain text."""
+    messages = body.get("messages") or [{}]
+    content = messages[-1].get("content") if isinstance(messages[-1], Mapping) else None
+    return content if isinstance(content, str) else None

@@ -12,7 +12,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from audit.pairs import InputError, Pair, embed_similarities, load_pairs
+from audit.errors import InputError
+from audit.pairs import Pair, embed_similarities, load_pairs
 from audit.tune import TuneLabel, TuneReport, plot, render, report_from_ledger
 from proxy.settings import Settings
 
@@ -90,8 +91,9 @@ async def _run(
 ) -> tuple[TuneReport, float | None]:
     from redis.exceptions import RedisError
 
-    from audit import LedgerError, build_queue_and_ledger
-    from cache import StoreError
+    from audit import build_queue_and_ledger
+    from audit.errors import LedgerError
+    from cache.errors import StoreError
     from cache.stores.redis import RedisStore
 
     assert settings.redis_url is not None

@@ -1,10 +1,10 @@
-"""The ``contrast`` judge: offline rules on top of similarity (see ``audit.contrast``)."""
+"""The ``contrast`` judge: offline rules on top of similarity (see ``cache.contrast``)."""
 
 from __future__ import annotations
 
-from audit.contrast import contrasts
 from audit.judges.base import Judge
 from audit.schema import AuditJob, Judgement
+from cache.contrast import contrasts
 
 
 class ContrastJudge(Judge):

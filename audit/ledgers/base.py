@@ -9,10 +9,6 @@ from pydantic import BaseModel
 from audit.schema import AuditJob, HardNegative, Verdict, VerdictKind
 
 
-class LedgerError(Exception):
-    """The ledger is unreachable or failed."""
-
-
 class Served(BaseModel):
     """A hit as served, kept for feedback: the pair and the key that asked."""
 

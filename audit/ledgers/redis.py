@@ -19,12 +19,11 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-from redis.exceptions import RedisError
-
-from audit.ledgers.base import LOOKUP_HISTORY_H, Ledger, LedgerError, Served
+from audit.errors import LedgerError
+from audit.ledgers.base import LOOKUP_HISTORY_H, Ledger, Served
 from audit.schema import HardNegative, Verdict, VerdictKind
 from audit.tune import similarity_bin
-from cache.redis_client import RedisClient, close, connect
+from cache.redis_client import RedisClient, close, connect, redis_errors
 
 TAG = "vc:{audit}:"
 INDEX = f"{TAG}verdicts"
@@ -73,7 +72,7 @@ class RedisLedger(Ledger):
         await close(self._redis)
 
     async def record(self, verdict: Verdict) -> bool:
-        try:
+        with redis_errors(LedgerError):
             size = int(
                 await self._record(
                     keys=[f"{TAG}judged:{verdict.job.job_id}", _verdict_key(verdict.id), INDEX],
@@ -91,8 +90,6 @@ class RedisLedger(Ledger):
             dropped = await self._over_retention(INDEX, int(size))
             if dropped:
                 await self._redis.delete(*(_verdict_key(i) for i in dropped))
-        except RedisError as exc:
-            raise LedgerError(str(exc)) from exc
         return True
 
     async def _over_retention(self, index: str, size: int) -> list[str]:
@@ -105,10 +102,8 @@ class RedisLedger(Ledger):
         return [_text(i) for i, _ in oldest]
 
     async def get(self, verdict_id: str) -> Verdict | None:
-        try:
+        with redis_errors(LedgerError):
             raw = await self._redis.get(_verdict_key(verdict_id))
-        except RedisError as exc:
-            raise LedgerError(str(exc)) from exc
         return Verdict.model_validate_json(raw) if raw else None
 
     async def query(
@@ -119,7 +114,7 @@ class RedisLedger(Ledger):
         since: float = 0.0,
         limit: int | None = 100,
     ) -> list[Verdict]:
-        try:
+        with redis_errors(LedgerError):
             ids = await self._redis.zrevrangebyscore(INDEX, "+inf", since)
             found: list[Verdict] = []
             for start in range(0, len(ids), 500):
@@ -135,33 +130,27 @@ class RedisLedger(Ledger):
                         found.append(item)
                 if limit is not None and len(found) >= limit:
                     return found[:limit]
-        except RedisError as exc:
-            raise LedgerError(str(exc)) from exc
         return found
 
     async def remember(self, served: Served, ttl_s: int) -> int:
         job = served.job
         hits = f"vc:hits:{job.entry_id}"
-        try:
+        with redis_errors(LedgerError):
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(f"vc:served:{job.request_id}", served.model_dump_json(), ex=ttl_s)
                 pipe.incr(hits)
                 pipe.expire(hits, ttl_s)
                 _count_lookup(pipe, job.namespace, similarity_bin(job.similarity))
                 _, seen, *_ = await pipe.execute()
-        except RedisError as exc:
-            raise LedgerError(str(exc)) from exc
         return int(seen)
 
     async def served(self, request_id: str) -> Served | None:
-        try:
+        with redis_errors(LedgerError):
             raw = await self._redis.get(f"vc:served:{request_id}")
-        except RedisError as exc:
-            raise LedgerError(str(exc)) from exc
         return Served.model_validate_json(raw) if raw else None
 
     async def add_hard_negative(self, pair: HardNegative) -> None:
-        try:
+        with redis_errors(LedgerError):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(HARD, pair.pair_id, pair.model_dump_json())
                 pipe.zadd(HARD_INDEX, {pair.pair_id: pair.created_at})
@@ -170,22 +159,18 @@ class RedisLedger(Ledger):
             dropped = await self._over_retention(HARD_INDEX, int(size))
             if dropped:
                 await self._redis.hdel(HARD, *dropped)
-        except RedisError as exc:
-            raise LedgerError(str(exc)) from exc
 
     async def drop_hard_negative(self, pair_id: str) -> None:
-        try:
+        with redis_errors(LedgerError):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hdel(HARD, pair_id)
                 pipe.zrem(HARD_INDEX, pair_id)
                 await pipe.execute()
-        except RedisError as exc:
-            raise LedgerError(str(exc)) from exc
 
     async def hard_negatives(
         self, *, namespace: str | None = None, limit: int | None = 1000
     ) -> list[HardNegative]:
-        try:
+        with redis_errors(LedgerError):
             ids = await self._redis.zrevrange(HARD_INDEX, 0, -1)
             found: list[HardNegative] = []
             for start in range(0, len(ids), 500):
@@ -198,33 +183,25 @@ class RedisLedger(Ledger):
                         found.append(pair)
                 if limit is not None and len(found) >= limit:
                     return found[:limit]
-        except RedisError as exc:
-            raise LedgerError(str(exc)) from exc
         return found
 
     async def lead(self, role: str, owner: str, ttl_s: int) -> bool:
-        try:
+        with redis_errors(LedgerError):
             return bool(await self._lead(keys=[f"vc:lead:{role}"], args=[owner, ttl_s]))
-        except RedisError as exc:
-            raise LedgerError(str(exc)) from exc
 
     async def count_lookup(self, namespace: str, similarity_bin: int) -> None:
-        try:
+        with redis_errors(LedgerError):
             async with self._redis.pipeline(transaction=False) as pipe:
                 _count_lookup(pipe, namespace, similarity_bin)
                 await pipe.execute()
-        except RedisError as exc:
-            raise LedgerError(str(exc)) from exc
 
     async def lookup_bins(self, namespace: str, hours: int) -> dict[int, int]:
         hour = int(time.time() // 3600)
-        try:
+        with redis_errors(LedgerError):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for at in range(hour - hours + 1, hour + 1):
                     pipe.hgetall(f"vc:sim:{namespace}:{at}")
                 found = await pipe.execute()
-        except RedisError as exc:
-            raise LedgerError(str(exc)) from exc
         total: dict[int, int] = {}
         for bins in found:
             for b, count in bins.items():

@@ -9,14 +9,6 @@ from pydantic import BaseModel
 from audit.schema import AuditJob
 
 
-class QueueError(Exception):
-    """The queue is unreachable or failed."""
-
-
-class QueueUnusable(QueueError):
-    """The queue can never work as configured (e.g. a cluster node without redis_cluster)."""
-
-
 class Delivery(BaseModel):
     """One delivery of a job to a worker; ``ack`` it once its verdict is recorded."""
 

@@ -10,27 +10,17 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
-from audit.queues.base import Delivery, JobQueue, QueueError, QueueUnusable
+from audit.errors import QueueError, QueueUnusable
+from audit.queues.base import Delivery, JobQueue
 from audit.schema import AuditJob
-from cache.redis_client import RedisClient, close, connect, topology_mismatch
+from cache.redis_client import RedisClient, close, connect, redis_errors, topology_mismatch
+from cache.redis_replies import is_group_exists, is_missing_group
 
 STREAM = "vc:audit:jobs"
 GROUP = "auditors"
 MAX_LENGTH = 1_000_000
-
-
-def _is_missing_group(error: ResponseError) -> bool:
-    # XREADGROUP / XAUTOCLAIM answer "NOGROUP No such key ... or consumer group ..." once
-    # Redis lost the stream (restarted without its data); the code is the only signal.
-    return str(error).startswith("NOGROUP")
-
-
-def _is_group_exists(error: ResponseError) -> bool:
-    # XGROUP CREATE answers "BUSYGROUP Consumer Group name already exists" when another
-    # process created it first; the error code is the only signal.
-    return str(error).startswith("BUSYGROUP")
 
 
 class RedisStreamQueue(JobQueue):
@@ -42,71 +32,68 @@ class RedisStreamQueue(JobQueue):
         self.reclaim_after_ms = int(reclaim_after_s * 1000)
 
     async def open(self) -> None:
-        try:
+        with redis_errors(QueueError):
             mismatch = await topology_mismatch(self._redis, self.url)
             if mismatch:
                 raise QueueUnusable(mismatch)
-            await self._redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if not _is_group_exists(exc):
-                raise QueueError(str(exc)) from exc
-        except RedisError as exc:
-            raise QueueError(str(exc)) from exc
+            try:
+                await self._redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if not is_group_exists(exc):
+                    raise
 
     async def close(self) -> None:
         await close(self._redis)
 
     async def put(self, job: AuditJob) -> None:
-        try:
+        with redis_errors(QueueError):
             await self._redis.xadd(
                 STREAM, {"job": job.model_dump_json()}, maxlen=MAX_LENGTH, approximate=True
             )
-        except RedisError as exc:
-            raise QueueError(str(exc)) from exc
 
     async def take(self, consumer: str, count: int, block_s: float) -> list[Delivery]:
-        try:
-            claimed = await self._redis.xautoclaim(
-                STREAM, GROUP, consumer, min_idle_time=self.reclaim_after_ms, count=count
-            )
-            entries: list[Any] = list(claimed[1])
-            if not entries:
-                fresh = cast(
-                    list[Any],
-                    await self._redis.xreadgroup(
-                        GROUP, consumer, {STREAM: ">"}, count=count, block=int(block_s * 1000)
-                    ),
-                )
-                entries = [entry for _, stream_entries in fresh or [] for entry in stream_entries]
-        except ResponseError as exc:
-            if not _is_missing_group(exc):
-                raise QueueError(str(exc)) from exc
-            # Redis came back without the stream: create the group again (from the start
-            # of whatever gateways queued since) instead of failing until a restart.
-            await self.open()
-            return []
-        except RedisError as exc:
-            raise QueueError(str(exc)) from exc
+        with redis_errors(QueueError):
+            try:
+                entries = await self._entries(consumer, count, block_s)
+            except ResponseError as exc:
+                if not is_missing_group(exc):
+                    raise
+                # Redis came back without the stream: create the group again (from the start
+                # of whatever gateways queued since) instead of failing until a restart.
+                await self.open()
+                return []
         return [
             Delivery(id=_text(entry_id), job=AuditJob.model_validate_json(fields[b"job"]))
             for entry_id, fields in entries
             if fields and b"job" in fields
         ]
 
+    async def _entries(self, consumer: str, count: int, block_s: float) -> list[Any]:
+        """Jobs idle past the reclaim timeout first, else new ones (waiting up to block_s)."""
+        claimed = await self._redis.xautoclaim(
+            STREAM, GROUP, consumer, min_idle_time=self.reclaim_after_ms, count=count
+        )
+        entries: list[Any] = list(claimed[1])
+        if entries:
+            return entries
+        fresh = cast(
+            list[Any],
+            await self._redis.xreadgroup(
+                GROUP, consumer, {STREAM: ">"}, count=count, block=int(block_s * 1000)
+            ),
+        )
+        return [entry for _, stream_entries in fresh or [] for entry in stream_entries]
+
     async def ack(self, delivery_id: str) -> None:
-        try:
+        with redis_errors(QueueError):
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.xack(STREAM, GROUP, delivery_id)
                 pipe.xdel(STREAM, delivery_id)
                 await pipe.execute()
-        except RedisError as exc:
-            raise QueueError(str(exc)) from exc
 
     async def depth(self) -> int:
-        try:
+        with redis_errors(QueueError):
             return int(await self._redis.xlen(STREAM))
-        except RedisError as exc:
-            raise QueueError(str(exc)) from exc
 
 
 def _text(value: Any) -> str:

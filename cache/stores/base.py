@@ -1,4 +1,4 @@
-"""The interface every vector store implements, and its errors."""
+"""The interface every vector store implements."""
 
 from __future__ import annotations
 
@@ -6,14 +6,6 @@ from abc import ABC, abstractmethod
 
 from cache.embedder import Vector
 from cache.schema import CacheEntry
-
-
-class StoreError(Exception):
-    """The store failed (unreachable, timed out, answered an error). The cache fails open."""
-
-
-class StoreUnusable(StoreError):
-    """The store can never work as configured (e.g. Redis without the Query Engine)."""
 
 
 class Store(ABC):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from cache.embedder import Vector
+from cache.errors import StoreError
 from cache.schema import CacheEntry
-from cache.stores.base import Store, StoreError
+from cache.stores.base import Store
 
 
 class FaultyStore(Store):

@@ -30,12 +30,21 @@ from typing import Any, cast
 
 import numpy as np
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from cache.embedder import Vector
-from cache.redis_client import RedisClient, close, connect, safe_url, topology_mismatch
+from cache.errors import StoreError, StoreUnusable
+from cache.redis_client import (
+    RedisClient,
+    close,
+    connect,
+    redis_errors,
+    safe_url,
+    topology_mismatch,
+)
+from cache.redis_replies import is_index_exists, is_missing_index, is_missing_query_engine
 from cache.schema import CacheEntry
-from cache.stores.base import Store, StoreError, StoreUnusable
+from cache.stores.base import Store
 from cache.stores.redis_shards import search_reply, shard_tags
 
 SCHEMA_VERSION = 2  # 2: created_at no longer indexed (its returned value was rounded)
@@ -58,18 +67,6 @@ TEXT_FIELDS = (
     "embedder",
 )
 FIELDS = (*TEXT_FIELDS, "created_at", "min_similarity", "quarantined")
-
-
-def _is_missing_query_engine(error: ResponseError) -> bool:
-    # Redis answers FT.* commands it does not know with "unknown command 'FT.INFO'";
-    # that string is the only signal that the search module is absent.
-    return "unknown command" in str(error).lower()
-
-
-def _is_missing_index(error: ResponseError) -> bool:
-    # RediSearch 2.x says "Unknown index name" (or "no such index" in older builds).
-    message = str(error).lower()
-    return "unknown index name" in message or "no such index" in message
 
 
 def entry_key(scope: str, entry_id: str) -> str:
@@ -164,10 +161,8 @@ class RedisStore(Store):
     async def open(self, dimension: int) -> None:
         self.dimension = dimension
         self.index_name = f"vetcache:v{SCHEMA_VERSION}:d{dimension}"
-        try:
+        with redis_errors(StoreError, f"cannot reach Redis at {safe_url(self.url)}"):
             mismatch = await topology_mismatch(self._redis, self.url)
-        except RedisError as exc:
-            raise StoreError(f"cannot reach Redis at {safe_url(self.url)}: {exc}") from exc
         if mismatch:
             raise StoreUnusable(mismatch)
         if not isinstance(self._redis, RedisCluster):
@@ -187,42 +182,39 @@ class RedisStore(Store):
         Raw FT.* commands, because only ``execute_command`` lets a cluster client name the
         node: redis-py would send them to a random node and follow its MOVED answers."""
         on_node: dict[str, Any] = {"target_nodes": node} if node is not None else {}
-        try:
-            await self._redis.execute_command("FT.INFO", name, **on_node)
-            return
-        except ResponseError as exc:
-            if _is_missing_query_engine(exc):
-                raise StoreUnusable(
-                    f"Redis at {safe_url(self.url)} has no Query Engine (RediSearch). Run "
-                    "Redis Stack >= 7.2 or Redis 8 (locally: scripts/redis-stack.sh start)"
-                ) from None
-            if not _is_missing_index(exc):
-                raise StoreError(f"cannot inspect the index: {exc}") from exc
-        except RedisError as exc:
-            raise StoreError(f"cannot reach Redis at {safe_url(self.url)}: {exc}") from exc
-        try:
-            await self._redis.execute_command(
-                "FT.CREATE", name, "ON", "HASH", "PREFIX", 1, ENTRY_PREFIX,
-                "SCHEMA", "scope", "TAG", "namespace", "TAG",
-                "vec", "VECTOR", "HNSW", 10, "TYPE", "FLOAT32", "DIM", self.dimension,
-                "DISTANCE_METRIC", "COSINE", "M", HNSW_M, "EF_CONSTRUCTION", HNSW_EF_CONSTRUCTION,
-                **on_node,
-            )  # fmt: skip
-        except ResponseError as exc:
-            if "already exists" not in str(exc).lower():  # another replica won the race
-                raise StoreError(f"cannot create the index: {exc}") from exc
-        except RedisError as exc:
-            raise StoreError(f"cannot create the index: {exc}") from exc
+        with redis_errors(StoreError, f"cannot reach Redis at {safe_url(self.url)}"):
+            try:
+                await self._redis.execute_command("FT.INFO", name, **on_node)
+                return
+            except ResponseError as exc:
+                if is_missing_query_engine(exc):
+                    raise StoreUnusable(
+                        f"Redis at {safe_url(self.url)} has no Query Engine (RediSearch). Run "
+                        "Redis Stack >= 7.2 or Redis 8 (locally: scripts/redis-stack.sh start)"
+                    ) from None
+                if not is_missing_index(exc):
+                    raise StoreError(f"cannot inspect the index: {exc}") from exc
+        with redis_errors(StoreError, "cannot create the index"):
+            try:
+                await self._redis.execute_command(
+                    "FT.CREATE", name, "ON", "HASH", "PREFIX", 1, ENTRY_PREFIX,
+                    "SCHEMA", "scope", "TAG", "namespace", "TAG",
+                    "vec", "VECTOR", "HNSW", 10, "TYPE", "FLOAT32", "DIM", self.dimension,
+                    "DISTANCE_METRIC", "COSINE", "M", HNSW_M,
+                    "EF_CONSTRUCTION", HNSW_EF_CONSTRUCTION,
+                    **on_node,
+                )  # fmt: skip
+            except ResponseError as exc:
+                if not is_index_exists(exc):  # else another replica won the race
+                    raise
 
     async def close(self) -> None:
         await close(self._redis)
 
     async def get_exact(self, scope: str, exact: str) -> CacheEntry | None:
         prefixes = [entry_key(scope, ""), pending_key(scope, "")]
-        try:
+        with redis_errors():
             found = await self._exact(keys=[exact_key(scope, exact)], args=[*prefixes, *FIELDS])
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
         if not found:
             return None
         pending, fields = found
@@ -233,21 +225,20 @@ class RedisStore(Store):
     ) -> list[tuple[CacheEntry, float]]:
         query = f"(@scope:{{{scope}}})=>[KNN {k} @vec $q EF_RUNTIME {HNSW_EF_RUNTIME} AS distance]"
         blob = vector.astype(np.float32).tobytes()
-        try:
-            if isinstance(self._redis, RedisCluster):
-                docs = await self._search_shard(self._redis, scope, query, blob, k)
-            else:
-                docs = await self._search_one(query, blob, k)
-        except ResponseError as exc:
-            if not _is_missing_index(exc):
-                raise StoreError(str(exc)) from exc
-            # A Redis restarted without persistence (or flushed) lost the index, or a
-            # resharded cluster has a primary without one: build it again; entries admitted
-            # from now on are found again.
-            await self.open(self.dimension)
-            return []
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
+        with redis_errors():
+            try:
+                if isinstance(self._redis, RedisCluster):
+                    docs = await self._search_shard(self._redis, scope, query, blob, k)
+                else:
+                    docs = await self._search_one(query, blob, k)
+            except ResponseError as exc:
+                if not is_missing_index(exc):
+                    raise
+                # A Redis restarted without persistence (or flushed) lost the index, or a
+                # resharded cluster has a primary without one: build it again; entries
+                # admitted from now on are found again.
+                await self.open(self.dimension)
+                return []
         found = []
         for key, distance, values in docs:
             # The document's key ends in the entry id (redis-py also puts the key in
@@ -311,7 +302,7 @@ class RedisStore(Store):
             "created_at": entry.created_at,
             "vec": vector.astype(np.float32).tobytes(),
         }
-        try:
+        with redis_errors():
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hset(key, mapping=mapping)
                 pipe.set(exact_key(entry.scope, entry.exact), entry.id)
@@ -327,8 +318,6 @@ class RedisStore(Store):
             size = int(results[-1])
             if cap is not None and size > cap:
                 await self._evict(entry.namespace, size - cap)
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
 
     async def confirm(self, scope: str, entry_id: str, asker: str, needed: int) -> bool:
         return await self._released(scope, entry_id, asker, max(1, needed))
@@ -338,7 +327,7 @@ class RedisStore(Store):
 
     async def _released(self, scope: str, entry_id: str, asker: str, needed: int) -> bool:
         pending, served = pending_key(scope, entry_id), entry_key(scope, entry_id)
-        try:
+        with redis_errors():
             answer = await self._release(
                 keys=[pending, askers_key(scope, entry_id), served], args=[asker, needed]
             )
@@ -350,13 +339,11 @@ class RedisStore(Store):
                         pipe.zadd(namespace, {served: score})
                         pipe.zrem(namespace, pending)
                         await pipe.execute()
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
         return int(answer[0]) in (1, 2)
 
     async def discard(self, scope: str, entry_id: str) -> None:
         key = pending_key(scope, entry_id)
-        try:
+        with redis_errors():
             found = await self._redis.hmget(key, ["exact", "namespace"])
             if found[0] is None:
                 return
@@ -365,8 +352,6 @@ class RedisStore(Store):
                 keys=[key, askers_key(scope, entry_id), exact_key(scope, exact)], args=[entry_id]
             )
             await self._redis.zrem(namespace_key(namespace), key)
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
 
     async def _evict(self, namespace: str, count: int) -> None:
         oldest = cast(
@@ -387,17 +372,15 @@ class RedisStore(Store):
             await pipe.execute()
 
     async def count(self, namespace: str) -> int:
-        try:
+        with redis_errors():
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.zremrangebyscore(namespace_key(namespace), "-inf", time.time())
                 pipe.zcard(namespace_key(namespace))
                 results = await pipe.execute()
             return int(results[-1])
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
 
     async def sizes(self, limit: int = 1000) -> dict[str, int]:
-        try:
+        with redis_errors():
             # A set kept at admission, not a SCAN: a SCAN walks the whole keyspace (every
             # entry) on each metrics refresh.
             names = sorted(_text(n) for n in await self._redis.smembers(NAMESPACES_KEY))[:limit]
@@ -406,8 +389,6 @@ class RedisStore(Store):
                 for name in names:
                     pipe.zcount(namespace_key(name), now, "+inf")
                 counts = await pipe.execute()
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
         return {name: int(n) for name, n in zip(names, counts, strict=True)}
 
     async def guard(
@@ -419,7 +400,7 @@ class RedisStore(Store):
         quarantine: bool = False,
     ) -> bool:
         key = entry_key(scope, entry_id)
-        try:
+        with redis_errors():
             current = await self._redis.hmget(key, ["id", "min_similarity"])
             if current[0] is None:
                 return False
@@ -431,32 +412,24 @@ class RedisStore(Store):
                 mapping["quarantined"] = "1"
             if mapping:
                 await self._redis.hset(key, mapping=mapping)
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
         return True
 
     async def thresholds(self) -> dict[str, float]:
-        try:
+        with redis_errors():
             raw = await self._redis.hgetall(THRESHOLDS_KEY)
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
         return {_text(name): float(_text(value)) for name, value in raw.items()}
 
     async def set_threshold(self, namespace: str, value: float | None) -> None:
-        try:
+        with redis_errors():
             if value is None:
                 await self._redis.hdel(THRESHOLDS_KEY, namespace)
             else:
                 await self._redis.hset(THRESHOLDS_KEY, namespace, repr(value))
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
 
     async def ping(self) -> None:
         """Raise ``StoreError`` unless Redis answers."""
-        try:
+        with redis_errors():
             await self._redis.ping()
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
 
 
 def _text(value: Any) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 
-from cache.stores.base import StoreError
+from cache.errors import StoreError
 
 
 def search_reply(raw: Any) -> list[tuple[str, dict[str, Any]]]:

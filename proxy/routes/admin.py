@@ -7,12 +7,13 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cache import SemanticCache, StoreError
+from cache import SemanticCache
+from cache.errors import StoreError
 from proxy import deps
 from proxy.chat_service import ChatService
+from proxy.directives import checked_namespace
 from proxy.errors import GatewayError
 from proxy.openapi import json_body
-from proxy.routes.chat import NAMESPACE
 from proxy.wire import json_response, read_json, validate
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(deps.admin)])
@@ -50,8 +51,7 @@ async def set_threshold(
 ) -> Response:
     """Set a namespace's live threshold; every replica follows within
     ``cache.threshold_refresh_s``."""
-    if not NAMESPACE.fullmatch(namespace):
-        raise GatewayError("invalid namespace", status=400, code="invalid_namespace")
+    checked_namespace(namespace, "namespace")
     update = validate(ThresholdUpdate, await read_json(request, settings.max_body_bytes))
     cache = _cache(service)
     try:

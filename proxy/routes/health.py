@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from proxy import deps
 from proxy.errors import GatewayError
-from proxy.metrics import render
+from proxy.exposition import render
 from proxy.wire import json_response
 
 router = APIRouter(tags=["health"])

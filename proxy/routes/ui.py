@@ -17,10 +17,10 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
-from audit import QueueError
+from audit.errors import QueueError
 from proxy import deps
 from proxy.errors import GatewayError
-from proxy.metrics import summary
+from proxy.summary import summary
 from proxy.wire import json_response
 
 router = APIRouter(tags=["ui"])
@@ -69,5 +69,5 @@ async def admin_summary(request: Request) -> Response:
     body["audit_queue_depth"] = None
     if auditor is not None:
         with contextlib.suppress(QueueError):  # the page shows a dash
-            body["audit_queue_depth"] = await auditor.queue.depth()
+            body["audit_queue_depth"] = await auditor.queue_depth()
     return json_response(body)

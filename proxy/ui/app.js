@@ -54,7 +54,7 @@ async function load() {
   ]);
   $("hit-ratio").textContent = pct(summary.hit_ratio);
   const r = summary.requests;
-  $("requests").textContent = `${r.hit} hits, ${r.miss} misses, ${r.bypass} bypassed, ${r.error} errors (since start)`;
+  $("requests").textContent = `${r.hit} hits, ${r.miss} misses, ${r.fail_open} failed open, ${r.bypass} bypassed, ${r.error} errors (since start)`;
   $("p99").textContent = ms(summary.latency_s.p99);
   $("p50").textContent = `p50 ${ms(summary.latency_s.p50)}; hits p99 ${ms(summary.hit_latency_s.p99)}`;
   $("queue").textContent = summary.audit_queue_depth === null ? "–" : String(summary.audit_queue_depth);

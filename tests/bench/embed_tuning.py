@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from cache import CacheSettings, build_embedder
 from cache.embedder import SentenceTransformerEmbedder
-from cache.semantic import EMBEDDING_BACKENDS
+from cache.settings import EMBEDDING_BACKENDS
 from tests.integration.test_onnx_embedder import sample
 
 BACKENDS = EMBEDDING_BACKENDS

@@ -36,7 +36,7 @@ from cache import CacheSettings, build_embedder
 from cache.embedder import SentenceTransformerEmbedder
 from cache.keys import derive_key
 from cache.schema import CacheEntry
-from cache.semantic import EMBEDDING_BACKENDS
+from cache.settings import EMBEDDING_BACKENDS
 from cache.stores.redis import RedisStore
 from tests.conftest import ROOT, free_port, stop, vetcache, wait_http
 

@@ -32,6 +32,7 @@ ROUNDS = 200
 def fill(metrics: object) -> None:
     """Observe a busy gateway's worth of series."""
     from audit.stats import FPRate
+    from cache import Outcome, Refusal
     from proxy.metrics import Metrics
 
     assert isinstance(metrics, Metrics)
@@ -39,13 +40,15 @@ def fill(metrics: object) -> None:
     names = [f"ns-{i:02d}" for i in range(NAMESPACES)]
     for name in names:
         for model in MODELS:
-            for outcome in ("hit", "miss", "bypass", "error"):
+            for outcome in Outcome:
                 metrics.request(name, model, outcome, rng.uniform(0.001, 2), rng.uniform(0.5, 1))
         for verdict in ("correct", "false_positive", "uncertain", "error"):
             for judge in ("contrast/1", "review", "feedback"):
                 metrics.verdicts.labels(name, verdict, judge, "hit").inc()
         metrics.saved(name, 120, 0.0004)
-        metrics.guard_veto(name)
+        for reason in Refusal:
+            metrics.refusals.labels(name, reason.value).inc()
+        metrics.refusals.labels(name, "contrast").inc()
         metrics.jobs.labels(name, "hit").inc()
         metrics.jobs.labels(name, "near_miss").inc()
     for stage in ("exact_lookup", "embed", "vector_search", "upstream", "admit", "judge"):
@@ -83,7 +86,8 @@ def single_process() -> None:
     from prometheus_client import CollectorRegistry
 
     from proxy.app import create_app
-    from proxy.metrics import Metrics, render
+    from proxy.exposition import render
+    from proxy.metrics import Metrics
     from proxy.settings import Settings
 
     registry = CollectorRegistry()
@@ -117,7 +121,7 @@ def multi_process(workers: int = 4) -> None:
         code = (
             f"import sys, time; sys.path.insert(0, {str(ROOT)!r})\n"
             "from prometheus_client import CollectorRegistry\n"
-            "from proxy.metrics import render\n"
+            "from proxy.exposition import render\n"
             "from tests.bench.metrics_scrape import timed\n"
             f"timed('render(), multiprocess, {workers} workers\\' files', "
             "lambda: len(render(CollectorRegistry())[0]))\n"

@@ -18,7 +18,8 @@ from audit.judges.base import Judge
 from audit.judges.contrast import ContrastJudge
 from audit.judges.llm import LLMJudge, LLMJudgeSettings
 from cache.embedder import SentenceTransformerEmbedder
-from cache.semantic import CacheSettings, SemanticCache
+from cache.semantic import SemanticCache
+from cache.settings import CacheSettings
 from cache.stores.redis import RedisStore
 from proxy.auth import hash_key
 from tests.conftest import route

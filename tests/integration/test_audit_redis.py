@@ -21,7 +21,8 @@ from audit.queues.base import JobQueue
 from audit.schema import AuditJob
 from audit.settings import AuditSettings
 from cache.embedder import SentenceTransformerEmbedder
-from cache.semantic import CacheSettings, SemanticCache
+from cache.semantic import SemanticCache
+from cache.settings import CacheSettings
 from cache.stores.redis import RedisStore
 from proxy.auth import hash_key
 from tests.conftest import free_port, route

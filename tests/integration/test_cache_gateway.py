@@ -17,7 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cache.embedder import HashEmbedder, SentenceTransformerEmbedder
-from cache.semantic import CacheSettings, SemanticCache
+from cache.semantic import SemanticCache
+from cache.settings import CacheSettings
 from cache.stores.redis import RedisStore
 from proxy.auth import hash_key
 from tests.conftest import ROOT, free_port, route

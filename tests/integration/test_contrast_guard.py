@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cache.embedder import HashEmbedder
-from cache.semantic import CacheSettings, SemanticCache
+from cache.semantic import SemanticCache
+from cache.settings import CacheSettings
 from cache.stores.memory import MemoryStore
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import pytest
 
 from cache.embedder import SentenceTransformerEmbedder
 from cache.onnx_embedder import OnnxEmbedder
-from cache.semantic import EmbeddingBackend
+from cache.settings import EmbeddingBackend
 from tests.conftest import free_port, stop, vetcache, wait_http
 
 pytestmark = pytest.mark.integration

@@ -38,7 +38,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from cache.embedder import HashEmbedder
-from cache.semantic import CacheSettings, SemanticCache
+from cache.semantic import SemanticCache
+from cache.settings import CacheSettings
 from cache.stores.memory import MemoryStore
 from proxy.app import create_app
 from proxy.auth import hash_key

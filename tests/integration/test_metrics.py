@@ -18,7 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from audit.stats import wilson
 from cache.embedder import SentenceTransformerEmbedder
-from cache.semantic import CacheSettings, SemanticCache
+from cache.semantic import SemanticCache
+from cache.settings import CacheSettings
 from cache.stores.memory import MemoryStore
 from proxy.auth import hash_key
 from tests.conftest import child_log, free_port, route, stop, vetcache, wait_http

@@ -24,8 +24,8 @@ from audit import AuditSettings, AuditWorker, build_queue_and_ledger
 from audit.judges.contrast import ContrastJudge
 from audit.ledgers.base import Served
 from audit.schema import AuditJob, HardNegative, Verdict
+from cache.errors import StoreUnusable
 from cache.schema import CacheEntry
-from cache.stores.base import StoreUnusable
 from cache.stores.redis import RedisStore, entry_key
 from proxy.app import create_app
 from proxy.auth import hash_key

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cache.stores.base import StoreUnusable
+from cache.errors import StoreUnusable
 from cache.stores.redis import RedisStore
 from tests.conftest import ROOT, free_port, stop, vetcache
 

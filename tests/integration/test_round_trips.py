@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 from redis.asyncio.client import Pipeline, Redis
 
 from cache.embedder import SentenceTransformerEmbedder
-from cache.semantic import CacheSettings, SemanticCache
+from cache.semantic import SemanticCache
+from cache.settings import CacheSettings
 from cache.stores.redis import RedisStore
 
 pytestmark = pytest.mark.integration

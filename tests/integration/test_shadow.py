@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cache.embedder import SentenceTransformerEmbedder
-from cache.semantic import CacheSettings, SemanticCache
+from cache.semantic import SemanticCache
+from cache.settings import CacheSettings
 from cache.stores.memory import MemoryStore
 from proxy.auth import hash_key
 from tests.integration.test_metrics import scrape, value

@@ -22,7 +22,8 @@ from audit.ledgers.redis import RedisLedger
 from audit.stats import Z95
 from audit.tune import similarity_bin
 from cache.embedder import HashEmbedder
-from cache.semantic import CacheSettings, SemanticCache
+from cache.semantic import SemanticCache
+from cache.settings import CacheSettings
 from cache.stores.memory import MemoryStore
 from proxy.auth import hash_key
 from tests.conftest import free_port, record_verdicts, route, stop, vetcache, wait_http

@@ -12,18 +12,17 @@ import pytest
 
 from audit.actions import act_on
 from audit.auditor import Auditor
+from audit.errors import QueueError
 from audit.judges.contrast import ContrastJudge
 from audit.ledgers.base import Served
 from audit.ledgers.memory import MemoryLedger
-from audit.queues.base import QueueError
 from audit.queues.memory import MemoryQueue
 from audit.sampler import Sampler
 from audit.schema import AuditJob, Verdict
 from audit.settings import AuditSettings
 from audit.stats import fp_rate, wilson
 from audit.worker import AuditWorker
-from cache.schema import CacheEntry, CacheHit, CacheKey
-from cache.semantic import Lookup
+from cache.schema import CacheEntry, CacheKey, Candidate, Lookup, Outcome
 from cache.stores.memory import MemoryStore
 
 
@@ -230,8 +229,8 @@ def served_hit(text: str) -> tuple[CacheKey, Lookup]:
     entry = CacheEntry(id=uuid.uuid4().hex, scope="s1", exact="x", namespace="shop", tenant="t",
                        model="m", text="cached", response="{}", embedder="e",
                        created_at=time.time())  # fmt: skip
-    hit = CacheHit(entry=entry, similarity=0.95, exact=False)
-    return key, Lookup(outcome="hit", threshold=0.9, hit=hit, best_similarity=0.95)
+    hit = Candidate(entry=entry, similarity=0.95, exact=False)
+    return key, Lookup(outcome=Outcome.HIT, threshold=0.9, candidate=hit)
 
 
 async def test_jobs_the_queue_refuses_are_spilled_and_queued_again_in_order() -> None:
@@ -243,16 +242,16 @@ async def test_jobs_the_queue_refuses_are_spilled_and_queued_again_in_order() ->
         key, lookup = served_hit(f"q{n}")
         await auditor.after_lookup(request_id=f"r{n}", key=key, lookup=lookup, key_id=None)
     assert [j.request_id for j in auditor.spill] == ["r2", "r3", "r4"]  # the oldest dropped
-    assert auditor.spill_dropped == 2 and await queue.depth() == 0
-    assert await auditor.requeue() == 0  # still down: nothing lost, nothing sent
+    assert auditor.spill.dropped == 2 and await queue.depth() == 0
+    assert await auditor.spill.requeue() == 0  # still down: nothing lost, nothing sent
     queue.down = False
     key, lookup = served_hit("q5")  # refused a moment ago: it waits behind the others
     await auditor.after_lookup(request_id="r5", key=key, lookup=lookup, key_id=None)
     assert [j.request_id for j in auditor.spill] == ["r3", "r4", "r5"]
-    assert await auditor.requeue() == 3  # what the retry loop does once a second
+    assert await auditor.spill.requeue() == 3  # what the retry loop does once a second
     taken = await queue.take("w", count=10, block_s=0.1)
     assert [d.job.request_id for d in taken] == ["r3", "r4", "r5"]
-    assert not auditor.spill and auditor.spill_dropped == 3
+    assert not auditor.spill and auditor.spill.dropped == 3
     key, lookup = served_hit("q6")  # an empty spill: straight to the queue
     await auditor.after_lookup(request_id="r6", key=key, lookup=lookup, key_id=None)
     assert [d.job.request_id for d in await queue.take("w", 10, 0.1)] == ["r6"]

@@ -13,7 +13,8 @@ from audit.ledgers.memory import MemoryLedger
 from audit.schema import VerdictKind
 from audit.settings import AuditSettings, AutopilotSettings
 from cache.embedder import HashEmbedder
-from cache.semantic import CacheSettings, SemanticCache
+from cache.semantic import SemanticCache
+from cache.settings import CacheSettings
 from cache.stores.memory import MemoryStore
 from tests.conftest import record_verdicts
 

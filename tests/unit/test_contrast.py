@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from audit.contrast import contrasts
 from audit.judges.contrast import ContrastJudge
 from audit.schema import AuditJob
+from cache.contrast import contrasts
 
 
 @pytest.mark.parametrize(

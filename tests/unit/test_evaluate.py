@@ -27,7 +27,7 @@ from audit.evaluate import (
 )
 from audit.pairs import Pair
 from cache import CacheSettings
-from cache.embedder import EmbedderError
+from cache.errors import EmbedderError
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

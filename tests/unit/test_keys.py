@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from cache.keys import NotCacheable, derive_key
+from cache.errors import NotCacheable
+from cache.keys import derive_key
 
 USER = {"role": "user", "content": "How do I reverse a list in Python?"}
 

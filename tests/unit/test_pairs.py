@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from audit import pairs
-from audit.pairs import InputError, Pair, cohort_of, detect_format, load_pairs, parse_pairs
+from audit.errors import InputError
+from audit.pairs import Pair, cohort_of, detect_format, load_pairs, parse_pairs
 
 TSV_HEADER = "split\tid\ttext_a\ttext_b\tlabel\tscore\tcategory\n"
 

@@ -9,8 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cache.embedder import EmbedderError, HashEmbedder
-from cache.semantic import CacheSettings, SemanticCache
+from cache import Outcome
+from cache.embedder import HashEmbedder
+from cache.errors import EmbedderError
+from cache.semantic import SemanticCache
+from cache.settings import CacheSettings
 from cache.stores.faulty import FaultyStore
 from cache.stores.memory import MemoryStore
 
@@ -40,12 +43,12 @@ async def test_miss_admit_then_exact_hit() -> None:
     cache, _ = await open_cache()
     key = cache.key(body(), "t", "default")
     first = await cache.lookup(key, 0.9)
-    assert first.outcome == "miss" and first.vector is not None
+    assert first.outcome == Outcome.MISS and first.vector is not None
     await cache.admit(key, first.vector, ANSWER)
     again = await cache.lookup(
         cache.key(body("  What is six   times seven? "), "t", "default"), 0.9
     )
-    assert again.outcome == "hit" and again.hit is not None
+    assert again.outcome == Outcome.HIT and again.hit is not None
     assert again.hit.exact and again.hit.similarity == 1.0
 
 
@@ -55,9 +58,9 @@ async def test_semantic_hit_needs_the_threshold() -> None:
     await cache.admit(key, None, ANSWER)
     other = cache.key(body("Something else entirely"), "t", "default")
     low = await cache.lookup(other, -1.0)  # any vector clears -1: the entry is found
-    assert low.outcome == "hit" and low.hit is not None and not low.hit.exact
+    assert low.outcome == Outcome.HIT and low.hit is not None and not low.hit.exact
     strict = await cache.lookup(other, 0.99)
-    assert strict.outcome == "miss"
+    assert strict.outcome == Outcome.MISS
     assert strict.best_similarity == pytest.approx(low.hit.similarity)
 
 
@@ -110,10 +113,10 @@ async def test_store_down_fails_open_and_recovers(caplog: pytest.LogCaptureFixtu
     store.down = True
     with caplog.at_level(logging.INFO, logger="vetcache.cache"):
         for _ in range(3):
-            assert (await cache.lookup(key, 0.9)).outcome == "error"
+            assert (await cache.lookup(key, 0.9)).outcome == Outcome.FAIL_OPEN
         await cache.admit(key, None, ANSWER)  # swallowed, counted
         store.down = False
-        assert (await cache.lookup(key, 0.9)).outcome == "hit"
+        assert (await cache.lookup(key, 0.9)).outcome == Outcome.HIT
     assert cache.errors == 4
     messages = [r.getMessage() for r in caplog.records]
     assert sum("cache unavailable" in m for m in messages) == 1  # once per incident
@@ -126,7 +129,7 @@ async def test_slow_store_is_abandoned_within_the_budget(
     cache, store = await open_cache(lookup_budget_ms=20)
     store.delay_s = 1.0
     lookup = await cache.lookup(cache.key(body(), "t", "default"), 0.9)
-    assert lookup.outcome == "error"
+    assert lookup.outcome == Outcome.FAIL_OPEN
     # Said as slow, not as down: the remedy differs.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
         "cache lookup over its 20 ms budget, serving from upstream"
@@ -139,9 +142,9 @@ async def test_store_down_at_start_is_retried_later() -> None:
     cache = SemanticCache(CacheSettings(), store, HashEmbedder())
     await cache.open()  # does not raise: the gateway starts without its cache
     key = cache.key(body(), "t", "default")
-    assert (await cache.lookup(key, 0.9)).outcome == "error"
+    assert (await cache.lookup(key, 0.9)).outcome == Outcome.FAIL_OPEN
     store.down = False
-    assert (await cache.lookup(key, 0.9)).outcome == "miss"
+    assert (await cache.lookup(key, 0.9)).outcome == Outcome.MISS
 
 
 scopes = st.fixed_dictionaries(
@@ -177,9 +180,9 @@ async def test_no_hit_ever_crosses_a_scope(
     read = cache.key(scoped_body(reader, text), reader["tenant"], "default")
     lookup = await cache.lookup(read, -1.0)  # the loosest threshold there is
     if writer == reader:
-        assert lookup.outcome == "hit"
+        assert lookup.outcome == Outcome.HIT
     else:
-        assert lookup.outcome == "miss", (writer, reader)
+        assert lookup.outcome == Outcome.MISS, (writer, reader)
 
 
 class BrokenEmbedder(HashEmbedder):
@@ -193,6 +196,6 @@ async def test_embedder_failure_fails_open() -> None:
     cache = SemanticCache(CacheSettings(), MemoryStore(), BrokenEmbedder())
     await cache.open()
     key = cache.key(body(), "t", "default")
-    assert (await cache.lookup(key, 0.9)).outcome == "error"
+    assert (await cache.lookup(key, 0.9)).outcome == Outcome.FAIL_OPEN
     await cache.admit(key, None, ANSWER)  # nothing to store without a vector; no raise
     assert cache.errors == 2

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from proxy.settings import ConfigError, Settings, load_settings
+from proxy.errors import ConfigError
+from proxy.settings import Settings, load_settings
 
 ROUTE = {"model_name": "m", "model": "openai/m", "api_base": "http://127.0.0.1:9/v1"}
 

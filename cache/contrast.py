@@ -22,6 +22,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from cache.policy import Check
+
 
 def _pairs(text: str) -> list[tuple[str, str]]:
     """``"on/off in/out"`` -> ``[("on", "off"), ("in", "out")]``."""
@@ -271,3 +273,13 @@ def contrasts(cached_prompt: str, new_prompt: str) -> list[Contrast]:
         if evidence is not None:
             found.append(Contrast(check, evidence))
     return found
+
+
+class ContrastCheck(Check):
+    """The contrast guard (``cache.contrast_guard``): refuses a semantic hit when the two
+    prompts disagree on negation, numbers, names or scope (~40 us a hit)."""
+
+    name = "contrast"
+
+    async def refuses(self, cached_prompt: str, new_prompt: str, similarity: float) -> bool:
+        return bool(contrasts(cached_prompt, new_prompt))

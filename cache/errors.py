@@ -1,0 +1,36 @@
+"""The cache package's errors, in one tree.
+
+    CacheError                 base of every error ``cache`` raises
+    ├── NotCacheable           the request has no trailing user text to match on
+    ├── EmbedderError          the embedding model could not be loaded, or failed on an input
+    └── StoreError             the store failed: unreachable, timed out, an error reply
+        └── StoreUnusable      the store can never work as configured (e.g. Redis without
+                               the Query Engine, or a cluster node without ``redis_cluster``)
+
+A lookup turns ``EmbedderError``, ``StoreError`` and a blown budget into a fail-open miss
+(``cache.semantic``); only ``StoreUnusable`` stops a gateway at start. Redis' own exceptions
+become ``StoreError`` (or the audit package's errors) in one place:
+``cache.redis_client.redis_errors``.
+"""
+
+from __future__ import annotations
+
+
+class CacheError(Exception):
+    """Base of every error the cache package raises."""
+
+
+class NotCacheable(CacheError):
+    """The request has no trailing user text to match on (e.g. it ends with a tool result)."""
+
+
+class EmbedderError(CacheError):
+    """The embedding model could not be loaded or failed on an input."""
+
+
+class StoreError(CacheError):
+    """The store failed (unreachable, timed out, answered an error). The cache fails open."""
+
+
+class StoreUnusable(StoreError):
+    """The store can never work as configured (e.g. Redis without the Query Engine)."""

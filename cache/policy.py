@@ -1,0 +1,98 @@
+"""The serving policy: the one place that decides whether a lookup's candidate is served,
+would be served (shadow mode), or refused, and why.
+
+In order: an entry embedded by another model is never compared (``embedder``); a candidate
+under the threshold in force is a plain miss; an audit's quarantine (``quarantined``) or
+raised bar (``entry_bar``) refuses it; then each plugged-in ``Check`` may refuse a semantic
+(not exact) candidate under its own name; a namespace in shadow mode answers from the
+upstream what would have been served. Nothing after the policy changes its decision.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from cache.embedder import Embedder
+from cache.schema import CacheKey, Candidate, Outcome, Refusal
+from cache.settings import CacheSettings
+
+
+class Check(ABC):
+    """A rule that may refuse a semantic candidate (the contrast guard; next, a learned
+    verifier). Cheap enough for the hit path: it runs on every would-be semantic hit."""
+
+    name: str
+    """The refusal reason it reports (``x-vetcache-refused``, ``vetcache_refused_total``)."""
+
+    @abstractmethod
+    async def refuses(self, cached_prompt: str, new_prompt: str, similarity: float) -> bool:
+        """Whether the answer cached for ``cached_prompt`` must not serve ``new_prompt``."""
+
+
+class Decision(BaseModel):
+    """The policy's word on one candidate."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: Literal[Outcome.HIT, Outcome.MISS]
+    """Serve the candidate, or ask the upstream."""
+    shadow: bool = False
+    """Shadow mode: it would have been served."""
+    refused: str | None = None
+    """Why it is not served although it cleared the threshold (or was another model's)."""
+
+
+MISS = Decision(outcome=Outcome.MISS)
+
+
+class ServingPolicy:
+    """Served, would-serve or refused-with-reason, for one lookup's candidate."""
+
+    def __init__(
+        self, settings: CacheSettings, embedder: Embedder, checks: Sequence[Check] = ()
+    ) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.checks = tuple(checks)
+
+    async def decide(
+        self, key: CacheKey, candidate: Candidate | None, threshold: float
+    ) -> Decision:
+        """The decision for ``candidate`` (the nearest entry to ``key``, if any)."""
+        if candidate is None:
+            return MISS
+        entry = candidate.entry
+        if entry.embedder != self.embedder.fingerprint:
+            return Decision(outcome=Outcome.MISS, refused=Refusal.EMBEDDER)
+        if candidate.similarity < threshold:
+            return MISS
+        refused = self._audited(candidate) or await self._checked(key, candidate)
+        if refused is not None:
+            return Decision(outcome=Outcome.MISS, refused=refused)
+        if self.settings.is_shadow(key.namespace):
+            return Decision(outcome=Outcome.MISS, shadow=True)
+        return Decision(outcome=Outcome.HIT)
+
+    @staticmethod
+    def _audited(candidate: Candidate) -> Refusal | None:
+        """What audits did to the entry: quarantined it, or raised its own bar."""
+        entry = candidate.entry
+        if entry.quarantined:
+            return Refusal.QUARANTINED
+        if entry.min_similarity is not None and candidate.similarity < entry.min_similarity:
+            return Refusal.ENTRY_BAR
+        return None
+
+    async def _checked(self, key: CacheKey, candidate: Candidate) -> str | None:
+        """The first check that refuses a semantic candidate (an exact repeat asks the very
+        same thing: no check applies)."""
+        if candidate.exact:
+            return None
+        for check in self.checks:
+            if await check.refuses(candidate.entry.text, key.text, candidate.similarity):
+                return check.name
+        return None

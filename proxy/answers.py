@@ -1,0 +1,166 @@
+"""How an answer is produced and written, the one place JSON and streams differ.
+
+An answer comes from one of three sources: a cache entry (``cached``), a call another
+request leads (``shared``), or an upstream call of its own (``fresh``, which lands the
+completion for followers and hands it to admission). ``JsonAnswer`` writes each as one JSON
+body; ``StreamAnswer`` as OpenAI chunks, replaying cached and shared answers and passing a
+fresh stream through as it arrives.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import orjson
+
+from cache.replay import assemble, replay
+from proxy.flights import Completion, Flight
+from proxy.metrics import Metrics
+from proxy.tracing import Tracing, upstream_span
+from proxy.upstream import Upstream
+
+Chunks = AsyncIterator[dict[str, Any]]
+"""A streamed answer: OpenAI chat-completion chunks."""
+Usage = Callable[[], Mapping[str, Any] | None]
+"""The answer's token usage, worked out only when asked (for its trace)."""
+Done = Callable[[Completion], None]
+"""Told the whole completion once a fresh answer is complete (admission)."""
+T = TypeVar("T")
+
+
+def _no_usage() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    """An answer ready to write."""
+
+    body: T
+    """The JSON bytes, or the chunks."""
+    usage: Usage = _no_usage
+    """Its token usage (JSON answers; a stream's is not known when its headers go out)."""
+
+
+class UpstreamCalls:
+    """The upstream calls of the chat path, timed as the ``upstream`` stage and traced
+    (``chat <model>`` spans with the GenAI attributes)."""
+
+    def __init__(self, upstream: Upstream, metrics: Metrics, tracing: Tracing) -> None:
+        self.upstream = upstream
+        self.metrics = metrics
+        self.tracing = tracing
+
+    async def chat(self, body: Mapping[str, Any]) -> Completion:
+        """One JSON completion."""
+        with self.metrics.timed("upstream"):  # the stage's span, when tracing is on
+            completion = await self.upstream.chat(body)
+            upstream_span(self.tracing.current(), body["model"], completion.get("usage"))
+            return completion
+
+    async def stream(self, body: Mapping[str, Any]) -> Chunks:
+        """The upstream's chunks, timed (and traced) from the call to the last chunk."""
+        started = time.perf_counter()
+        span = self.tracing.start_span("vetcache.upstream")
+        try:
+            chunks = await self.upstream.chat_stream(body)
+        except BaseException:
+            self.metrics.stage("upstream", time.perf_counter() - started)
+            span.end()
+            raise
+
+        async def timed() -> Chunks:
+            usage = None
+            try:
+                async for chunk in chunks:
+                    usage = chunk.get("usage") or usage
+                    yield chunk
+            finally:
+                self.metrics.stage("upstream", time.perf_counter() - started)
+                upstream_span(span, body["model"], usage)
+                span.end()
+
+        return timed()
+
+
+class AnswerForm(ABC, Generic[T]):
+    """How answers of one wire format are produced."""
+
+    def __init__(self, calls: UpstreamCalls) -> None:
+        self.calls = calls
+
+    @abstractmethod
+    def cached(self, response: str) -> Answer[T]:
+        """From a cache entry's stored completion (JSON text)."""
+
+    @abstractmethod
+    def shared(self, completion: Completion) -> Answer[T]:
+        """From the completion a leader's call returned."""
+
+    @abstractmethod
+    async def fresh(self, body: Mapping[str, Any], flight: Flight, done: Done) -> Answer[T]:
+        """From an upstream call of its own, landed on ``flight`` and handed to ``done`` once
+        complete (an error, or a stream broken off, lands nothing)."""
+
+
+class JsonAnswer(AnswerForm[bytes]):
+    """One JSON body (``stream: false``)."""
+
+    def cached(self, response: str) -> Answer[bytes]:
+        return Answer(response.encode(), lambda: orjson.loads(response).get("usage"))
+
+    def shared(self, completion: Completion) -> Answer[bytes]:
+        return Answer(orjson.dumps(completion), lambda: completion.get("usage"))
+
+    async def fresh(self, body: Mapping[str, Any], flight: Flight, done: Done) -> Answer[bytes]:
+        with flight:
+            completion = await self.calls.chat(body)
+            done(completion)
+            flight.land(completion)
+        return self.shared(completion)
+
+
+class StreamAnswer(AnswerForm[Chunks]):
+    """OpenAI chunks (``stream: true``), written as server-sent events by the route."""
+
+    def __init__(self, calls: UpstreamCalls, include_usage: bool) -> None:
+        super().__init__(calls)
+        self.include_usage = include_usage
+        """``stream_options.include_usage``: replays end with a usage chunk."""
+
+    def cached(self, response: str) -> Answer[Chunks]:
+        return self.shared(orjson.loads(response))
+
+    def shared(self, completion: Completion) -> Answer[Chunks]:
+        return Answer(_aiter(replay(completion, include_usage=self.include_usage)))
+
+    async def fresh(self, body: Mapping[str, Any], flight: Flight, done: Done) -> Answer[Chunks]:
+        try:
+            chunks = await self.calls.stream(body)
+        except BaseException:
+            flight.land(None)
+            raise
+        return Answer(_tee(chunks, flight, done))
+
+
+async def _tee(chunks: Chunks, flight: Flight, done: Done) -> Chunks:
+    """Pass chunks through as they arrive; once the stream completed, hand the whole answer
+    to the followers and to ``done``. An interrupted stream lands nothing."""
+    seen: list[dict[str, Any]] = []
+    with flight:
+        async for chunk in chunks:
+            seen.append(chunk)
+            yield chunk
+        completion = assemble(seen)
+        if completion is not None:
+            done(completion)
+            flight.land(completion)
+
+
+async def _aiter(chunks: Iterable[dict[str, Any]]) -> Chunks:
+    for chunk in chunks:
+        yield chunk
