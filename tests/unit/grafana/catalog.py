@@ -56,7 +56,8 @@ class Family(NamedTuple):
 
 NAMESPACES = ("a", "b")
 KINDS = ("hit", "near_miss")
-OUTCOMES = ("hit", "miss", "bypass", "error")
+REFUSAL_REASONS = ("entry_bar", "quarantined", "contrast", "embedder")
+OUTCOMES = ("hit", "miss", "bypass", "fail_open", "error")
 CATALOG = (
     Family(
         "vetcache_requests",
@@ -92,7 +93,11 @@ CATALOG = (
     Family("vetcache_tokens_saved", "counter", {"namespace": NAMESPACES}),
     Family("vetcache_cost_saved_usd", "counter", {"namespace": NAMESPACES}),
     Family("vetcache_cache_errors", "counter", {"kind": ("store", "embedder", "timeout", "audit")}),
-    Family("vetcache_contrast_guard_vetoes", "counter", {"namespace": NAMESPACES}),
+    Family(
+        "vetcache_refused",
+        "counter",
+        {"namespace": NAMESPACES, "reason": REFUSAL_REASONS},
+    ),
 )
 """The metric catalog, by hand: names, types and labels the dashboard was written against."""
 CATALOG_SERIES = {name for f in CATALOG for name in series_names(f.name, f.kind)}

@@ -87,6 +87,32 @@ def run_promtool(exprs: dict[str, str], tmp_path: Path) -> subprocess.CompletedP
             }
         ],
     }
+    return _promtool_test(test, tmp_path)
+
+
+def run_promql_tests(
+    input_series: list[Json], cases: list[Json], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """promtool's ``promql_expr_test`` cases (``expr`` as Grafana sends it, ``exp_samples``)
+    at 10m, over ``input_series`` sampled every 15 s."""
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": []}))
+    test = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "15s",
+        "tests": [
+            {
+                "interval": "15s",
+                "input_series": input_series,
+                "promql_expr_test": [
+                    {**case, "expr": as_promql(case["expr"]), "eval_time": "10m"} for case in cases
+                ],
+            }
+        ],
+    }
+    return _promtool_test(test, tmp_path)
+
+
+def _promtool_test(test: Json, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test.yml").write_text(yaml.safe_dump(test))
     return subprocess.run(
         ["promtool", "test", "rules", "test.yml"],
