@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from cache.semantic import EMBEDDING_BACKENDS
+from cache.settings import EMBEDDING_BACKENDS
 from tests.bench.race_proxy import (
     litellm_config,
     litellm_proxy,

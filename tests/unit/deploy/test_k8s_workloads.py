@@ -119,7 +119,8 @@ def _write_config(stack: list[Json], tmp_path: Path) -> Path:
 def test_the_secret_is_a_placeholder_that_stops_the_pods(
     stack: list[Json], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from proxy.settings import ConfigError, load_settings
+    from proxy.errors import ConfigError
+    from proxy.settings import load_settings
 
     secret = _secret_env(stack)
     assert secret and all("REPLACE_ME" in value for value in secret.values())
