@@ -46,13 +46,13 @@ if TYPE_CHECKING:
     from audit.verdicts import Verdict
 
 
-def shared() -> None:
+def prepare() -> None:
     from . import keys
 """,
     "cache/keys.py": """\
 import json
 
-from cache.core import shared
+from cache.core import prepare
 
 
 class Key:
