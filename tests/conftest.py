@@ -29,6 +29,9 @@ from proxy.app import create_app
 from proxy.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+PROMPT_PAIRS = FIXTURES / "prompt_pairs.tsv"
+"""210 labelled prompt pairs written for the project (see tests/fixtures/README.md)."""
 REDIS_URL = os.environ.get("VETCACHE_TEST_REDIS_URL")
 """A Redis Stack the caller started (CI does); without it the suite starts its own."""
 REDIS_CLUSTER_URL = os.environ.get("VETCACHE_TEST_REDIS_CLUSTER_URL")

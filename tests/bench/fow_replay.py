@@ -5,6 +5,7 @@ admitted), then ``text_b``, each pair in a namespace of its own; a hit on ``text
 label-0 pair is a false positive (the cached answer does not serve the new prompt). Prints
 hit rate and false-positive share at the threshold in force, then, from the similarities the
 gateway reported on every ``text_b``, the same numbers over a sweep of thresholds.
+The pairs are not shipped with the project: without them it says so in one line and exits 0.
 
     .venv/bin/python tests/bench/fow_replay.py [--threshold 0.9] [--redis-url URL]
 """
@@ -22,9 +23,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.conftest import ROOT, free_port, stop, vetcache, wait_http
-
-PAIRS = ROOT.parent / "shared" / "data" / "fow_cache" / "pairs.tsv"
+from tests.bench.shared_data import FOW_PAIRS, require
+from tests.conftest import free_port, stop, vetcache, wait_http
 
 
 def ask(client: httpx.Client, namespace: str, text: str, store: bool) -> httpx.Response:
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, help="override the default threshold")
     parser.add_argument("--redis-url", help="use Redis instead of the in-process store")
     args = parser.parse_args()
-    with PAIRS.open() as handle:
+    with require(FOW_PAIRS).open() as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
 
     upstream_port, gateway_port = free_port(), free_port()

@@ -10,6 +10,9 @@ bundled embedding model, as the gateway would report them.
 Caveat printed with the numbers: the contrast word lists were grown while reading this set,
 so these are in-sample numbers, an upper bound for unseen traffic.
 
+The pairs (``../shared/data/fow_cache/pairs.tsv``) are not shipped with the project: without
+them it says so in one line and exits 0.
+
     .venv/bin/python tests/bench/judge_quality.py
 """
 
@@ -27,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from audit.judges.contrast import ContrastJudge
 from audit.schema import AuditJob
 from cache.embedder import SentenceTransformerEmbedder
+from tests.bench.shared_data import FOW_PAIRS, require
 
-PAIRS = Path(__file__).resolve().parents[3] / "shared" / "data" / "fow_cache" / "pairs.tsv"
 TARGET = ("negation", "number_date", "entity_swap")
 
 
@@ -44,7 +47,7 @@ async def similarities(rows: list[dict[str, str]]) -> list[float]:
 
 
 async def main() -> None:
-    with PAIRS.open() as handle:
+    with require(FOW_PAIRS).open() as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     sims = await similarities(rows)
     judge = ContrastJudge()
