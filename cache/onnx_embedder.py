@@ -69,7 +69,7 @@ def export(model_path: str, out: Path, precision: Precision) -> Path:
 
 def _export(model_path: str, out: Path, precision: Precision) -> None:
     try:
-        import torch
+        import torch  # noqa: F401 - checked here, used by the steps below
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:  # pragma: no cover - both are dependencies of vetcache
         raise EmbedderError("exporting to ONNX needs torch and sentence-transformers") from exc
@@ -77,12 +77,27 @@ def _export(model_path: str, out: Path, precision: Precision) -> None:
     pooling = json.loads((Path(model_path) / "1_Pooling" / "config.json").read_text())
     if not pooling.get("pooling_mode_mean_tokens") or len(model) != 3:
         raise EmbedderError("the onnx backend supports mean-pooling, normalized models only")
-    transformer: Any = model[0].auto_model
-    transformer.eval()
+    fp32 = out / ("fp32.onnx" if precision == "int8" else GRAPH)
+    _trace(model, fp32)
+    if precision == "int8":
+        _quantize(fp32, out / GRAPH)
+        fp32.unlink()
+    tokenizer = Path(model_path) / "tokenizer.json"
+    (out / "tokenizer.json").write_bytes(tokenizer.read_bytes())
+    meta = {
+        "max_tokens": int(model.max_seq_length or 512),
+        "pad_token": model.tokenizer.pad_token,
+        "dimension": _dimension(model),
+        "precision": precision,
+    }
+    (out / META).write_text(json.dumps(meta))
+
+
+def _pooled(transformer: Any) -> Any:
+    """The transformer, mean pooling over real tokens, then L2 normalization: one module."""
+    import torch
 
     class Pooled(torch.nn.Module):
-        """The transformer, mean pooling over real tokens, then L2 normalization."""
-
         def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner
@@ -95,9 +110,17 @@ def _export(model_path: str, out: Path, precision: Precision) -> None:
             mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(mean, p=2.0, dim=1)
 
+    return Pooled(transformer)
+
+
+def _trace(model: Any, path: Path) -> None:
+    """Export the pooled, normalizing encoder to ``path`` (fp32)."""
+    import torch
+
+    transformer: Any = model[0].auto_model
+    transformer.eval()
     sample = model.tokenizer(["an example sentence"], return_tensors="pt")
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    fp32 = out / ("fp32.onnx" if precision == "int8" else GRAPH)
     # The TorchScript exporter (dynamo=False) on purpose: it traces this small encoder into a
     # graph onnxruntime's dynamic quantizer handles; it warns that it is the legacy path, and
     # the tracer warns about shape-dependent Python branches in the model (fine for export).
@@ -108,9 +131,9 @@ def _export(model_path: str, out: Path, precision: Precision) -> None:
         # vectors are checked against torch's in tests/integration/test_onnx_embedder.py).
         warnings.filterwarnings("ignore", "Exporting aten::index", UserWarning)
         torch.onnx.export(
-            Pooled(transformer),
+            _pooled(transformer),
             tuple(sample[name] for name in names),
-            str(fp32),
+            str(path),
             input_names=names,
             output_names=["embedding"],
             dynamic_axes={
@@ -120,29 +143,22 @@ def _export(model_path: str, out: Path, precision: Precision) -> None:
             opset_version=17,
             dynamo=False,
         )
-    if precision == "int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        # The quantizer logs advice (shape inference first) to the root logger as a warning
-        # on every run; it changes nothing for this graph (the vectors are tested).
-        logging.getLogger().addFilter(_not_advice)
-        try:
-            quantize_dynamic(
-                str(fp32), str(out / GRAPH), per_channel=True, weight_type=QuantType.QInt8,
-                op_types_to_quantize=["MatMul"],
-            )  # fmt: skip
-        finally:
-            logging.getLogger().removeFilter(_not_advice)
-        fp32.unlink()
-    tokenizer = Path(model_path) / "tokenizer.json"
-    (out / "tokenizer.json").write_bytes(tokenizer.read_bytes())
-    meta = {
-        "max_tokens": int(model.max_seq_length or 512),
-        "pad_token": model.tokenizer.pad_token,
-        "dimension": _dimension(model),
-        "precision": precision,
-    }
-    (out / META).write_text(json.dumps(meta))
+
+def _quantize(fp32: Path, int8: Path) -> None:
+    """Per-channel dynamic int8 quantization of the MatMul weights."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # The quantizer logs advice (shape inference first) to the root logger as a warning on
+    # every run; it changes nothing for this graph (the vectors are tested).
+    logging.getLogger().addFilter(_not_advice)
+    try:
+        quantize_dynamic(
+            str(fp32), str(int8), per_channel=True, weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
+        )  # fmt: skip
+    finally:
+        logging.getLogger().removeFilter(_not_advice)
 
 
 def _not_advice(record: logging.LogRecord) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -115,6 +115,11 @@ async def close(client: RedisClient) -> None:
         await client.aclose()
     else:
         await client.aclose(close_connection_pool=True)
+
+
+def as_text(value: Any) -> str:
+    """A Redis reply value as text (bytes are UTF-8)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def safe_url(url: str) -> str:

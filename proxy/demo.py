@@ -27,21 +27,13 @@ from typing import Any
 
 import httpx
 
+from audit import Auditor
 from audit.stats import fp_rate
-from audit.tune import report_from_ledger
 from proxy.settings import Settings
 
 MODEL = "fake-gpt"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--threshold", type=float, default=0.85, help="similarity threshold (default 0.85)"
-    )
-    parser.add_argument("--target-fp", type=float, default=0.05, help="FP target for tune")
-    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
-    parser.add_argument("--seed", type=int, default=7, help="order of the replay")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+Requests = list[tuple[str, str]]
+"""(namespace, prompt) pairs to send."""
 
 
 @dataclass
@@ -148,30 +140,17 @@ async def _settle(app: Any, until: float) -> None:
     auditor = app.state.auditor
     while time.monotonic() < until:
         await service.drain()
-        if await auditor.queue.depth() == 0:
+        if await auditor.queue_depth() == 0:
             await asyncio.sleep(0.3)  # the job being judged
-            if await auditor.queue.depth() == 0:
+            if await auditor.queue_depth() == 0:
                 return
         await asyncio.sleep(0.1)
 
 
-async def run_demo(args: argparse.Namespace) -> int:
-    import logging
-
-    from tqdm import tqdm
-    from transformers.utils import logging as transformers_logging
-
-    from proxy.app import create_app
-
-    # The demo's own output is the report: keep library chatter (the model-loading progress
-    # bar) out of it.
-    logging.getLogger("LiteLLM").setLevel(logging.ERROR)
-    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    from proxy.fake_upstream import create_fake_upstream
-
-    started = time.monotonic()
-    groups = workload()
-    rng = random.Random(args.seed)  # noqa: S311 - shuffles a replay, not security
+def _order(groups: dict[str, list[dict[str, Any]]], seed: int) -> tuple[Requests, Requests]:
+    """The first round (each question once) and the second (paraphrases, repeats and traps
+    shuffled)."""
+    rng = random.Random(seed)  # noqa: S311 - shuffles a replay, not security
     first = [(ns, g["ask"]) for ns, items in groups.items() for g in items]
     second = [
         (ns, text)
@@ -180,6 +159,30 @@ async def run_demo(args: argparse.Namespace) -> int:
         for text in [*g["same"], g["ask"], *g["traps"]]
     ]
     rng.shuffle(second)
+    return first, second
+
+
+def _quiet() -> None:
+    """The demo's own output is the report: keep library chatter (the model-loading progress
+    bar, litellm's lines) out of it."""
+    import logging
+
+    from transformers.utils import logging as transformers_logging
+
+    logging.getLogger("LiteLLM").setLevel(logging.ERROR)
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from proxy.app import create_app
+    from proxy.fake_upstream import create_fake_upstream
+
+    _quiet()
+    started = time.monotonic()
+    groups = workload()
+    first, second = _order(groups, args.seed)
     upstream_port, gateway_port = _free_port(), _free_port()
     settings = demo_settings(upstream_port, gateway_port, args.threshold)
     app = create_app(settings)
@@ -203,22 +206,30 @@ async def run_demo(args: argparse.Namespace) -> int:
             await _settle(app, time.monotonic() + 30)
             await _replay(http, second, replay, args.concurrency, progress)
             await _settle(app, time.monotonic() + 60)
-        ledger = app.state.auditor.ledger
-        verdicts = await ledger.query(limit=None)
-        false_hits = [v for v in verdicts if v.verdict == "false_positive" and not v.job.near_miss]
-        again = Replay()
-        for verdict in false_hits:
-            await _ask(http, verdict.job.namespace, verdict.job.new_prompt, again)
-        tunes = {
-            ns: await report_from_ledger(
-                ledger, settings.audit, ns, args.target_fp, current=args.threshold
-            )
-            for ns in groups
-        }
-        summary_text = _report(groups, replay, verdicts, false_hits, again, tunes)
+        summary_text = await _audited(app.state.auditor, http, groups, replay, args)
     print(summary_text)
     print(f"(finished in {time.monotonic() - started:.0f} s)", file=sys.stderr)
     return 0
+
+
+async def _audited(
+    auditor: Auditor,
+    http: httpx.AsyncClient,
+    groups: dict[str, list[dict[str, Any]]],
+    replay: Replay,
+    args: argparse.Namespace,
+) -> str:
+    """The report: the verdicts, the false hits asked again, what tune recommends."""
+    verdicts = await auditor.verdicts(limit=None)
+    false_hits = [v for v in verdicts if v.verdict == "false_positive" and not v.job.near_miss]
+    again = Replay()
+    for verdict in false_hits:
+        await _ask(http, verdict.job.namespace, verdict.job.new_prompt, again)
+    tunes = {
+        ns: await auditor.tune(ns, args.target_fp, hours=168, current=args.threshold)
+        for ns in groups
+    }
+    return _report(groups, replay, verdicts, false_hits, again, tunes)
 
 
 def _pct(value: float | None) -> str:
@@ -285,14 +296,3 @@ def _report(
         "paraphrases: that is why vetcache audits its hits."
     )
     return "\n".join(lines)
-
-
-def main(args: argparse.Namespace) -> int:
-    if not 0 < args.threshold <= 1 or not 0 < args.target_fp < 1 or args.concurrency < 1:
-        print(
-            "vetcache: demo: --threshold must be in (0, 1], --target-fp in (0, 1), "
-            "--concurrency at least 1",
-            file=sys.stderr,
-        )
-        return 2
-    return asyncio.run(run_demo(args))

@@ -61,7 +61,13 @@ class Metrics(AuditObserver):
         self.max_namespaces = max_namespaces
         self.tracing = tracing or Tracing.off()
         self._namespaces: set[str] = set()
-        r = registry
+        self._declare_requests(registry)
+        self._declare_cache(registry)
+        self._declare_audits(registry)
+        self._declare_shared_state(registry)
+
+    def _declare_requests(self, r: CollectorRegistry) -> None:
+        """What each chat request counts."""
         self.requests = Counter(
             "vetcache_requests_total",
             "Chat requests by outcome: hit, miss, bypass, fail_open (the cache failed, the "
@@ -90,78 +96,6 @@ class Metrics(AuditObserver):
             buckets=SIMILARITY_BUCKETS,
             registry=r,
         )
-        self.jobs = Counter(
-            "vetcache_audit_jobs_total",
-            "Audit jobs queued (kind: hit, near_miss, shadow: a would-be hit, admission).",
-            ["namespace", "kind"],
-            registry=r,
-        )
-        self.verdicts = Counter(
-            "vetcache_audit_verdicts_total",
-            "Verdicts recorded, by judge (review/feedback: labels from outside).",
-            ["namespace", "verdict", "judge", "kind"],
-            registry=r,
-        )
-        self.queue_depth = Gauge(
-            "vetcache_audit_queue_depth",
-            "Audit jobs waiting.",
-            registry=r,
-            multiprocess_mode="mostrecent",
-        )
-        self.spilled = Gauge(
-            "vetcache_audit_spilled_jobs",
-            "Audit jobs held in this process while the queue is unreachable.",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
-        self.lag = Histogram(
-            "vetcache_audit_lag_seconds",
-            "Time from queueing an audit job to its verdict.",
-            buckets=LAG_BUCKETS,
-            registry=r,
-        )
-        self.fp_rate = Gauge(
-            "vetcache_false_positive_rate",
-            "False-positive rate of served hits over the window.",
-            ["namespace"],
-            registry=r,
-            multiprocess_mode="mostrecent",
-        )
-        self.fp_upper = Gauge(
-            "vetcache_false_positive_rate_upper",
-            "Wilson 95% upper bound of the false-positive rate.",
-            ["namespace"],
-            registry=r,
-            multiprocess_mode="mostrecent",
-        )
-        self.fp_lower = Gauge(
-            "vetcache_false_positive_rate_lower",
-            "Wilson 95% lower bound of the false-positive rate.",
-            ["namespace"],
-            registry=r,
-            multiprocess_mode="mostrecent",
-        )
-        self.fp_labelled = Gauge(
-            "vetcache_false_positive_labelled",
-            "Labelled served hits (correct + false_positive) behind the FP rate.",
-            ["namespace"],
-            registry=r,
-            multiprocess_mode="mostrecent",
-        )
-        self.threshold = Gauge(
-            "vetcache_threshold",
-            "Similarity threshold in force per namespace (_default: the default).",
-            ["namespace"],
-            registry=r,
-            multiprocess_mode="mostrecent",
-        )
-        self.entries = Gauge(
-            "vetcache_cache_entries",
-            "Live cache entries per namespace.",
-            ["namespace"],
-            registry=r,
-            multiprocess_mode="mostrecent",
-        )
         self.tokens_saved = Counter(
             "vetcache_tokens_saved_total",
             "Tokens not spent upstream because a hit answered.",
@@ -174,10 +108,20 @@ class Metrics(AuditObserver):
             ["namespace"],
             registry=r,
         )
+
+    def _declare_cache(self, r: CollectorRegistry) -> None:
+        """What the cache and its serving policy did."""
         self.cache_errors = Counter(
             "vetcache_cache_errors_total",
             "Cache failures that fell open (store, embedder, timeout, audit).",
             ["kind"],
+            registry=r,
+        )
+        self.refusals = Counter(
+            "vetcache_refused_total",
+            "Candidates the serving policy refused although their similarity alone would not "
+            "have (reason: entry_bar, quarantined, embedder, or a check's name: contrast).",
+            ["namespace", "reason"],
             registry=r,
         )
         self.shadow_lookups = Counter(
@@ -192,12 +136,70 @@ class Metrics(AuditObserver):
             ["namespace", "direction"],
             registry=r,
         )
-        self.refusals = Counter(
-            "vetcache_refused_total",
-            "Candidates the serving policy refused although their similarity alone would not "
-            "have (reason: entry_bar, quarantined, embedder, or a check's name: contrast).",
-            ["namespace", "reason"],
+
+    def _declare_audits(self, r: CollectorRegistry) -> None:
+        """The audit path: jobs, verdicts, lag, the spill."""
+        self.jobs = Counter(
+            "vetcache_audit_jobs_total",
+            "Audit jobs queued (kind: hit, near_miss, shadow: a would-be hit, admission).",
+            ["namespace", "kind"],
             registry=r,
+        )
+        self.verdicts = Counter(
+            "vetcache_audit_verdicts_total",
+            "Verdicts recorded, by judge (review/feedback: labels from outside).",
+            ["namespace", "verdict", "judge", "kind"],
+            registry=r,
+        )
+        self.lag = Histogram(
+            "vetcache_audit_lag_seconds",
+            "Time from queueing an audit job to its verdict.",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.spilled = Gauge(
+            "vetcache_audit_spilled_jobs",
+            "Audit jobs held in this process while the queue is unreachable.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+
+    def _declare_shared_state(self, r: CollectorRegistry) -> None:
+        """Gauges of state every replica shares (set by ``proxy.refresher``; in multiprocess
+        mode the most recent write counts)."""
+
+        def shared(name: str, documentation: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, documentation, labels, registry=r, multiprocess_mode="mostrecent")
+
+        per_namespace = ("namespace",)
+        self.queue_depth = shared("vetcache_audit_queue_depth", "Audit jobs waiting.")
+        self.fp_rate = shared(
+            "vetcache_false_positive_rate",
+            "False-positive rate of served hits over the window.",
+            per_namespace,
+        )
+        self.fp_upper = shared(
+            "vetcache_false_positive_rate_upper",
+            "Wilson 95% upper bound of the false-positive rate.",
+            per_namespace,
+        )
+        self.fp_lower = shared(
+            "vetcache_false_positive_rate_lower",
+            "Wilson 95% lower bound of the false-positive rate.",
+            per_namespace,
+        )
+        self.fp_labelled = shared(
+            "vetcache_false_positive_labelled",
+            "Labelled served hits (correct + false_positive) behind the FP rate.",
+            per_namespace,
+        )
+        self.threshold = shared(
+            "vetcache_threshold",
+            "Similarity threshold in force per namespace (_default: the default).",
+            per_namespace,
+        )
+        self.entries = shared(
+            "vetcache_cache_entries", "Live cache entries per namespace.", per_namespace
         )
 
     def namespace(self, name: str) -> str:

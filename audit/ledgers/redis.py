@@ -23,7 +23,7 @@ from audit.errors import LedgerError
 from audit.ledgers.base import LOOKUP_HISTORY_H, Ledger, Served
 from audit.schema import HardNegative, Verdict, VerdictKind
 from audit.tune import similarity_bin
-from cache.redis_client import RedisClient, close, connect, redis_errors
+from cache.redis_client import RedisClient, as_text, close, connect, redis_errors
 
 TAG = "vc:{audit}:"
 INDEX = f"{TAG}verdicts"
@@ -99,7 +99,7 @@ class RedisLedger(Ledger):
         oldest = cast(
             list[tuple[bytes, float]], await self._redis.zpopmin(index, size - self.retention)
         )
-        return [_text(i) for i, _ in oldest]
+        return [as_text(i) for i, _ in oldest]
 
     async def get(self, verdict_id: str) -> Verdict | None:
         with redis_errors(LedgerError):
@@ -119,7 +119,7 @@ class RedisLedger(Ledger):
             found: list[Verdict] = []
             for start in range(0, len(ids), 500):
                 batch = ids[start : start + 500]
-                raws = await self._redis.mget([_verdict_key(_text(i)) for i in batch])
+                raws = await self._redis.mget([_verdict_key(as_text(i)) for i in batch])
                 for raw in raws:
                     if raw is None:
                         continue
@@ -174,7 +174,7 @@ class RedisLedger(Ledger):
             ids = await self._redis.zrevrange(HARD_INDEX, 0, -1)
             found: list[HardNegative] = []
             for start in range(0, len(ids), 500):
-                raws = await self._redis.hmget(HARD, [_text(i) for i in ids[start : start + 500]])
+                raws = await self._redis.hmget(HARD, [as_text(i) for i in ids[start : start + 500]])
                 for raw in raws:
                     if raw is None:
                         continue
@@ -205,7 +205,7 @@ class RedisLedger(Ledger):
         total: dict[int, int] = {}
         for bins in found:
             for b, count in bins.items():
-                total[int(_text(b))] = total.get(int(_text(b)), 0) + int(count)
+                total[int(as_text(b))] = total.get(int(as_text(b)), 0) + int(count)
         return total
 
 
@@ -214,7 +214,3 @@ def _count_lookup(pipe: Any, namespace: str, similarity_bin: int) -> None:
     key = f"vc:sim:{namespace}:{int(time.time() // 3600)}"
     pipe.hincrby(key, str(similarity_bin), 1)
     pipe.expire(key, LOOKUP_HISTORY_H * 3600)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

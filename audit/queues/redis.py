@@ -15,7 +15,14 @@ from redis.exceptions import ResponseError
 from audit.errors import QueueError, QueueUnusable
 from audit.queues.base import Delivery, JobQueue
 from audit.schema import AuditJob
-from cache.redis_client import RedisClient, close, connect, redis_errors, topology_mismatch
+from cache.redis_client import (
+    RedisClient,
+    as_text,
+    close,
+    connect,
+    redis_errors,
+    topology_mismatch,
+)
 from cache.redis_replies import is_group_exists, is_missing_group
 
 STREAM = "vc:audit:jobs"
@@ -63,7 +70,7 @@ class RedisStreamQueue(JobQueue):
                 await self.open()
                 return []
         return [
-            Delivery(id=_text(entry_id), job=AuditJob.model_validate_json(fields[b"job"]))
+            Delivery(id=as_text(entry_id), job=AuditJob.model_validate_json(fields[b"job"]))
             for entry_id, fields in entries
             if fields and b"job" in fields
         ]
@@ -94,7 +101,3 @@ class RedisStreamQueue(JobQueue):
     async def depth(self) -> int:
         with redis_errors(QueueError):
             return int(await self._redis.xlen(STREAM))
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

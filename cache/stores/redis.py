@@ -36,6 +36,7 @@ from cache.embedder import Vector
 from cache.errors import StoreError, StoreUnusable
 from cache.redis_client import (
     RedisClient,
+    as_text,
     close,
     connect,
     redis_errors,
@@ -45,94 +46,28 @@ from cache.redis_client import (
 from cache.redis_replies import is_index_exists, is_missing_index, is_missing_query_engine
 from cache.schema import CacheEntry
 from cache.stores.base import Store
-from cache.stores.redis_shards import search_reply, shard_tags
-
-SCHEMA_VERSION = 2  # 2: created_at no longer indexed (its returned value was rounded)
-ENTRY_PREFIX = "vc:e:"
-THRESHOLDS_KEY = "vc:thresholds"
-# HNSW graph parameters. RediSearch's default EF_RUNTIME (10) missed true nearest neighbours
-# among 100k entries of one scope in tests/bench/hit_path.py; 64 finds them at ~1 ms.
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 200
-HNSW_EF_RUNTIME = 64
-TEXT_FIELDS = (
-    "id",
-    "scope",
-    "exact",
-    "namespace",
-    "tenant",
-    "model",
-    "text",
-    "response",
-    "embedder",
+from cache.stores.redis_layout import (
+    DISCARD,
+    ENTRY_PREFIX,
+    EXACT,
+    FIELDS,
+    HNSW_EF_CONSTRUCTION,
+    HNSW_EF_RUNTIME,
+    HNSW_M,
+    NAMESPACES_KEY,
+    RELEASE,
+    SCHEMA_VERSION,
+    TEXT_FIELDS,
+    THRESHOLDS_KEY,
+    Doc,
+    askers_key,
+    entry_from,
+    entry_key,
+    exact_key,
+    namespace_key,
+    pending_key,
 )
-FIELDS = (*TEXT_FIELDS, "created_at", "min_similarity", "quarantined")
-
-
-def entry_key(scope: str, entry_id: str) -> str:
-    return f"{ENTRY_PREFIX}{{{scope}}}:{entry_id}"
-
-
-def pending_key(scope: str, entry_id: str) -> str:
-    return f"vc:p:{{{scope}}}:{entry_id}"
-
-
-def askers_key(scope: str, entry_id: str) -> str:
-    return f"vc:a:{{{scope}}}:{entry_id}"
-
-
-# Release a pending entry: RENAME it into the index's prefix (TTL kept), once ``needed``
-# distinct askers have been counted (needed 0: at once). Atomic, so two replicas counting
-# the last askers at the same time release it once. Returns {1, namespace} when released
-# now, {2} when it was already servable, {0} when not (yet) or gone.
-RELEASE = """
-if redis.call('EXISTS', KEYS[3]) == 1 then return {2} end
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
-if tonumber(ARGV[2]) > 0 then
-  redis.call('SADD', KEYS[2], ARGV[1])
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-  if redis.call('SCARD', KEYS[2]) < tonumber(ARGV[2]) then return {0} end
-end
-local namespace = redis.call('HGET', KEYS[1], 'namespace')
-redis.call('RENAME', KEYS[1], KEYS[3])
-redis.call('DEL', KEYS[2])
-return {1, namespace}
-"""
-
-# Drop a pending entry, its askers, and its exact pointer if that still names it.
-DISCARD = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
-if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
-return 1
-"""
-
-# The entry an exact pointer names, served (0) or pending (1), with FIELDS, in one round trip
-# (GET, then HMGET, had been two on every exact hit). The entry keys are built here, not
-# declared, since the id is known only once the pointer is read; they share the pointer's
-# {scope} hash slot, so a Redis Cluster runs this on the one node that holds them all.
-EXACT = """
-local id = redis.call('GET', KEYS[1])
-if not id then return nil end
-for i, prefix in ipairs({ARGV[1], ARGV[2]}) do
-  local fields = redis.call('HMGET', prefix .. id, unpack(ARGV, 3))
-  if fields[1] then return {i - 1, fields} end
-end
-return nil
-"""
-
-
-def exact_key(scope: str, exact: str) -> str:
-    return f"vc:x:{{{scope}}}:{exact}"
-
-
-NAMESPACES_KEY = "vc:namespaces"
-Doc = tuple[str, str | None, dict[str, Any]]  # a search result: key, distance, entry fields
-
-
-def namespace_key(namespace: str) -> str:
-    return f"vc:n:{namespace}"
+from cache.stores.redis_shards import search_reply, shard_tags
 
 
 class RedisStore(Store):
@@ -218,7 +153,7 @@ class RedisStore(Store):
         if not found:
             return None
         pending, fields = found
-        return _entry(dict(zip(FIELDS, fields, strict=True)), pending=bool(pending))
+        return entry_from(dict(zip(FIELDS, fields, strict=True)), pending=bool(pending))
 
     async def search(
         self, scope: str, vector: Vector, k: int = 1
@@ -245,7 +180,7 @@ class RedisStore(Store):
             # ``doc.id``, shadowing the entry's own ``id`` field).
             values["id"] = key.rsplit(":", 1)[-1]
             try:
-                entry = _entry(values)
+                entry = entry_from(values)
             except (ValueError, KeyError):  # pydantic's ValidationError is a ValueError
                 # The hash expired while the query ran: the index still named it, but its
                 # fields were gone by the time they were read. It is not there any more.
@@ -332,7 +267,7 @@ class RedisStore(Store):
                 keys=[pending, askers_key(scope, entry_id), served], args=[asker, needed]
             )
             if int(answer[0]) == 1:  # the namespace's count now names the released key
-                namespace = namespace_key(_text(answer[1]))
+                namespace = namespace_key(as_text(answer[1]))
                 score = await self._redis.zscore(namespace, pending)
                 if score is not None:
                     async with self._redis.pipeline(transaction=False) as pipe:
@@ -347,7 +282,7 @@ class RedisStore(Store):
             found = await self._redis.hmget(key, ["exact", "namespace"])
             if found[0] is None:
                 return
-            exact, namespace = _text(found[0]), _text(found[1])
+            exact, namespace = as_text(found[0]), as_text(found[1])
             await self._discard(
                 keys=[key, askers_key(scope, entry_id), exact_key(scope, exact)], args=[entry_id]
             )
@@ -357,7 +292,7 @@ class RedisStore(Store):
         oldest = cast(
             list[tuple[bytes, float]], await self._redis.zpopmin(namespace_key(namespace), count)
         )
-        keys = [_text(member) for member, _ in oldest]
+        keys = [as_text(member) for member, _ in oldest]
         if not keys:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -368,7 +303,7 @@ class RedisStore(Store):
                 scope, exact = pointer
                 pipe.delete(key)
                 if scope is not None and exact is not None:
-                    pipe.delete(exact_key(_text(scope), _text(exact)))
+                    pipe.delete(exact_key(as_text(scope), as_text(exact)))
             await pipe.execute()
 
     async def count(self, namespace: str) -> int:
@@ -383,7 +318,7 @@ class RedisStore(Store):
         with redis_errors():
             # A set kept at admission, not a SCAN: a SCAN walks the whole keyspace (every
             # entry) on each metrics refresh.
-            names = sorted(_text(n) for n in await self._redis.smembers(NAMESPACES_KEY))[:limit]
+            names = sorted(as_text(n) for n in await self._redis.smembers(NAMESPACES_KEY))[:limit]
             now = time.time()
             async with self._redis.pipeline(transaction=False) as pipe:
                 for name in names:
@@ -406,7 +341,7 @@ class RedisStore(Store):
                 return False
             mapping: dict[Any, Any] = {}
             if min_similarity is not None:
-                old = float(_text(current[1])) if current[1] else -1.0
+                old = float(as_text(current[1])) if current[1] else -1.0
                 mapping["min_similarity"] = repr(max(old, min_similarity))
             if quarantine:
                 mapping["quarantined"] = "1"
@@ -417,7 +352,7 @@ class RedisStore(Store):
     async def thresholds(self) -> dict[str, float]:
         with redis_errors():
             raw = await self._redis.hgetall(THRESHOLDS_KEY)
-        return {_text(name): float(_text(value)) for name, value in raw.items()}
+        return {as_text(name): float(as_text(value)) for name, value in raw.items()}
 
     async def set_threshold(self, namespace: str, value: float | None) -> None:
         with redis_errors():
@@ -430,18 +365,3 @@ class RedisStore(Store):
         """Raise ``StoreError`` unless Redis answers."""
         with redis_errors():
             await self._redis.ping()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _entry(values: dict[str, Any], pending: bool = False) -> CacheEntry:
-    floor = values.get("min_similarity")
-    return CacheEntry(
-        **{name: _text(values[name]) for name in TEXT_FIELDS},
-        created_at=float(_text(values["created_at"])),
-        min_similarity=float(_text(floor)) if floor else None,
-        quarantined=_text(values.get("quarantined") or "") == "1",
-        pending=pending,
-    )

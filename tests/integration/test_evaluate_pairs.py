@@ -8,7 +8,6 @@ margin (about 0.08 < 0.18), as it does on the larger fow_cache set (about 0.07).
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from audit import evaluate
+from proxy.cli import main
 from tests.conftest import PROMPT_PAIRS
 
 pytestmark = pytest.mark.integration
@@ -27,13 +27,7 @@ COHORTS = ["entity_swap", "near_repeat", "negation", "number_date", "paraphrase"
 
 
 def vetcache_eval(*argv: str) -> int:
-    root = argparse.ArgumentParser(prog="vetcache")
-    sub = root.add_subparsers(dest="command", required=True)
-    eval_parser = sub.add_parser("eval")
-    evaluate.add_arguments(eval_parser)
-    eval_parser.set_defaults(func=evaluate.main)
-    args = root.parse_args(["eval", *argv])
-    status: int = args.func(args)
+    status: int = main(["eval", *argv])
     return status
 
 

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -58,12 +59,14 @@ def test_logs_carry_no_prompt_answer_or_key(
         assert KEY not in text and "sk-wrong" not in text, record.name
 
 
-def test_a_served_process_logs_json_lines_with_request_outcome_and_timings(
-    fake_upstream: str, tmp_path: Path
-) -> None:
-    """A real ``vetcache serve`` (in-process cache, bundled model): every line on stderr is
-    one JSON object; each request has one access line with its id, status, cache outcome and
-    stage timings; no prompt, answer or key anywhere at INFO."""
+Sent = dict[str, tuple[int, str | None]]
+"""Request id -> (status, ``x-vetcache`` header)."""
+
+
+def _serve_and_ask(fake_upstream: str, tmp_path: Path) -> tuple[Sent, list[dict[str, Any]]]:
+    """A real ``vetcache serve`` (in-process cache, bundled model, auth on) asked a miss, a
+    semantic hit, a streamed exact hit, an upstream 500 and a wrong key; what each got, and
+    every line it wrote on stderr, parsed (asserting each is one JSON object)."""
     config = tmp_path / "gw.yaml"
     config.write_text(
         f"auth: {{api_keys: [{{tenant: t, key_sha256: {hash_key(KEY)}}}]}}\n"
@@ -76,22 +79,23 @@ def test_a_served_process_logs_json_lines_with_request_outcome_and_timings(
     port = free_port()
     process = vetcache("serve", "--config", str(config), "--port", str(port))
     base = f"http://127.0.0.1:{port}"
-    sent: dict[str, tuple[int, str | None]] = {}  # request id -> (status, x-vetcache)
+    sent: Sent = {}
     try:
         wait_http(f"{base}/readyz", process, timeout=120)
-        headers = {"authorization": f"Bearer {KEY}"}
         asks = [
             ("fake-gpt", SECRET_PROMPT, False),
             ("fake-gpt", SECRET_PROMPT.upper(), False),  # a semantic hit
             ("fake-gpt", SECRET_PROMPT, True),  # an exact hit, streamed
             ("broken", SECRET_PROMPT + " again", False),  # upstream 500
+            ("wrong key", "", False),
         ]
         for model, text, stream in asks:
+            key = "sk-wrong" if model == "wrong key" else KEY
             body = {"model": model, "messages": [{"role": "user", "content": text}]}
             response = httpx.post(
                 f"{base}/v1/chat/completions",
-                headers=headers,
-                json={**body, "stream": stream},
+                headers={"authorization": f"Bearer {key}"},
+                json={**body, "stream": stream} if text else {},
                 timeout=60,
             )
             sent[response.headers["x-request-id"]] = (
@@ -100,13 +104,6 @@ def test_a_served_process_logs_json_lines_with_request_outcome_and_timings(
             )
             if model == "fake-gpt" and text == SECRET_PROMPT and not stream:
                 time.sleep(0.5)  # let the answer be admitted
-        wrong = httpx.post(
-            f"{base}/v1/chat/completions",
-            headers={"authorization": "Bearer sk-wrong"},
-            json={},
-            timeout=30,
-        )
-        sent[wrong.headers["x-request-id"]] = (wrong.status_code, None)
     finally:
         log_file = LOGS[process.pid]
         process.terminate()  # a clean exit: every line is written before it is read
@@ -116,11 +113,21 @@ def test_a_served_process_logs_json_lines_with_request_outcome_and_timings(
     lines = [line for line in text.splitlines() if line.strip()]
     not_json = [line for line in lines if not line.startswith("{")]
     assert not not_json, not_json[:5]
-    records = [orjson.loads(line) for line in lines]  # every line is one JSON object
+    return sent, [orjson.loads(line) for line in lines]  # every line is one JSON object
+
+
+def test_a_served_process_logs_json_lines_with_request_outcome_and_timings(
+    fake_upstream: str, tmp_path: Path
+) -> None:
+    """Every line on stderr is one JSON object; each request has one access line with its
+    id, status, outcome (as the cache reported it; ``error`` for a failed chat request) and
+    stage timings; no prompt, answer or key anywhere at INFO."""
+    sent, records = _serve_and_ask(fake_upstream, tmp_path)
     assert [s for s, _ in sent.values()] == [200, 200, 200, 500, 401]
-    assert [o for _, o in sent.values()][:3] == ["miss", "hit", "hit"]
+    assert [o for _, o in sent.values()] == ["miss", "hit", "hit", None, None]
     access = {r["request_id"]: r for r in records if r["logger"] == "vetcache.access"}
-    for request_id, (status, outcome) in sent.items():
+    logged = ["miss", "hit", "hit", "error", None]  # the 401 never reached the cache
+    for (request_id, (status, _)), outcome in zip(sent.items(), logged, strict=True):
         line = access[request_id]
         assert line["level"] == "INFO" and line["status"] == status
         assert line["outcome"] == outcome and line["duration_ms"] > 0

@@ -26,7 +26,8 @@ from audit.ledgers.base import Served
 from audit.schema import AuditJob, HardNegative, Verdict
 from cache.errors import StoreUnusable
 from cache.schema import CacheEntry
-from cache.stores.redis import RedisStore, entry_key
+from cache.stores.redis import RedisStore
+from cache.stores.redis_layout import entry_key
 from proxy.app import create_app
 from proxy.auth import hash_key
 from proxy.settings import Settings

@@ -12,22 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from audit import evaluate
-from audit.evaluate import (
-    OVERALL,
-    CohortStats,
-    Report,
-    check_gate,
-    key_thresholds,
-    parse_thresholds,
-    render_json,
-    render_text,
-    report_from_dict,
-    score,
-)
+from audit.eval_report import key_thresholds, render_json, render_text, report_from_dict
+from audit.evaluate import OVERALL, CohortStats, Report, check_gate, score
 from audit.pairs import Pair
+from audit.tune import DEFAULT_THRESHOLDS
 from cache import CacheSettings
 from cache.errors import EmbedderError
+from proxy.cli import build_parser
+from proxy.commands import evaluate
+from proxy.commands.evaluate import parse_thresholds
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -37,13 +30,8 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def parser() -> argparse.ArgumentParser:
-    """The CLI wiring as the lead registers it."""
-    root = argparse.ArgumentParser(prog="vetcache")
-    sub = root.add_subparsers(dest="command", required=True)
-    eval_parser = sub.add_parser("eval")
-    evaluate.add_arguments(eval_parser)
-    eval_parser.set_defaults(func=evaluate.main)
-    return root
+    """The CLI wiring as ``vetcache`` registers it."""
+    return build_parser()
 
 
 # --- the score math ------------------------------------------------------------------------
@@ -108,10 +96,11 @@ def test_hit_rate_fp_share_and_recall_at_a_threshold() -> None:
     )
 
 
-def test_the_default_sweep() -> None:
-    report = hand_report(evaluate.DEFAULT_THRESHOLDS)
-    assert len(report.thresholds) == 22
-    assert report.thresholds[:3] == (0.70, 0.75, 0.80)
+def test_the_default_sweep_is_tunes_grid() -> None:
+    """eval and tune sweep one grid: 0.70 .. 0.99 in steps of 0.01."""
+    report = hand_report(DEFAULT_THRESHOLDS)
+    assert len(report.thresholds) == 30
+    assert report.thresholds[:3] == (0.70, 0.71, 0.72)
     assert report.thresholds[-1] == 0.99
     assert 0.90 in report.thresholds
     assert 0.95 in report.thresholds
@@ -196,7 +185,7 @@ def test_one_cohort_has_no_separate_overall_row() -> None:
 
 
 def test_json_output_round_trips() -> None:
-    report = hand_report(evaluate.DEFAULT_THRESHOLDS)
+    report = hand_report(DEFAULT_THRESHOLDS)
     gate = check_gate(report, min_margin=0.18)
     data = json.loads(render_json(report, gate, source="hand.tsv", model="m"))
     assert report_from_dict(data) == report
@@ -219,7 +208,7 @@ def test_json_output_round_trips() -> None:
 @pytest.mark.parametrize(
     ("sweep", "expected"),
     [
-        (evaluate.DEFAULT_THRESHOLDS, (0.80, 0.85, 0.90, 0.95)),
+        (DEFAULT_THRESHOLDS, (0.80, 0.85, 0.90, 0.95)),
         ((0.5, 0.7, 0.9), (0.5, 0.7, 0.9)),
         ((0.5, 0.6, 0.7, 0.72, 0.74, 0.76, 0.78), (0.5, 0.7, 0.74, 0.78)),
         ((0.5, 0.6, 0.7, 0.9, 0.91), (0.9,)),
@@ -237,9 +226,9 @@ def test_arguments_and_their_defaults() -> None:
     assert args.pairs == Path("p.tsv")
     assert args.model == "bundled:all-MiniLM-L6-v2"
     assert args.min_margin == 0.18
-    assert args.thresholds == evaluate.DEFAULT_THRESHOLDS
+    assert args.thresholds == DEFAULT_THRESHOLDS
     assert (args.cohort_depth, args.format, args.gate_single_class) == (1, "text", False)
-    assert args.func is evaluate.main
+    assert args.run is evaluate.run
     args = parser().parse_args(
         ["eval", "--pairs", "p", "--thresholds", "0.9, 0.8,0.9", "--cohort-depth", "0"]
     )
@@ -287,10 +276,10 @@ async def test_run_passes_with_a_comfortable_margin(tmp_path: Path) -> None:
     )
     args = parser().parse_args(["eval", "--pairs", str(path), "--model", "m"])
     out, err = io.StringIO(), io.StringIO()
-    assert await evaluate.run(args, similarities=fake_similarities, out=out, err=err) == 0
+    assert await evaluate.evaluate(args, similarities=fake_similarities, out=out, err=err) == 0
     assert "(fake:m:onnx-int8)" in out.getvalue()  # the gateway's default backend
     args = parser().parse_args(["eval", "--pairs", str(path), "--backend", "torch"])
-    assert await evaluate.run(args, similarities=fake_similarities, out=out, err=err) == 0
+    assert await evaluate.evaluate(args, similarities=fake_similarities, out=out, err=err) == 0
     assert ":torch)" in out.getvalue()
     assert "verdict: PASS" in out.getvalue()
     assert err.getvalue() == ""
@@ -305,7 +294,7 @@ async def test_run_fails_a_small_margin_and_prints_json(tmp_path: Path) -> None:
     )
     args = parser().parse_args(["eval", "--pairs", str(path), "--format", "json"])
     out = io.StringIO()
-    assert await evaluate.run(args, similarities=fake_similarities, out=out) == 1
+    assert await evaluate.evaluate(args, similarities=fake_similarities, out=out) == 1
     data = json.loads(out.getvalue())
     assert data["gate"]["failing"] == ["trap"]
     assert (data["source"], data["pairs"], data["cohort_depth"]) == (str(path), 4, 1)
@@ -324,7 +313,7 @@ async def test_run_reports_at_most_20_bad_rows_and_computes_nothing(tmp_path: Pa
         return [], ""
 
     out, err = io.StringIO(), io.StringIO()
-    assert await evaluate.run(args, similarities=must_not_run, out=out, err=err) == 2
+    assert await evaluate.evaluate(args, similarities=must_not_run, out=out, err=err) == 2
     lines = err.getvalue().splitlines()
     assert lines[0] == f'{path}:2: label must be 0 or 1, found "maybe"'
     assert lines[19] == f'{path}:21: label must be 0 or 1, found "maybe"'
@@ -340,5 +329,5 @@ async def test_run_exits_2_when_the_model_cannot_load(tmp_path: Path) -> None:
         raise EmbedderError("cannot load embedding model 'x'")
 
     err = io.StringIO()
-    assert await evaluate.run(args, similarities=broken, err=err) == 2
+    assert await evaluate.evaluate(args, similarities=broken, err=err) == 2
     assert err.getvalue() == "vetcache eval: cannot load embedding model 'x'\n"

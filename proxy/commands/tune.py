@@ -15,12 +15,17 @@ from pathlib import Path
 from audit.errors import InputError
 from audit.pairs import Pair, embed_similarities, load_pairs
 from audit.tune import TuneLabel, TuneReport, plot, render, report_from_ledger
+from proxy.commands import common
+from proxy.commands.common import CONFIG_HELP
 from proxy.settings import Settings
+
+NAME = "tune"
+HELP = "threshold -> hit rate and FP rate; recommend, apply"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="YAML config file (needs redis_url)")
-    parser.add_argument("--namespace", default="default", help="namespace (default: default)")
+    parser.add_argument("--config", type=Path, help=f"{CONFIG_HELP}; needs redis_url")
+    parser.add_argument("--namespace", default="default", help="the namespace to tune")
     parser.add_argument("--target-fp", type=float, required=True, help="FP-rate target, e.g. 0.05")
     parser.add_argument("--pairs", type=Path, help="labelled pairs (TSV or JSONL) to add")
     parser.add_argument(
@@ -28,16 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--apply", action="store_true", help="set the recommended threshold")
     parser.add_argument("--plot", type=Path, help="write the curves to this PNG")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="a table, or one JSON object"
+    )
 
 
 def fail(message: str) -> int:
-    print(f"vetcache: tune: {message}", file=sys.stderr)
-    return 2
+    return common.fail(NAME, message)
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """The command; its exit status."""
+    settings = common.load(args.config)
     problem = _problem(settings, args)
     if problem is not None:
         return fail(problem)
@@ -89,7 +96,6 @@ def _problem(settings: Settings, args: argparse.Namespace) -> str | None:
 async def _run(
     settings: Settings, args: argparse.Namespace, extra: list[TuneLabel]
 ) -> tuple[TuneReport, float | None]:
-    from redis.exceptions import RedisError
 
     from audit import build_queue_and_ledger
     from audit.errors import LedgerError
@@ -102,11 +108,7 @@ async def _run(
     )
     store = RedisStore(settings.redis_url, cluster=settings.redis_cluster)
     try:
-        live = await store.thresholds()
-        current = live.get(
-            args.namespace,
-            settings.cache.namespace_thresholds.get(args.namespace, settings.cache.threshold),
-        )
+        current = settings.cache.threshold_for(args.namespace, await store.thresholds())
         report = await report_from_ledger(
             ledger,
             settings.audit,
@@ -120,7 +122,7 @@ async def _run(
         if args.apply and report.recommended is not None:
             await store.set_threshold(args.namespace, report.recommended)
             applied = report.recommended
-    except (LedgerError, StoreError, RedisError) as exc:
+    except (LedgerError, StoreError) as exc:
         raise ConnectionError(type(exc).__name__) from exc
     finally:
         await queue.close()
