@@ -22,7 +22,9 @@ class AutopilotSettings(BaseModel):
     target_fp: float = Field(default=0.05, gt=0, lt=1)
     """FP rate to stay under."""
     min_threshold: float = Field(default=0.85, ge=-1, le=1)
+    """Lowest threshold the autopilot may set."""
     max_threshold: float = Field(default=0.99, ge=-1, le=1)
+    """Highest threshold the autopilot may set."""
     max_step: float = Field(default=0.02, gt=0, le=0.2)
     """Largest move up; moves down are a quarter of it."""
     min_new_verdicts: int = Field(default=50, ge=1)

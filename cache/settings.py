@@ -19,6 +19,7 @@ class Confirm(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     confirm: int = Field(ge=2, le=1000)
+    """Distinct askers needed before the entry is served."""
 
 
 EmbeddingBackend = Literal["torch", "onnx-fp32", "onnx-int8"]
