@@ -24,7 +24,7 @@ from audit.actions import settle
 from audit.autopilot import Autopilot, Move
 from audit.errors import AuditError, LedgerError, QueueError
 from audit.judges import build_judge
-from audit.ledgers.base import Ledger, Served
+from audit.ledgers.base import Ledger, Served, similarity_bin
 from audit.observe import NULL_AUDIT_OBSERVER, AuditObserver
 from audit.queues.base import JobQueue
 from audit.review import ReviewRow, review_rows
@@ -34,7 +34,7 @@ from audit.settings import AuditSettings
 from audit.spill import Spill
 from audit.stats import FPBreakdown, fp_breakdown
 from audit.trace_context import traceparent
-from audit.tune import TuneReport, report_from_ledger, similarity_bin
+from audit.tune import TuneReport, report_from_ledger
 from audit.worker import AuditWorker
 from cache.errors import StoreError
 from cache.schema import CacheEntry, CacheKey, Candidate, Lookup, Outcome

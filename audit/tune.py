@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from audit.ledgers.base import Ledger
+from audit.ledgers.base import Ledger, similarity_bin
 from audit.schema import Verdict
 from audit.settings import AuditSettings
 from audit.stats import Z95, effective, wilson
@@ -35,15 +35,6 @@ from audit.stats import Z95, effective, wilson
 LabelKind = Literal["hit", "near_miss", "pair"]
 DEFAULT_THRESHOLDS = tuple(round(0.70 + i / 100, 2) for i in range(30))
 """0.70 .. 0.99 in steps of 0.01."""
-NO_CANDIDATE = -1
-"""Histogram bin of lookups that found no candidate at all."""
-
-
-def similarity_bin(similarity: float | None) -> int:
-    """The 0.01-wide bin of a similarity (``NO_CANDIDATE`` for none): floor(100 s)."""
-    if similarity is None:
-        return NO_CANDIDATE
-    return max(-100, min(100, math.floor(similarity * 100 + 1e-9)))
 
 
 class TuneLabel(BaseModel):
@@ -119,7 +110,7 @@ def labels_from_verdicts(
 def row(threshold: float, labels: Sequence[TuneLabel], bins: Mapping[int, int]) -> TuneRow:
     """The estimate at ``threshold``."""
     above = [label for label in labels if label.similarity >= threshold - 1e-9]
-    line = round(threshold * 100)  # lookups are kept in 0.01 bins
+    line = similarity_bin(threshold)  # lookups are kept in 0.01 bins: the threshold's own
     weight = sum(label.weight for label in above)
     squares = sum(label.weight**2 for label in above)
     bad = sum(label.weight for label in above if label.false_positive)

@@ -10,7 +10,7 @@ from opentelemetry import trace
 from opentelemetry.util.types import Attributes
 
 from audit.actions import act_on, settle
-from audit.errors import LedgerError, QueueError
+from audit.errors import AuditError
 from audit.judges.base import Judge
 from audit.ledgers.base import Ledger
 from audit.observe import NULL_AUDIT_OBSERVER, AuditObserver
@@ -105,6 +105,6 @@ class AuditWorker:
         while not stop.is_set():
             try:
                 await self.run_once()
-            except (QueueError, LedgerError) as exc:
+            except AuditError as exc:
                 log.warning("audit worker %s: %s; retrying", self.name, type(exc).__name__)
                 await asyncio.sleep(1.0)

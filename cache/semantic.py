@@ -231,7 +231,7 @@ class SemanticCache:
             )
             if isinstance(policy, Confirm):
                 await self.store.confirm(key.scope, entry.id, asker, policy.confirm)
-        except (StoreError, EmbedderError) as exc:
+        except CacheError as exc:
             self._incident(exc)
             return None
         return entry

@@ -5,8 +5,12 @@ variables with prefix ``VETCACHE_`` (nested fields joined with ``__``, e.g.
 ``VETCACHE_AUTH__ENABLED=false``), the YAML file named by ``config_file`` (``--config`` on
 the CLI, or ``VETCACHE_CONFIG_FILE``), then the defaults below.
 
-This is the only module that reads ``os.environ``: it resolves the upstream API keys that
-the config names by variable, so the rest of the code receives values, not variable names.
+Settings are read here, once: the rest of the code receives them (``Depends``, arguments),
+not variable names. Provider keys named by variable (``model_list[].api_key_env``,
+``audit.llm.api_key_env``) are resolved here, by ``key_from_env``. The process environment is
+also read where a library defines the variable rather than vetcache's settings: the
+Prometheus multiprocess directory (``proxy.exposition``), where ONNX exports are kept
+(``cache.onnx_embedder``), and litellm's own.
 """
 
 from __future__ import annotations
@@ -44,6 +48,15 @@ from proxy.tracing import TracingSettings
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
+
+
+def key_from_env(variable: str, field: str) -> SecretStr:
+    """The secret in environment variable ``variable`` (named by the setting ``field``);
+    a ``ValueError`` naming both when it is unset or empty."""
+    value = os.environ.get(variable)
+    if not value:
+        raise ValueError(f"{field}: environment variable {variable} is not set")
+    return SecretStr(value)
 
 
 class _Frozen(BaseModel):
@@ -88,12 +101,8 @@ class ModelRoute(_Frozen):
 
     @model_validator(mode="after")
     def _resolve_key(self) -> ModelRoute:
-        if self.api_key_env is None or self.api_key is not None:
-            return self
-        value = os.environ.get(self.api_key_env)
-        if not value:
-            raise ValueError(f"api_key_env: environment variable {self.api_key_env} is not set")
-        object.__setattr__(self, "api_key", SecretStr(value))
+        if self.api_key_env is not None and self.api_key is None:
+            object.__setattr__(self, "api_key", key_from_env(self.api_key_env, "api_key_env"))
         return self
 
 
@@ -245,12 +254,8 @@ class Settings(BaseSettings):
             update["judge"] = self.audit_judge
         llm = self.audit.llm
         if llm.api_key_env and llm.api_key is None:
-            value = os.environ.get(llm.api_key_env)
-            if not value:
-                raise ValueError(
-                    f"audit.llm.api_key_env: environment variable {llm.api_key_env} is not set"
-                )
-            update["llm"] = llm.model_copy(update={"api_key": SecretStr(value)})
+            key = key_from_env(llm.api_key_env, "audit.llm.api_key_env")
+            update["llm"] = llm.model_copy(update={"api_key": key})
         if update:
             object.__setattr__(self, "audit", self.audit.model_copy(update=update))
 
@@ -278,19 +283,45 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+YAML_KINDS = {
+    list: "a list",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true/false",
+}
+"""How a YAML document that is no mapping is named in the error."""
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build ``Settings`` from all sources, turning validation errors into ``ConfigError``."""
+    given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        _check_top_level(given.get("config_file") or os.environ.get("VETCACHE_CONFIG_FILE"))
+        return Settings(**given)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     except yaml.MarkedYAMLError as exc:
         where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
         raise ConfigError(f"config_file: invalid YAML{where}: {exc.problem}") from None
-    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:  # unreadable, not a mapping
+    except OSError as exc:
+        raise ConfigError(f"config_file: cannot read it: {exc.strerror or exc}") from None
+    except (ValueError, TypeError, yaml.YAMLError):
+        raise ConfigError("config_file: must be a YAML mapping of settings") from None
+
+
+def _check_top_level(config_file: Any) -> None:
+    """A config file's top level is a mapping (``key: value`` lines), or empty: a list or a
+    bare value is said as such, not as the Python error reading it would give."""
+    if not config_file or not Path(config_file).is_file():
+        return  # none given, or a missing file: the field's own check names it
+    data = yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))
+    if data is not None and not isinstance(data, dict):
+        kind = YAML_KINDS.get(type(data), f"a {type(data).__name__}")
         raise ConfigError(
-            f"config_file: must be a readable YAML mapping of settings ({exc})"
-        ) from None
+            f"config_file: {config_file}: the top level must be a mapping of settings "
+            f"(`key: value` lines), not {kind}"
+        )
 
 
 def _describe(exc: ValidationError) -> str:

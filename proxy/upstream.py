@@ -80,6 +80,7 @@ class Upstream:
 
     def __init__(self, settings: Settings) -> None:
         self._litellm = import_litellm()
+        self.ordered_aliases = settings.aliases
         self.aliases = frozenset(settings.aliases)
         self._routes: dict[str, ModelRoute] = {}
         for route in settings.model_list:
@@ -131,9 +132,12 @@ class Upstream:
         return float(prompt) / 1_000_000, float(completion) / 1_000_000
 
     def check_model(self, alias: str) -> None:
-        """Raise ``ModelNotFound`` unless ``alias`` is configured."""
+        """Raise ``ModelNotFound``, naming the configured aliases, unless ``alias`` is one."""
         if alias not in self.aliases:
-            raise ModelNotFound(f"The model '{alias}' does not exist", param="model")
+            raise ModelNotFound(
+                f"The model '{alias}' does not exist; {_served(self.ordered_aliases)}",
+                param="model",
+            )
 
     async def chat(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """One chat completion, as the OpenAI JSON object."""
@@ -229,6 +233,19 @@ class Upstream:
         hand closed clients to the next ``Upstream`` in this process (tests build many).
         """
         await close_litellm_clients()
+
+
+SHOWN_ALIASES = 20
+"""Aliases named in a model-not-found error, at most."""
+
+
+def _served(aliases: tuple[str, ...]) -> str:
+    """What a model-not-found error says is served instead."""
+    if not aliases:
+        return "no model aliases are configured (model_list)"
+    shown = ", ".join(aliases[:SHOWN_ALIASES])
+    more = f" and {len(aliases) - SHOWN_ALIASES} more" if len(aliases) > SHOWN_ALIASES else ""
+    return f"this gateway serves: {shown}{more} (GET /v1/models lists them)"
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

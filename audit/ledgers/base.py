@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 from pydantic import BaseModel
@@ -88,3 +89,13 @@ class Ledger(ABC):
 
 LOOKUP_HISTORY_H = 8 * 24
 """Hours of lookup histograms kept."""
+NO_CANDIDATE = -1
+"""Histogram bin of lookups that found no candidate at all."""
+
+
+def similarity_bin(similarity: float | None) -> int:
+    """The 0.01-wide bin of a similarity (``NO_CANDIDATE`` for none): floor(100 s). The one
+    binning of the lookup histograms; a threshold's line is its own bin."""
+    if similarity is None:
+        return NO_CANDIDATE
+    return max(-100, min(100, math.floor(similarity * 100 + 1e-9)))

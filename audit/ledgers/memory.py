@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from collections import Counter, OrderedDict, defaultdict
 
-from audit.ledgers.base import LOOKUP_HISTORY_H, Ledger, Served
+from audit.ledgers.base import LOOKUP_HISTORY_H, Ledger, Served, similarity_bin
 from audit.schema import HardNegative, Verdict, VerdictKind
-from audit.tune import similarity_bin
 
 
 class MemoryLedger(Ledger):

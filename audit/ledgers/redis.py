@@ -20,9 +20,8 @@ import time
 from typing import Any, cast
 
 from audit.errors import LedgerError
-from audit.ledgers.base import LOOKUP_HISTORY_H, Ledger, Served
+from audit.ledgers.base import LOOKUP_HISTORY_H, Ledger, Served, similarity_bin
 from audit.schema import HardNegative, Verdict, VerdictKind
-from audit.tune import similarity_bin
 from cache.redis_client import RedisClient, as_text, close, connect, redis_errors
 
 TAG = "vc:{audit}:"

@@ -8,7 +8,6 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from proxy import deps
-from proxy.errors import ModelNotFound
 from proxy.wire import json_response
 
 router = APIRouter(tags=["models"])
@@ -31,9 +30,8 @@ async def list_models(
 async def get_model(
     model: str,
     principal: deps.ClientDep,
-    settings: deps.SettingsDep,
+    upstream: deps.UpstreamDep,
 ) -> Response:
     """One model alias."""
-    if model not in settings.aliases:
-        raise ModelNotFound(f"The model '{model}' does not exist", param="model")
+    upstream.check_model(model)
     return json_response(_model(model))

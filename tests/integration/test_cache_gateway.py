@@ -254,6 +254,36 @@ def test_identical_concurrent_misses_make_one_upstream_call(
     assert after - before == 1
 
 
+def streamed_content(response: Reply) -> str:
+    """The text of a streamed answer (its chunks' deltas, in order)."""
+    assert response.status_code == 200, response.text
+    events = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [orjson.loads(e) for e in events[:-1]]
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+
+
+def test_identical_concurrent_misses_share_one_call_as_streams_and_json(
+    client: TestClient, fake_upstream: str
+) -> None:
+    """One coalescing protocol for both: streamed and JSON requests for the same prompt in
+    flight together make one upstream call; every one of them gets the same answer."""
+    asker = Asker(client)
+    question = f"{PARAPHRASE} ({asker.namespace})"
+    counts = fake_upstream.removesuffix("/v1") + "/fake/requests"
+    before = httpx.get(counts).json().get("/chat/completions sleep-300", 0)
+
+    def one(n: int) -> str:
+        reply = asker.ask(question, model="slow-gpt", stream=n % 2 == 0)
+        return streamed_content(reply) if n % 2 == 0 else content(reply)
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(one, range(6)))
+    assert len(set(answers)) == 1 and answers[0]
+    after = httpx.get(counts).json()["/chat/completions sleep-300"]
+    assert after - before == 1
+
+
 @pytest.fixture
 def own_redis() -> Iterator[tuple[str, Callable[[], None], Callable[[], None]]]:
     """A Redis Stack this test may stop and start: (url, stop, start)."""

@@ -28,9 +28,21 @@ def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_version() -> None:
-    result = run("version")
+@pytest.mark.parametrize("form", [["version"], ["--version"]])
+def test_version(form: list[str]) -> None:
+    result = run(*form)
     assert result.returncode == 0 and result.stdout.strip() == f"vetcache {__version__}"
+
+
+def test_check_config_says_a_yaml_list_is_not_a_config(tmp_path: Path) -> None:
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- model_name: fake-gpt\n- model: openai/fake-gpt\n")
+    result = run("check-config", str(listed))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"vetcache: config error: config_file: {listed}: the top level must be a mapping of "
+        "settings (`key: value` lines), not a list"
+    )
 
 
 def test_check_config_accepts_the_local_config() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from cache.embedder import HashEmbedder
 from cache.semantic import SemanticCache
@@ -41,5 +42,21 @@ def test_guard_turns_a_contradicting_hit_into_a_miss(
         time.sleep(0.05)
     trap = ask(client, "Don't cancel my order")
     assert trap.headers["x-vetcache"] == ("miss" if guard else "hit")
-    if guard:
+    refused = refusals(client)
+    if guard:  # answered fresh, and the header says why the candidate was not served
         assert "Don't cancel my order" in trap.json()["choices"][0]["message"]["content"]
+        assert trap.headers["x-vetcache-refused"] == "contrast"
+        assert refused == {"contrast": 1.0}
+    else:
+        assert "x-vetcache-refused" not in trap.headers
+        assert refused == {}
+
+
+def refusals(client: TestClient) -> dict[str, float]:
+    """``vetcache_refused_total`` by reason, from ``/metrics``."""
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "vetcache_refused_total":
+                found[sample.labels["reason"]] = sample.value
+    return found

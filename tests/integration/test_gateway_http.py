@@ -96,6 +96,37 @@ def test_probes(client: TestClient) -> None:
     assert client.get("/readyz").json() == {"status": "ready"}
 
 
+def test_the_root_points_to_the_docs_and_the_page(client: TestClient) -> None:
+    """``GET /`` (a browser or curl at the base URL) says where to go, not a bare 404."""
+    root = client.get("/")
+    assert root.status_code == 200
+    links = root.json()
+    assert (links["docs"], links["ui"], links["openapi"]) == ("/docs", "/ui", "/openapi.json")
+    for path in ("/docs", "/openapi.json", "/healthz"):
+        assert client.get(path).status_code == 200, path
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/v1/chat/completions", {"model": "gpt-nope", "messages": MESSAGES}),
+        ("POST", "/v1/embeddings", {"model": "gpt-nope", "input": "x"}),
+        ("GET", "/v1/models/gpt-nope", None),
+    ],
+)
+def test_an_unknown_model_names_the_configured_aliases(
+    client: TestClient, method: str, path: str, body: dict[str, object] | None
+) -> None:
+    response = client.request(method, path, json=body)
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "model_not_found" and error["param"] == "model"
+    assert error["message"] == (
+        "The model 'gpt-nope' does not exist; this gateway serves: fake-gpt, fake-embed "
+        "(GET /v1/models lists them)"
+    )
+
+
 def test_admin_config_masks_secrets(client: TestClient) -> None:
     config = client.get("/admin/config", headers={"authorization": "Bearer sk-admin"}).json()
     assert config["admin_key_sha256"] == hash_key("sk-admin")

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from audit.ledgers.base import similarity_bin
 from audit.ledgers.redis import RedisLedger
 from audit.stats import Z95
-from audit.tune import similarity_bin
 from cache.embedder import HashEmbedder
 from cache.semantic import SemanticCache
 from cache.settings import CacheSettings

@@ -62,7 +62,14 @@ def test_config_file_from_environment(tmp_path: Path, monkeypatch: pytest.Monkey
             "model_list.0.fallbacks: unknown model alias 'b'",
         ),
         ("model_list: [\n", "config_file: invalid YAML at line 2"),
-        ("- 1\n- 2\n", "config_file: must be a readable YAML mapping"),
+        (
+            "- 1\n- 2\n",
+            "the top level must be a mapping of settings (`key: value` lines), not a list",
+        ),
+        (
+            "just words\n",
+            "the top level must be a mapping of settings (`key: value` lines), not a string",
+        ),
         ("{}\n", "auth.api_keys: auth is enabled but no keys are configured"),
         ("auth: {enabled: false}\nbogus: 1\n", "bogus: Extra inputs are not permitted"),
         (
@@ -75,6 +82,7 @@ def test_invalid_config_names_the_field(tmp_path: Path, yaml_text: str, expected
     with pytest.raises(ConfigError) as caught:
         load_settings(config_file=write(tmp_path, yaml_text))
     assert expected in str(caught.value)
+    assert "dictionary update" not in str(caught.value)  # no Python error text leaks out
 
 
 def test_missing_config_file_is_named(tmp_path: Path) -> None:

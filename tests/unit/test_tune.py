@@ -8,18 +8,11 @@ from typing import Any
 
 import pytest
 
+from audit.ledgers.base import NO_CANDIDATE, similarity_bin
 from audit.schema import AuditJob, Verdict
 from audit.settings import AuditSettings
 from audit.stats import Z95
-from audit.tune import (
-    NO_CANDIDATE,
-    TuneLabel,
-    labels_from_verdicts,
-    render,
-    row,
-    similarity_bin,
-    tune,
-)
+from audit.tune import TuneLabel, labels_from_verdicts, render, row, tune
 
 
 def labels(

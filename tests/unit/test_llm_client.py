@@ -1,0 +1,28 @@
+"""litellm as the gateway imports it: quiet below WARNING, each of its lines once and in the
+process's own format, its secret redaction kept."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from audit.llm_client import LITELLM_LOGGERS, import_litellm
+
+
+def test_litellm_logs_once_through_the_process_handler_with_redaction_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import_litellm()
+    for name in LITELLM_LOGGERS:
+        logger = logging.getLogger(name)
+        assert logger.handlers == [], f"{name} still writes on its own handler"
+        assert logger.level == logging.WARNING and logger.propagate
+        assert any(type(f).__name__ == "SecretRedactionFilter" for f in logger.filters)
+    secret = "sk-proj-" + "a1B2c3D4e5" * 4
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("LiteLLM").info("routing chatter")
+        logging.getLogger("LiteLLM").warning("upstream refused the key %s", secret)
+    messages = [r.getMessage() for r in caplog.records if r.name == "LiteLLM"]
+    assert len(messages) == 1  # the INFO line is dropped; the warning arrives once
+    assert secret not in messages[0] and "upstream refused the key" in messages[0]
