@@ -43,7 +43,7 @@ def _print_errors(errors: Sequence[str], err: TextIO) -> None:
         print(line, file=err)
     if len(errors) > MAX_ERRORS_SHOWN:
         print(f"... and {len(errors) - MAX_ERRORS_SHOWN} more", file=err)
-    print("vetcache eval: bad input, nothing computed", file=err)
+    print("vetcache: eval: bad input, nothing computed", file=err)
 
 
 def _output(
@@ -85,7 +85,7 @@ async def evaluate(
         embedder = CacheSettings(embedding_model=args.model, embedding_backend=args.backend)
         values, fingerprint = await similarities(pairs, embedder)
     except EmbedderError as exc:
-        print(f"vetcache eval: {exc}", file=err)
+        print(f"vetcache: eval: {exc}", file=err)
         return 2
     report = score(pairs, values, thresholds=args.thresholds)
     gate = check_gate(report, min_margin=args.min_margin, gate_single_class=args.gate_single_class)

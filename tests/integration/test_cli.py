@@ -78,7 +78,7 @@ def test_audit_worker_on_a_cluster_without_the_setting_says_so(
     result = run("audit-worker", "--metrics-port", "0")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        "vetcache: audit-worker cannot start: Redis at "
+        "vetcache: audit-worker: cannot start: Redis at "
         f"{redis_cluster_url} is a cluster node; set redis_cluster: true "
         "(VETCACHE_REDIS_CLUSTER=true) so each command goes to the shard owning its key"
     )

@@ -317,7 +317,7 @@ async def test_run_reports_at_most_20_bad_rows_and_computes_nothing(tmp_path: Pa
     lines = err.getvalue().splitlines()
     assert lines[0] == f'{path}:2: label must be 0 or 1, found "maybe"'
     assert lines[19] == f'{path}:21: label must be 0 or 1, found "maybe"'
-    assert lines[20:] == ["... and 5 more", "vetcache eval: bad input, nothing computed"]
+    assert lines[20:] == ["... and 5 more", "vetcache: eval: bad input, nothing computed"]
     assert (called, out.getvalue()) == ([], "")
 
 
@@ -330,4 +330,4 @@ async def test_run_exits_2_when_the_model_cannot_load(tmp_path: Path) -> None:
 
     err = io.StringIO()
     assert await evaluate.evaluate(args, similarities=broken, err=err) == 2
-    assert err.getvalue() == "vetcache eval: cannot load embedding model 'x'\n"
+    assert err.getvalue() == "vetcache: eval: cannot load embedding model 'x'\n"
