@@ -1,4 +1,4 @@
-"""The gateways the hostile-input tests talk to, in-process and module-scoped."""
+"""The gateways the hostile-input tests talk to, in-process, one per package run."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from tests.conftest import route
 from tests.integration.hostile.rig import ADMIN_KEY, CLIENT_KEY, LIMIT, fake_cache
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def auth_on(fake_upstream: str) -> Iterator[Callable[..., Settings]]:
     """Settings for a gateway in front of the fake upstream with a client key and an admin
-    key; keyword args override. Module-scoped (one gateway serves many cases: each stops in
+    key; keyword args override. Package-scoped (one gateway serves many cases: each stops in
     about a second with the cache on), so built here with no ``VETCACHE_*`` variable set
     rather than by the function-scoped ``make_settings``."""
     with pytest.MonkeyPatch.context() as env:
@@ -42,11 +42,12 @@ def auth_on(fake_upstream: str) -> Iterator[Callable[..., Settings]]:
         yield build
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def client(auth_on: Callable[..., Settings]) -> Iterator[TestClient]:
     """Auth on, a 1 MiB body limit, the cache and audits on (no model: hashed vectors), so
-    every body route reads its body instead of stopping at a 409. One per module: every
-    hand-made case also checks that it still serves afterwards."""
+    every body route reads its body instead of stopping at a 409. One for every hand-made
+    case of the package (as when they were one module): each also checks that it still
+    serves afterwards."""
     app = create_app(auth_on(max_body_bytes=LIMIT), cache=fake_cache())
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
