@@ -54,14 +54,28 @@ def embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder()
 
 
-def test_metrics_match_a_scripted_mix(
+# TestClient answers with its own HTTP library's Response type (httpx or its successor).
+Reply = Any
+ADMIN = {"authorization": "Bearer sk-admin"}
+
+
+def wait(check: Callable[[], bool], what: str) -> None:
+    """Until ``check()`` holds, for at most 15 s."""
+    deadline = time.monotonic() + 15
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def scripted_gateway(
     gateway_client: Callable[..., TestClient],
     embedder: SentenceTransformerEmbedder,
     fake_upstream: str,
-) -> None:
-    ns = f"m{uuid.uuid4().hex[:10]}"
-    store = MemoryStore()
-    client = gateway_client(
+    store: MemoryStore,
+) -> TestClient:
+    """Threshold 0.5 (a negation hits), every hit audited in-process, gauges refreshed every
+    0.1 s, and a ``broken`` model whose upstream answers 500."""
+    return gateway_client(
         cache=SemanticCache(CacheSettings(threshold=0.5, lookup_budget_ms=5000), store, embedder),
         audit={"burn_in": 10, "sample_rate": 1.0, "near_miss_rate": 0.0},
         metrics={"refresh_s": 0.1},
@@ -71,19 +85,17 @@ def test_metrics_match_a_scripted_mix(
             route("broken", "error-500", fake_upstream),
         ],
     )
-    admin = {"authorization": "Bearer sk-admin"}
 
-    def ask(text: str, model: str = "fake-gpt", **headers: str) -> Any:
+
+def play_the_mix(client: TestClient, store: MemoryStore, ns: str) -> Reply:
+    """2 misses (both admitted), 2 hits, 1 bypass and 1 upstream error in ``ns``; the first
+    miss."""
+
+    def ask(text: str, model: str = "fake-gpt", **headers: str) -> Reply:
         body = {"model": model, "messages": [{"role": "user", "content": text}]}
         return client.post(
             "/v1/chat/completions", json=body, headers={"x-vetcache-namespace": ns, **headers}
         )
-
-    def wait(check: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + 15
-        while not check():
-            assert time.monotonic() < deadline, what
-            time.sleep(0.05)
 
     first = ask("Cancel my subscription")
     assert first.headers["x-vetcache"] == "miss"
@@ -98,27 +110,28 @@ def test_metrics_match_a_scripted_mix(
     )
     assert ask("This one fails", model="broken").status_code == 500
     wait(lambda: asyncio.run(store.count(ns)) == 2, "the second miss was never admitted")
+    return first
 
-    def verdicts() -> list[dict[str, Any]]:
-        return list(client.get(f"/admin/verdicts?namespace={ns}", headers=admin).json()["data"])
 
-    wait(lambda: len(verdicts()) == 2, "the two hits were never judged")
+def verdicts(client: TestClient, ns: str) -> list[dict[str, Any]]:
+    return list(client.get(f"/admin/verdicts?namespace={ns}", headers=ADMIN).json()["data"])
 
-    def fp_gauge_is(expected: float, entries: float = 2) -> Callable[[], bool]:
-        # Both gauges from one refresh that ran after everything above had landed.
-        def check() -> bool:
-            samples = scrape(client.get("/metrics").text)
-            found = samples.get(("vetcache_false_positive_rate", frozenset({("namespace", ns)})))
-            stored = samples.get(("vetcache_cache_entries", frozenset({("namespace", ns)})))
-            return found == pytest.approx(expected) and stored == entries
 
-        return check
+def fp_gauge_is(
+    client: TestClient, ns: str, expected: float, entries: float = 2
+) -> Callable[[], bool]:
+    # Both gauges from one refresh that ran after everything above had landed.
+    def check() -> bool:
+        samples = scrape(client.get("/metrics").text)
+        found = samples.get(("vetcache_false_positive_rate", frozenset({("namespace", ns)})))
+        stored = samples.get(("vetcache_cache_entries", frozenset({("namespace", ns)})))
+        return found == pytest.approx(expected) and stored == entries
 
-    wait(fp_gauge_is(0.5), "the FP-rate gauge never showed the two verdicts")
-    page = client.get("/metrics")
-    assert page.status_code == 200 and page.headers["content-type"].startswith("text/plain")
-    m = scrape(page.text)
+    return check
 
+
+def assert_requests_counted(m: Samples, ns: str) -> None:
+    """Each request by outcome, its duration, and the similarity of its best candidate."""
     assert value(m, "vetcache_requests_total", namespace=ns, model="fake-gpt", outcome="hit") == 2
     assert value(m, "vetcache_requests_total", namespace=ns, model="fake-gpt", outcome="miss") == 2
     assert (
@@ -131,6 +144,9 @@ def test_metrics_match_a_scripted_mix(
     assert value(m, "vetcache_similarity_count", outcome="hit") == 2
     assert value(m, "vetcache_similarity_count", outcome="miss") == 1
     assert value(m, "vetcache_similarity_bucket", outcome="hit", le="0.5") == 0
+
+
+def assert_stages_counted(m: Samples) -> None:
     # Stages: every lookup embedded once (5 lookups: the failed request looked up too; the
     # bypass did not); the upstream was called for 2 misses, the bypass and the failure.
     assert value(m, "vetcache_stage_duration_seconds_count", stage="embed") == 5
@@ -138,6 +154,10 @@ def test_metrics_match_a_scripted_mix(
     assert value(m, "vetcache_stage_duration_seconds_count", stage="upstream") == 4
     assert value(m, "vetcache_stage_duration_seconds_count", stage="admit") == 2
     assert value(m, "vetcache_stage_duration_seconds_count", stage="judge") == 2
+
+
+def assert_audits_counted(m: Samples, ns: str) -> None:
+    """Jobs and verdicts, the FP rate's interval, and the gauges beside it."""
     assert value(m, "vetcache_audit_jobs_total", namespace=ns, kind="hit") == 2
     judge = {"namespace": ns, "judge": "contrast/1", "kind": "hit"}
     assert value(m, "vetcache_audit_verdicts_total", verdict="false_positive", **judge) == 1
@@ -150,23 +170,46 @@ def test_metrics_match_a_scripted_mix(
     assert value(m, "vetcache_threshold", namespace="_default") == 0.5
     assert value(m, "vetcache_cache_entries", namespace=ns) == 2
     assert value(m, "vetcache_audit_queue_depth") == 0
+
+
+def assert_a_review_is_counted(client: TestClient, ns: str) -> None:
+    """A person overturns the false positive: counted as a review, and the gauge follows."""
+    [bad] = [v for v in verdicts(client, ns) if v["verdict"] == "false_positive"]
+    review = client.post(
+        f"/admin/verdicts/{bad['id']}/review", headers=ADMIN, json={"correct": True}
+    )
+    assert review.status_code == 200
+    wait(fp_gauge_is(client, ns, 0.0), "the FP-rate gauge never followed the review")
+    m = scrape(client.get("/metrics").text)
+    reviewed = {"namespace": ns, "judge": "review", "kind": "hit", "verdict": "correct"}
+    assert value(m, "vetcache_audit_verdicts_total", **reviewed) == 1
+
+
+def test_metrics_match_a_scripted_mix(
+    gateway_client: Callable[..., TestClient],
+    embedder: SentenceTransformerEmbedder,
+    fake_upstream: str,
+) -> None:
+    ns = f"m{uuid.uuid4().hex[:10]}"
+    store = MemoryStore()
+    client = scripted_gateway(gateway_client, embedder, fake_upstream, store)
+    first = play_the_mix(client, store, ns)
+    wait(lambda: len(verdicts(client, ns)) == 2, "the two hits were never judged")
+    wait(fp_gauge_is(client, ns, 0.5), "the FP-rate gauge never showed the two verdicts")
+    page = client.get("/metrics")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/plain")
+    m = scrape(page.text)
+
+    assert_requests_counted(m, ns)
+    assert_stages_counted(m)
+    assert_audits_counted(m, ns)
     usage = first.json()["usage"]
     saved = 2 * (usage["prompt_tokens"] + usage["completion_tokens"])
     assert value(m, "vetcache_tokens_saved_total", namespace=ns) == saved
     assert total(m, "vetcache_cache_errors_total") == 0
 
-    # A person overturns the false positive: counted as a review, and the gauge follows.
-    [bad] = [v for v in verdicts() if v["verdict"] == "false_positive"]
-    review = client.post(
-        f"/admin/verdicts/{bad['id']}/review", headers=admin, json={"correct": True}
-    )
-    assert review.status_code == 200
-    wait(fp_gauge_is(0.0), "the FP-rate gauge never followed the review")
-    m = scrape(client.get("/metrics").text)
-    reviewed = {"namespace": ns, "judge": "review", "kind": "hit", "verdict": "correct"}
-    assert value(m, "vetcache_audit_verdicts_total", **reviewed) == 1
-
-    summary = client.get("/admin/summary", headers=admin).json()
+    assert_a_review_is_counted(client, ns)
+    summary = client.get("/admin/summary", headers=ADMIN).json()
     assert summary["requests"]["hit"] >= 2 and 0 < summary["hit_ratio"] < 1
     assert 0 < summary["latency_s"]["p50"] <= summary["latency_s"]["p99"]
 

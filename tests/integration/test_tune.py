@@ -57,11 +57,8 @@ async def seed(redis_url: str, namespace: str) -> None:
         await ledger.close()
 
 
-async def test_tune_recommends_the_math_and_apply_reaches_a_running_gateway(
-    redis_url: str, fake_upstream: str, tmp_path: Path
-) -> None:
-    namespace = f"tune-{uuid.uuid4().hex[:8]}"
-    port = free_port()
+def write_config(tmp_path: Path, port: int, redis_url: str, fake_upstream: str) -> Path:
+    """A gateway's config on Redis with threshold 0.95; its path."""
     config = tmp_path / "vetcache.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -76,25 +73,75 @@ async def test_tune_recommends_the_math_and_apply_reaches_a_running_gateway(
             }
         )
     )
+    return config
+
+
+async def ask(http: httpx.AsyncClient, namespace: str, text: str) -> Any:
+    """Ask without storing the answer (``no-store``): only ``CACHED`` is ever admitted."""
+    body = {"model": "fake-gpt", "messages": [{"role": "user", "content": text}]}
+    headers = {"x-vetcache-namespace": namespace, "cache-control": "no-store"}
+    return await http.post("/v1/chat/completions", json=body, headers=headers)
+
+
+async def admit_cached(http: httpx.AsyncClient, namespace: str) -> None:
+    """Ask ``CACHED`` once, storing its answer, and wait until it is served."""
+    body = {"model": "fake-gpt", "messages": [{"role": "user", "content": CACHED}]}
+    await http.post("/v1/chat/completions", json=body, headers={"x-vetcache-namespace": namespace})
+    deadline = time.monotonic() + 10
+    while (await ask(http, namespace, CACHED)).headers["x-vetcache"] != "hit":
+        assert time.monotonic() < deadline, "the cached answer was never admitted"
+
+
+def assert_recommends_the_math(
+    done: subprocess.CompletedProcess[str], namespace: str, plot: Path
+) -> None:
+    """The report of ``tune --apply --format json --plot``: the Wilson bound's threshold."""
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    rows = {r["threshold"]: r for r in report["rows"]}
+    assert rows[0.85]["false_positives"] == 20 and rows[0.85]["fp_upper"] > 0.05
+    assert rows[0.86]["fp_upper"] == pytest.approx(Z95**2 / (200 + Z95**2))
+    assert report["recommended"] == 0.86 and report["current_threshold"] == 0.95
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert f"applied: namespace {namespace} threshold 0.86" in done.stderr
+
+
+def assert_pairs_join_the_verdicts(config: Path, namespace: str, tmp_path: Path) -> None:
+    """Labelled pairs from a file join the verdicts (scored by the bundled model); a bad
+    label is reported with its file and line."""
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(
+        "text_a\ttext_b\tlabel\tcategory\n"
+        f"{CACHED}\t{ASKED}\t1\tparaphrase\n"
+        "Cancel my order\tDon't cancel my order\t0\tnegation\n"
+    )
+    with_pairs = tune(
+        "--config", str(config), "--namespace", namespace, "--target-fp", "0.05",
+        "--pairs", str(pairs), "--format", "json",
+    )  # fmt: skip
+    assert with_pairs.returncode == 0, with_pairs.stderr
+    assert json.loads(with_pairs.stdout)["labels"] == 222
+    pairs.write_text("text_a\ttext_b\tlabel\nA\tB\t7\n")
+    broken = tune(
+        "--config", str(config), "--namespace", namespace, "--target-fp", "0.05",
+        "--pairs", str(pairs),
+    )  # fmt: skip
+    assert broken.returncode == 2 and f"{pairs}:2:" in broken.stderr
+
+
+async def test_tune_recommends_the_math_and_apply_reaches_a_running_gateway(
+    redis_url: str, fake_upstream: str, tmp_path: Path
+) -> None:
+    namespace = f"tune-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    config = write_config(tmp_path, port, redis_url, fake_upstream)
     await seed(redis_url, namespace)
     gateway = vetcache("serve", "--config", str(config))
     try:
         wait_http(f"http://127.0.0.1:{port}/readyz", gateway, timeout=120)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-
-            async def ask(text: str) -> Any:
-                body = {"model": "fake-gpt", "messages": [{"role": "user", "content": text}]}
-                headers = {"x-vetcache-namespace": namespace, "cache-control": "no-store"}
-                return await http.post("/v1/chat/completions", json=body, headers=headers)
-
-            body = {"model": "fake-gpt", "messages": [{"role": "user", "content": CACHED}]}
-            await http.post(
-                "/v1/chat/completions", json=body, headers={"x-vetcache-namespace": namespace}
-            )
-            deadline = time.monotonic() + 10
-            while (await ask(CACHED)).headers["x-vetcache"] != "hit":
-                assert time.monotonic() < deadline, "the cached answer was never admitted"
-            before = await ask(ASKED)
+            await admit_cached(http, namespace)
+            before = await ask(http, namespace, ASKED)
             assert before.headers["x-vetcache"] == "miss"  # 0.898 < 0.95
             assert float(before.headers["x-vetcache-similarity"]) == pytest.approx(0.898, abs=0.01)
 
@@ -104,40 +151,13 @@ async def test_tune_recommends_the_math_and_apply_reaches_a_running_gateway(
                 "--apply", "--format", "json", "--plot", str(plot),
             )  # fmt: skip
             applied_at = time.monotonic()
-            assert done.returncode == 0, done.stderr
-            report = json.loads(done.stdout)
-            rows = {r["threshold"]: r for r in report["rows"]}
-            assert rows[0.85]["false_positives"] == 20 and rows[0.85]["fp_upper"] > 0.05
-            assert rows[0.86]["fp_upper"] == pytest.approx(Z95**2 / (200 + Z95**2))
-            assert report["recommended"] == 0.86 and report["current_threshold"] == 0.95
-            assert plot.read_bytes().startswith(b"\x89PNG")
-            assert f"applied: namespace {namespace} threshold 0.86" in done.stderr
-
-            while (after := await ask(ASKED)).headers["x-vetcache"] != "hit":
+            assert_recommends_the_math(done, namespace, plot)
+            while (after := await ask(http, namespace, ASKED)).headers["x-vetcache"] != "hit":
                 assert time.monotonic() - applied_at < 5, "the gateway never followed"
                 await asyncio.sleep(0.1)
             assert after.headers["x-vetcache-threshold"] == "0.8600"
 
-            # Labelled pairs from a file join the verdicts (scored by the bundled model).
-            pairs = tmp_path / "pairs.tsv"
-            pairs.write_text(
-                "text_a\ttext_b\tlabel\tcategory\n"
-                f"{CACHED}\t{ASKED}\t1\tparaphrase\n"
-                "Cancel my order\tDon't cancel my order\t0\tnegation\n"
-            )
-            with_pairs = tune(
-                "--config", str(config), "--namespace", namespace, "--target-fp", "0.05",
-                "--pairs", str(pairs), "--format", "json",
-            )  # fmt: skip
-            assert with_pairs.returncode == 0, with_pairs.stderr
-            assert json.loads(with_pairs.stdout)["labels"] == 222
-            pairs.write_text("text_a\ttext_b\tlabel\nA\tB\t7\n")
-            broken = tune(
-                "--config", str(config), "--namespace", namespace, "--target-fp", "0.05",
-                "--pairs", str(pairs),
-            )  # fmt: skip
-            assert broken.returncode == 2 and f"{pairs}:2:" in broken.stderr
-
+            assert_pairs_join_the_verdicts(config, namespace, tmp_path)
     finally:
         stop(gateway)
 

@@ -9,6 +9,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -16,6 +17,9 @@ import yaml
 
 from proxy.auth import hash_key
 from tests.conftest import free_port, route, stop, vetcache, wait_http
+
+if TYPE_CHECKING:  # imported where used: a test run without Playwright still collects
+    from playwright.sync_api import Locator, Page
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +38,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+ADMIN = {"authorization": "Bearer sk-admin"}
 
 
 @pytest.fixture
@@ -72,10 +77,8 @@ def wait(check: Callable[[], bool], what: str) -> None:
         time.sleep(0.1)
 
 
-def test_review_page_shows_the_numbers_and_a_click_overturns_a_verdict(gateway: str) -> None:
-    from playwright.sync_api import expect, sync_playwright
-
-    admin = {"authorization": "Bearer sk-admin"}
+def serve_two_judged_hits(gateway: str) -> None:
+    """A miss, then a paraphrase and a negation served from it, both judged."""
     with httpx.Client(base_url=gateway, timeout=30) as http:
 
         def ask(text: str) -> str:
@@ -89,7 +92,7 @@ def test_review_page_shows_the_numbers_and_a_click_overturns_a_verdict(gateway: 
             )
 
         def judged() -> bool:
-            return len(http.get("/admin/verdicts", headers=admin).json()["data"]) == 2
+            return len(http.get("/admin/verdicts", headers=ADMIN).json()["data"]) == 2
 
         assert ask("Cancel my subscription") == "miss"
         wait(admitted, "the first answer was never admitted")
@@ -97,6 +100,52 @@ def test_review_page_shows_the_numbers_and_a_click_overturns_a_verdict(gateway: 
         assert ask("Don't cancel my subscription") == "hit"
         wait(judged, "the two hits were never judged")
 
+
+def sign_in(page: Page, problems: list[str]) -> None:
+    """A wrong key is refused on the page; then the admin key."""
+    from playwright.sync_api import expect
+
+    page.fill("#key", "not-the-key")
+    page.click("button[type=submit]")
+    expect(page.locator("#status")).to_have_text("That is not the admin key.")
+    problems.clear()  # the browser logs the 401 itself
+
+    page.fill("#key", "sk-admin")
+    page.click("button[type=submit]")
+
+
+def assert_the_numbers_shown(page: Page) -> Locator:
+    """The summary and the review table show the two judged hits; the false hit's row."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#hit-ratio")).to_have_text("66.7%")  # 2 hits, 1 miss
+    expect(page.locator("#fp-rate")).to_have_text("50.0%")  # 1 of 2 judged hits
+    expect(page.locator("#requests")).to_contain_text("2 hits, 1 misses")
+    expect(page.locator("#fp-interval")).to_contain_text("1 of 2 labelled hits")
+    expect(page.locator("#namespaces tbody tr[data-namespace=default]")).to_contain_text("0.5")
+    row = page.locator("#review tbody tr", has_text="Don't cancel my subscription")
+    expect(row).to_have_count(1)
+    expect(row.locator("td.false_positive")).to_have_text("false positive")
+    expect(row).to_contain_text("Cancel my subscription")  # the cached prompt
+    return row
+
+
+def assert_overturned(gateway: str) -> None:
+    """The API agrees: no false positive left, and one review that says correct."""
+    with httpx.Client(base_url=gateway, timeout=30) as http:
+        rate = http.get("/admin/fp-rate", headers=ADMIN).json()
+        assert rate["overall"]["false_positives"] == 0 and rate["overall"]["labelled"] == 2
+        reviews = [
+            v for v in http.get("/admin/verdicts", headers=ADMIN).json()["data"]
+            if v["source"] == "review"
+        ]  # fmt: skip
+        assert len(reviews) == 1 and reviews[0]["verdict"] == "correct"
+
+
+def test_review_page_shows_the_numbers_and_a_click_overturns_a_verdict(gateway: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    serve_two_judged_hits(gateway)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -106,25 +155,8 @@ def test_review_page_shows_the_numbers_and_a_click_overturns_a_verdict(gateway: 
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.goto(f"{gateway}/ui")
-
-            page.fill("#key", "not-the-key")
-            page.click("button[type=submit]")
-            expect(page.locator("#status")).to_have_text("That is not the admin key.")
-            problems.clear()  # the browser logs the 401 itself
-
-            page.fill("#key", "sk-admin")
-            page.click("button[type=submit]")
-            expect(page.locator("#hit-ratio")).to_have_text("66.7%")  # 2 hits, 1 miss
-            expect(page.locator("#fp-rate")).to_have_text("50.0%")  # 1 of 2 judged hits
-            expect(page.locator("#requests")).to_contain_text("2 hits, 1 misses")
-            expect(page.locator("#fp-interval")).to_contain_text("1 of 2 labelled hits")
-            expect(page.locator("#namespaces tbody tr[data-namespace=default]")).to_contain_text(
-                "0.5"
-            )
-            row = page.locator("#review tbody tr", has_text="Don't cancel my subscription")
-            expect(row).to_have_count(1)
-            expect(row.locator("td.false_positive")).to_have_text("false positive")
-            expect(row).to_contain_text("Cancel my subscription")  # the cached prompt
+            sign_in(page, problems)
+            row = assert_the_numbers_shown(page)
             page.screenshot(path=str(ARTIFACTS / "ui-before-review.png"), full_page=True)
 
             row.get_by_role("button", name="Overturn").click()
@@ -134,15 +166,7 @@ def test_review_page_shows_the_numbers_and_a_click_overturns_a_verdict(gateway: 
             assert problems == []
         finally:
             browser.close()
-
-    with httpx.Client(base_url=gateway, timeout=30) as http:
-        rate = http.get("/admin/fp-rate", headers=admin).json()
-        assert rate["overall"]["false_positives"] == 0 and rate["overall"]["labelled"] == 2
-        reviews = [
-            v for v in http.get("/admin/verdicts", headers=admin).json()["data"]
-            if v["source"] == "review"
-        ]  # fmt: skip
-        assert len(reviews) == 1 and reviews[0]["verdict"] == "correct"
+    assert_overturned(gateway)
 
 
 def test_ui_assets_carry_a_strict_content_security_policy(gateway: str) -> None:
