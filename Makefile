@@ -1,5 +1,5 @@
 # The README's commands. `make demo` sets up and shows the whole product on a workload;
-# `make run` starts the gateway; `make test` runs lint and the whole suite (~15 min on 2
+# `make run` starts the gateway; `make test` runs lint and the whole suite (6-15 min on 2
 # cores; it starts its own Redis Stack and fake upstream); `make test-fast` the unit tests
 # (under a minute), the inner loop.
 .PHONY: install demo run test test-fast lint bench redis clean
