@@ -10,6 +10,7 @@ Redis), ``AuditSettings``, the models ``AuditJob``, ``Judgement``, ``Verdict``, 
 from __future__ import annotations
 
 from audit.auditor import Auditor
+from audit.backends import build_queue_and_ledger
 from audit.errors import AuditError, InputError, LedgerError, QueueError, QueueUnusable
 from audit.judges import build_judge
 from audit.ledgers.base import Ledger, Served
@@ -21,27 +22,6 @@ from audit.stats import FPRate, cohort, fp_rate, wilson
 from audit.worker import AuditWorker
 from audit.worker_process import serve_worker
 from cache.stores.base import Store
-
-
-def build_queue_and_ledger(
-    settings: AuditSettings, redis_url: str | None, *, redis_cluster: bool = False
-) -> tuple[JobQueue, Ledger]:
-    """A Redis Stream and Redis ledger with ``redis_url`` (on a Redis Cluster with
-    ``redis_cluster``), else in-process ones."""
-    if redis_url:
-        from audit.ledgers.redis import RedisLedger
-        from audit.queues.redis import RedisStreamQueue
-
-        return (
-            RedisStreamQueue(
-                redis_url, reclaim_after_s=settings.reclaim_after_s, cluster=redis_cluster
-            ),
-            RedisLedger(redis_url, settings.retention, cluster=redis_cluster),
-        )
-    from audit.ledgers.memory import MemoryLedger
-    from audit.queues.memory import MemoryQueue
-
-    return MemoryQueue(), MemoryLedger(settings.retention)
 
 
 def build_auditor(

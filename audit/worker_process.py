@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from audit.backends import build_queue_and_ledger
 from audit.errors import QueueError, QueueUnusable
 from audit.judges import build_judge
-from audit.ledgers.redis import RedisLedger
 from audit.observe import AuditObserver
-from audit.queues.redis import RedisStreamQueue
 from audit.settings import AuditSettings
 from audit.worker import AuditWorker
 from cache.stores.redis import RedisStore
@@ -30,8 +29,7 @@ async def serve_worker(
     """Judge jobs from the shared stream until ``stop`` is set. A Redis that is not up yet
     is waited for (the run loop creates the consumer group once it answers); a queue that
     can never work (``QueueUnusable``) raises at once."""
-    queue = RedisStreamQueue(redis_url, reclaim_after_s=settings.reclaim_after_s, cluster=cluster)
-    ledger = RedisLedger(redis_url, settings.retention, cluster=cluster)
+    queue, ledger = build_queue_and_ledger(settings, redis_url, redis_cluster=cluster)
     store = RedisStore(redis_url, cluster=cluster)
     judge = build_judge(settings)
     worker = AuditWorker(name, queue, judge, ledger, store, settings, observer)

@@ -297,7 +297,6 @@ def load_settings(**overrides: Any) -> Settings:
     """Build ``Settings`` from all sources, turning validation errors into ``ConfigError``."""
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        _check_top_level(given.get("config_file") or os.environ.get("VETCACHE_CONFIG_FILE"))
         return Settings(**given)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
@@ -306,22 +305,26 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"config_file: invalid YAML{where}: {exc.problem}") from None
     except OSError as exc:
         raise ConfigError(f"config_file: cannot read it: {exc.strerror or exc}") from None
-    except (ValueError, TypeError, yaml.YAMLError):
-        raise ConfigError("config_file: must be a YAML mapping of settings") from None
+    except (ValueError, TypeError, yaml.YAMLError):  # the YAML is no mapping of settings
+        config_file = given.get("config_file") or os.environ.get("VETCACHE_CONFIG_FILE")
+        raise ConfigError(f"config_file: {_not_a_mapping(config_file)}") from None
 
 
-def _check_top_level(config_file: Any) -> None:
-    """A config file's top level is a mapping (``key: value`` lines), or empty: a list or a
-    bare value is said as such, not as the Python error reading it would give."""
-    if not config_file or not Path(config_file).is_file():
-        return  # none given, or a missing file: the field's own check names it
-    data = yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))
-    if data is not None and not isinstance(data, dict):
-        kind = YAML_KINDS.get(type(data), f"a {type(data).__name__}")
-        raise ConfigError(
-            f"config_file: {config_file}: the top level must be a mapping of settings "
-            f"(`key: value` lines), not {kind}"
-        )
+def _not_a_mapping(config_file: Any) -> str:
+    """What is wrong with a config file whose top level is not a mapping: a list or a bare
+    value is said as such, not as the Python error reading it gave. Read again only on this
+    failure."""
+    try:
+        data = yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))
+    except (OSError, TypeError, yaml.YAMLError):
+        data = None
+    if data is None or isinstance(data, dict):
+        return "must be a YAML mapping of settings"
+    kind = YAML_KINDS.get(type(data), f"a {type(data).__name__}")
+    return (
+        f"{config_file}: the top level must be a mapping of settings (`key: value` lines), "
+        f"not {kind}"
+    )
 
 
 def _describe(exc: ValidationError) -> str:

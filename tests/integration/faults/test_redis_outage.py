@@ -60,7 +60,7 @@ async def test_redis_paused_past_the_lookup_budget(
     audit_worker: Callable[[Path], subprocess.Popen[bytes]],
 ) -> None:
     """SIGSTOP to Redis for 3 s under load (a Redis slower than the 200 ms lookup budget),
-    then SIGCONT: requests meanwhile are answered by the upstream (``x-vetcache: error``)
+    then SIGCONT: requests meanwhile are answered by the upstream (``x-vetcache: fail_open``)
     without waiting for Redis, hits resume, entries are whole, and every hit is judged."""
     server = own_redis()
     gw = gateway(server.url)
