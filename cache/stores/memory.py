@@ -22,9 +22,7 @@ class MemoryStore(Store):
         self._exact: dict[tuple[str, str], str] = {}
         # Admission order per (namespace, tenant), the unit of the cap: eviction takes
         # from the front.
-        self._by_namespace: dict[tuple[str, str], OrderedDict[str, None]] = defaultdict(
-            OrderedDict
-        )
+        self._by_namespace: dict[tuple[str, str], OrderedDict[str, None]] = defaultdict(OrderedDict)
         self._thresholds: dict[str, float] = {}
         self._askers: dict[str, set[str]] = defaultdict(set)  # pending entry -> who asked
 

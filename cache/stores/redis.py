@@ -325,7 +325,8 @@ class RedisStore(Store):
         SCAN: a SCAN walks the whole keyspace (every entry) on each metrics refresh."""
         with redis_errors():
             members = await self._redis.smembers(NAMESPACES_KEY)
-        return sorted((namespace_pair(as_text(m)) for m in members), key=lambda p: (p[0], p[1] or ""))
+        pairs = (namespace_pair(as_text(member)) for member in members)
+        return sorted(pairs, key=lambda pair: (pair[0], pair[1] or ""))
 
     async def _counts(self, pairs: list[tuple[str, str | None]]) -> dict[str, int]:
         """Live entries per namespace, summed over the tenants in ``pairs``."""
