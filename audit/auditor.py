@@ -24,7 +24,7 @@ from audit.actions import settle
 from audit.autopilot import Autopilot, Move
 from audit.errors import AuditError, LedgerError, QueueError
 from audit.judges import build_judge
-from audit.ledgers.base import Ledger, Served, similarity_bin
+from audit.ledgers.base import Ledger, Served, served_ref, similarity_bin
 from audit.observe import NULL_AUDIT_OBSERVER, AuditObserver
 from audit.queues.base import JobQueue
 from audit.review import ReviewRow, review_rows
@@ -209,9 +209,10 @@ class Auditor:
         """One verdict."""
         return await self.ledger.get(verdict_id)
 
-    async def served(self, request_id: str) -> Served | None:
-        """The hit served to ``request_id``, while it is kept for feedback."""
-        return await self.ledger.served(request_id)
+    async def served(self, tenant: str, key_id: str | None, request_id: str) -> Served | None:
+        """The hit served to ``request_id`` of this tenant's key, while it is kept for
+        feedback (another tenant or key reusing the id has a record of its own)."""
+        return await self.ledger.served(served_ref(tenant, key_id, request_id))
 
     async def label(
         self,

@@ -40,11 +40,19 @@ class FPRate(BaseModel):
     """Wilson 95% upper bound."""
 
 
-def effective(verdicts: Iterable[Verdict]) -> list[Verdict]:
-    """One label per job: a person's review beats the app's feedback beats the judge."""
+def effective(verdicts: Iterable[Verdict], *, tenant: str | None = None) -> list[Verdict]:
+    """One label per job: a person's review beats the app's feedback beats the judge.
+
+    An app's feedback is its tenant's word on its own hit: it counts only with ``tenant`` set
+    to that tenant (the tenant's own statistics), never in the shared ones (a namespace's FP
+    rate, tuning, the autopilot), which every tenant of the namespace is served by. Else one
+    tenant's labels, true or not, moved the thresholds of all. A person's review of it counts
+    everywhere; so does the judge's verdict on the same hit."""
     rank = {"judge": 0, "feedback": 1, "review": 2}
     best: dict[str, Verdict] = {}
     for verdict in verdicts:
+        if verdict.source == "feedback" and verdict.job.tenant != tenant:
+            continue
         current = best.get(verdict.job.job_id)
         if current is None or (rank[verdict.source], verdict.created_at) >= (
             rank[current.source],
@@ -54,12 +62,15 @@ def effective(verdicts: Iterable[Verdict]) -> list[Verdict]:
     return list(best.values())
 
 
-def fp_rate(verdicts: Iterable[Verdict], *, shadow: bool = False) -> FPRate:
+def fp_rate(
+    verdicts: Iterable[Verdict], *, shadow: bool = False, tenant: str | None = None
+) -> FPRate:
     """The FP rate of served hits (near-misses are not served, so not counted), or with
-    ``shadow`` of the hits shadow mode would have served."""
+    ``shadow`` of the hits shadow mode would have served; ``tenant``'s feedback counted
+    (``effective``)."""
     served = [
         v
-        for v in effective(verdicts)
+        for v in effective(verdicts, tenant=tenant)
         if not v.job.near_miss and not v.job.admission and v.job.shadow == shadow
     ]
     fp = sum(v.verdict == "false_positive" for v in served)
@@ -95,6 +106,8 @@ class FPBreakdown(BaseModel):
     """All served hits."""
     namespaces: dict[str, FPRate]
     """Per namespace."""
+    tenants: dict[str, FPRate]
+    """Per tenant, over its own hits: the one rate its apps' feedback counts in."""
     shadow: dict[str, FPRate]
     """Shadow mode: the rate the would-be hits would have had if served (namespaces that had
     any)."""
@@ -106,14 +119,17 @@ def fp_breakdown(verdicts: Sequence[Verdict], window_s: int) -> FPBreakdown:
     """The breakdown of ``verdicts`` (those of the last ``window_s`` seconds)."""
     groups: dict[str, dict[str, list[Verdict]]] = defaultdict(lambda: defaultdict(list))
     by_namespace: dict[str, list[Verdict]] = defaultdict(list)
+    by_tenant: dict[str, list[Verdict]] = defaultdict(list)
     for item in verdicts:
         by_namespace[item.job.namespace].append(item)
+        by_tenant[item.job.tenant].append(item)
         for dimension, value in cohort(item).items():
             groups[dimension][value].append(item)
     return FPBreakdown(
         window_s=window_s,
         overall=fp_rate(verdicts),
         namespaces={ns: fp_rate(v) for ns, v in sorted(by_namespace.items())},
+        tenants={t: fp_rate(v, tenant=t) for t, v in sorted(by_tenant.items())},
         shadow={
             ns: fp_rate(v, shadow=True)
             for ns, v in sorted(by_namespace.items())

@@ -49,7 +49,8 @@ class CacheSettings(BaseModel):
     ttl_s: int = Field(default=86400, ge=1)
     """Seconds an entry lives."""
     max_entries_per_namespace: int | None = Field(default=100_000, ge=1)
-    """Entries kept per namespace; the oldest are evicted beyond it."""
+    """Entries kept per tenant and namespace; beyond it a tenant's oldest entries in that
+    namespace are evicted (never another tenant's)."""
     threshold_refresh_s: float = Field(default=2.0, gt=0)
     """How often live thresholds are re-read from the store (replicas follow within it)."""
     lookup_budget_ms: float = Field(default=50.0, gt=0)

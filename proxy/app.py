@@ -39,7 +39,12 @@ def create_app(
     """
     embedding = f"{settings.cache.embedding_model} ({settings.cache.embedding_backend})"
     tracing = Tracing(settings.tracing, embedding_model=embedding)  # off unless enabled
-    metrics = Metrics(registry or CollectorRegistry(), settings.metrics.max_namespaces, tracing)
+    metrics = Metrics(
+        registry or CollectorRegistry(),
+        settings.metrics.max_namespaces,
+        tracing,
+        tenants=len(settings.auth.tenants),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

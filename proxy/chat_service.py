@@ -129,7 +129,7 @@ class ChatService:
             threshold = self.cache.threshold(how.namespace, how.threshold, how.may_loosen)
             lookup = await self.cache.lookup(key, threshold)
             shadow_mode = self.cache.settings.is_shadow(key.namespace)
-            self.metrics.lookup(key.namespace, lookup, shadow_mode)
+            self.metrics.lookup(key.namespace, lookup, shadow_mode, key.tenant)
         after = self._after(request_id, key, lookup, who, asker)
         return Resolution(key, lookup, report(lookup), after, asker)
 
@@ -204,7 +204,7 @@ class ChatService:
         except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
             return
         cost = self.upstream.cost(key.model, prompt, completion)
-        self.metrics.saved(key.namespace, prompt + completion, cost)
+        self.metrics.saved(key.namespace, prompt + completion, cost, key.tenant)
 
     def _admit_later(
         self,

@@ -42,7 +42,8 @@ SIMILARITY_BUCKETS = (
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0)
 
 OTHER = "_other"
-"""Label for namespaces past ``max_namespaces`` (the header is client-controlled)."""
+"""Label for namespaces past a tenant's share of ``max_namespaces`` (the header is
+client-controlled)."""
 DEFAULT = "_default"
 """``namespace`` label of the default threshold."""
 
@@ -55,12 +56,16 @@ class Metrics(AuditObserver):
         registry: CollectorRegistry,
         max_namespaces: int = 200,
         tracing: Tracing | None = None,
+        tenants: int = 1,
     ) -> None:
-        """``tracing`` makes each timed stage a span too (``vetcache.<stage>``)."""
+        """``tracing`` makes each timed stage a span too (``vetcache.<stage>``); ``tenants``
+        (how many the keys name) splits ``max_namespaces`` into equal shares."""
         self.registry = registry
         self.max_namespaces = max_namespaces
+        self.share = max(1, max_namespaces // max(1, tenants))
         self.tracing = tracing or Tracing.off()
         self._namespaces: set[str] = set()
+        self._claimed: dict[str, int] = {}  # tenant -> namespaces it brought in
         self._declare_requests(registry)
         self._declare_cache(registry)
         self._declare_audits(registry)
@@ -202,12 +207,23 @@ class Metrics(AuditObserver):
             "vetcache_cache_entries", "Live cache entries per namespace.", per_namespace
         )
 
-    def namespace(self, name: str) -> str:
-        """The label for ``name``: itself while fewer than ``max_namespaces`` are known."""
+    def namespace(self, name: str, tenant: str | None = None) -> str:
+        """The label for ``name``: itself once known, else ``OTHER``. A tenant's traffic
+        makes a namespace known while that tenant has brought in fewer than its share
+        (``max_namespaces`` / tenants): first come first served across tenants let one
+        tenant's junk namespaces take every label and hide another's real ones. Without a
+        tenant (gauges of shared state) only known namespaces are labelled."""
         if name in self._namespaces:
             return name
-        if len(self._namespaces) >= self.max_namespaces:
+        if tenant is None or self._claimed.get(tenant, 0) >= self.share:
             return OTHER
+        self._claimed[tenant] = self._claimed.get(tenant, 0) + 1
+        self._namespaces.add(name)
+        return name
+
+    def operator_namespace(self, name: str) -> str:
+        """The label of a namespace the operator named (a threshold, the autopilot's):
+        always itself; no client can add to these."""
         self._namespaces.add(name)
         return name
 
@@ -220,33 +236,37 @@ class Metrics(AuditObserver):
         outcome: Outcome,
         seconds: float,
         similarity: float | None = None,
+        tenant: str | None = None,
     ) -> None:
-        """One chat request finished."""
-        self.requests.labels(self.namespace(namespace), model, outcome.value).inc()
+        """One chat request of ``tenant`` finished."""
+        self.requests.labels(self.namespace(namespace, tenant), model, outcome.value).inc()
         self.duration.labels(outcome.value).observe(seconds)
         if similarity is not None and outcome in (Outcome.HIT, Outcome.MISS):
             self.similarity.labels(outcome.value).observe(similarity)
 
-    def lookup(self, namespace: str, lookup: Lookup, shadow_mode: bool) -> None:
+    def lookup(
+        self, namespace: str, lookup: Lookup, shadow_mode: bool, tenant: str | None = None
+    ) -> None:
         """What the serving policy decided: a refusal and its reason; in shadow mode, whether
         the lookup would have been served."""
         if lookup.refused is not None:
-            self.refusals.labels(self.namespace(namespace), lookup.refused).inc()
+            self.refusals.labels(self.namespace(namespace, tenant), lookup.refused).inc()
         if shadow_mode and lookup.outcome != Outcome.FAIL_OPEN:
             outcome = "would_hit" if lookup.shadow else "would_miss"
-            self.shadow_lookups.labels(self.namespace(namespace), outcome).inc()
+            self.shadow_lookups.labels(self.namespace(namespace, tenant), outcome).inc()
 
-    def saved(self, namespace: str, tokens: int, usd: float) -> None:
-        """A hit saved ``tokens`` tokens costing ``usd``."""
-        label = self.namespace(namespace)
+    def saved(self, namespace: str, tokens: int, usd: float, tenant: str | None = None) -> None:
+        """A hit of ``tenant`` saved ``tokens`` tokens costing ``usd``."""
+        label = self.namespace(namespace, tenant)
         if tokens > 0:
             self.tokens_saved.labels(label).inc(tokens)
         if usd > 0:
             self.cost_saved.labels(label).inc(usd)
 
     def autopilot_move(self, move: Move) -> None:
-        self.autopilot_moves.labels(self.namespace(move.namespace), move.direction).inc()
-        self.threshold.labels(self.namespace(move.namespace)).set(move.new)
+        label = self.operator_namespace(move.namespace)
+        self.autopilot_moves.labels(label, move.direction).inc()
+        self.threshold.labels(label).set(move.new)
 
     # Observer hooks (cache and audit).
 
@@ -265,13 +285,16 @@ class Metrics(AuditObserver):
         self.cache_errors.labels(kind).inc()
 
     def job_queued(self, job: AuditJob) -> None:
-        self.jobs.labels(self.namespace(job.namespace), job_kind(job)).inc()
+        self.jobs.labels(self.namespace(job.namespace, job.tenant), job_kind(job)).inc()
 
     def verdict_recorded(self, verdict: Verdict) -> None:
         job = verdict.job
         kind = job_kind(job)
         self.verdicts.labels(
-            self.namespace(job.namespace), verdict.verdict, verdict.judge or verdict.source, kind
+            self.namespace(job.namespace, job.tenant),
+            verdict.verdict,
+            verdict.judge or verdict.source,
+            kind,
         ).inc()
         if verdict.source == "judge" and job.queued_at:
             self.lag.observe(max(0.0, verdict.created_at - job.queued_at))
@@ -292,9 +315,7 @@ class Metrics(AuditObserver):
     def set_thresholds(self, default: float, per_namespace: dict[str, float]) -> None:
         self.threshold.labels(DEFAULT).set(default)
         for namespace, value in per_namespace.items():
-            label = self.namespace(namespace)
-            if label != OTHER:
-                self.threshold.labels(label).set(value)
+            self.threshold.labels(self.operator_namespace(namespace)).set(value)
 
     def set_entries(self, sizes: dict[str, int]) -> None:
         for namespace, size in sizes.items():

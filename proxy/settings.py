@@ -140,6 +140,13 @@ class AuthSettings(_Frozen):
     default_tenant: str = "default"
     """Tenant of every request when auth is off."""
 
+    @property
+    def tenants(self) -> frozenset[str]:
+        """Every tenant a request can belong to."""
+        if not self.enabled:
+            return frozenset({self.default_tenant})
+        return frozenset(key.tenant for key in self.api_keys)
+
 
 class MetricsSettings(_Frozen):
     """``metrics:`` in the config."""
@@ -147,7 +154,9 @@ class MetricsSettings(_Frozen):
     enabled: bool = True
     """Serve ``GET /metrics``."""
     max_namespaces: int = Field(default=200, ge=1)
-    """Distinct namespace labels kept; later ones are counted as ``_other``."""
+    """Distinct namespace labels kept, split evenly among the tenants the keys name: a
+    tenant's namespaces past its share are counted as ``_other`` (namespaces an operator
+    names, by a threshold or the autopilot, are always labelled)."""
     refresh_s: float = Field(default=15.0, gt=0)
     """How often the shared-state gauges (FP rate, queue, thresholds, entries) refresh."""
     fp_window_s: int | None = Field(default=None, ge=60)

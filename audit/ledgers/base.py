@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from abc import ABC, abstractmethod
 
@@ -17,6 +18,20 @@ class Served(BaseModel):
     """The served pair, in the shape an audit job has."""
     key_id: str | None
     """Which gateway key made the request (only it may give feedback)."""
+
+    @property
+    def ref(self) -> str:
+        """What the hit is remembered under: ``served_ref`` of its tenant, key and request id."""
+        return served_ref(self.job.tenant, self.key_id, self.job.request_id)
+
+
+def served_ref(tenant: str, key_id: str | None, request_id: str) -> str:
+    """A served hit's identity for feedback: the tenant and key that asked, and the request
+    id. A client chooses its ``x-request-id``, so the id alone let another tenant (or key)
+    reusing it overwrite the record, and take away the right to label the first hit. Hashed:
+    a tenant name is any string, and the ref names a Redis key."""
+    parts = (tenant, key_id or "", request_id)
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
 class Ledger(ABC):
@@ -55,8 +70,8 @@ class Ledger(ABC):
         been served so far (shared by every replica on one ledger: burn-in counts it)."""
 
     @abstractmethod
-    async def served(self, request_id: str) -> Served | None:
-        """The hit served to ``request_id``, if still remembered."""
+    async def served(self, ref: str) -> Served | None:
+        """The hit remembered under ``ref`` (``Served.ref``), if still remembered."""
 
     @abstractmethod
     async def add_hard_negative(self, pair: HardNegative) -> None:

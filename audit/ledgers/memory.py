@@ -54,7 +54,7 @@ class MemoryLedger(Ledger):
         return found if limit is None else found[:limit]
 
     async def remember(self, served: Served, ttl_s: int) -> int:
-        self._served[served.job.request_id] = (served, time.time() + ttl_s)
+        self._served[served.ref] = (served, time.time() + ttl_s)
         while len(self._served) > self.retention:
             self._served.popitem(last=False)
         seen = self._hits.pop(served.job.entry_id, 0) + 1
@@ -64,8 +64,8 @@ class MemoryLedger(Ledger):
         await self.count_lookup(served.job.namespace, similarity_bin(served.job.similarity))
         return seen
 
-    async def served(self, request_id: str) -> Served | None:
-        found = self._served.get(request_id)
+    async def served(self, ref: str) -> Served | None:
+        found = self._served.get(ref)
         if found is None or found[1] < time.time():
             return None
         return found[0]

@@ -3,7 +3,8 @@
 vc:{audit}:verdict:<id>    string: the verdict as JSON
 vc:{audit}:verdicts        sorted set: verdict ids by time (retention trims the oldest)
 vc:{audit}:judged:<job id> string, set once: the job already has a judge verdict
-vc:served:<request id>     string with TTL: a served hit, for feedback
+vc:served:<ref>            string with TTL: a served hit, for feedback (ref: tenant, key and
+                           request id, hashed: ``Served.ref``)
 vc:hits:<entry id>         counter with TTL: times the entry was served (burn-in, all replicas)
 vc:{audit}:hardneg         hash: pair id -> hard negative as JSON
 vc:{audit}:hardnegs        sorted set: pair ids by time (retention trims the oldest)
@@ -136,16 +137,16 @@ class RedisLedger(Ledger):
         hits = f"vc:hits:{job.entry_id}"
         with redis_errors(LedgerError):
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(f"vc:served:{job.request_id}", served.model_dump_json(), ex=ttl_s)
+                pipe.set(f"vc:served:{served.ref}", served.model_dump_json(), ex=ttl_s)
                 pipe.incr(hits)
                 pipe.expire(hits, ttl_s)
                 _count_lookup(pipe, job.namespace, similarity_bin(job.similarity))
                 _, seen, *_ = await pipe.execute()
         return int(seen)
 
-    async def served(self, request_id: str) -> Served | None:
+    async def served(self, ref: str) -> Served | None:
         with redis_errors(LedgerError):
-            raw = await self._redis.get(f"vc:served:{request_id}")
+            raw = await self._redis.get(f"vc:served:{ref}")
         return Served.model_validate_json(raw) if raw else None
 
     async def add_hard_negative(self, pair: HardNegative) -> None:

@@ -33,8 +33,9 @@ class Store(ABC):
     async def put(
         self, entry: CacheEntry, vector: Vector, ttl_s: int | None, cap: int | None
     ) -> None:
-        """Admit ``entry``; expire it after ``ttl_s``; keep at most ``cap`` entries in its
-        namespace by evicting the oldest. A ``pending`` entry is kept out of searches until
+        """Admit ``entry``; expire it after ``ttl_s``; keep at most ``cap`` entries of its
+        tenant in its namespace by evicting that tenant's oldest (one tenant's admissions
+        never evict another's). A ``pending`` entry is kept out of searches until
         ``confirm`` or ``release`` lets it in."""
 
     @abstractmethod
@@ -53,12 +54,13 @@ class Store(ABC):
         the next identical request is admitted afresh. A released entry is left alone."""
 
     @abstractmethod
-    async def count(self, namespace: str) -> int:
-        """Live entries in ``namespace``."""
+    async def count(self, namespace: str, tenant: str | None = None) -> int:
+        """Live entries in ``namespace`` (only ``tenant``'s, when given)."""
 
     @abstractmethod
     async def sizes(self, limit: int = 1000) -> dict[str, int]:
-        """Live entries per namespace, for at most ``limit`` namespaces (metrics)."""
+        """Live entries per namespace, all tenants together, for at most ``limit``
+        namespaces (metrics)."""
 
     @abstractmethod
     async def thresholds(self) -> dict[str, float]:

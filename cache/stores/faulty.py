@@ -44,9 +44,9 @@ class FaultyStore(Store):
         await self._gate()
         await self.inner.put(entry, vector, ttl_s, cap)
 
-    async def count(self, namespace: str) -> int:
+    async def count(self, namespace: str, tenant: str | None = None) -> int:
         await self._gate()
-        return await self.inner.count(namespace)
+        return await self.inner.count(namespace, tenant)
 
     async def sizes(self, limit: int = 1000) -> dict[str, int]:
         await self._gate()

@@ -20,8 +20,9 @@ class MemoryStore(Store):
         self._entries: dict[str, tuple[CacheEntry, Vector, float]] = {}
         self._by_scope: dict[str, list[str]] = defaultdict(list)
         self._exact: dict[tuple[str, str], str] = {}
-        # Admission order per namespace: eviction takes from the front.
-        self._by_namespace: dict[str, OrderedDict[str, None]] = defaultdict(OrderedDict)
+        # Admission order per (namespace, tenant), the unit of the cap: eviction takes
+        # from the front.
+        self._by_namespace: dict[tuple[str, str], OrderedDict[str, None]] = defaultdict(OrderedDict)
         self._thresholds: dict[str, float] = {}
         self._askers: dict[str, set[str]] = defaultdict(set)  # pending entry -> who asked
 
@@ -42,7 +43,7 @@ class MemoryStore(Store):
             ids.remove(entry_id)
         if self._exact.get((entry.scope, entry.exact)) == entry_id:
             del self._exact[(entry.scope, entry.exact)]
-        self._by_namespace[entry.namespace].pop(entry_id, None)
+        self._by_namespace[(entry.namespace, entry.tenant)].pop(entry_id, None)
         self._askers.pop(entry_id, None)
 
     async def get_exact(self, scope: str, exact: str) -> CacheEntry | None:
@@ -69,7 +70,7 @@ class MemoryStore(Store):
         self._entries[entry.id] = (entry, vector.astype(np.float32), expires)
         self._by_scope[entry.scope].append(entry.id)
         self._exact[(entry.scope, entry.exact)] = entry.id
-        order = self._by_namespace[entry.namespace]
+        order = self._by_namespace[(entry.namespace, entry.tenant)]
         order[entry.id] = None
         while cap is not None and len(order) > cap:
             self._remove(next(iter(order)))
@@ -100,12 +101,18 @@ class MemoryStore(Store):
         if found is not None and found[0].scope == scope and found[0].pending:
             self._remove(entry_id)
 
-    async def count(self, namespace: str) -> int:
+    async def count(self, namespace: str, tenant: str | None = None) -> int:
         now = time.time()
-        return sum(1 for i in list(self._by_namespace.get(namespace, ())) if self._live(i, now))
+        return sum(
+            1
+            for (name, owner), order in list(self._by_namespace.items())
+            if name == namespace and tenant in (None, owner)
+            for i in list(order)
+            if self._live(i, now)
+        )
 
     async def sizes(self, limit: int = 1000) -> dict[str, int]:
-        names = sorted(self._by_namespace)[:limit]
+        names = sorted({name for name, _ in self._by_namespace})[:limit]
         return {name: await self.count(name) for name in names}
 
     async def thresholds(self) -> dict[str, float]:

@@ -7,9 +7,10 @@ Layout (``{...}`` are hash tags, so one scope's keys share a cluster slot):
                               the index's prefix so no search finds it; released by RENAME
     vc:a:{<scope>}:<id>       set: distinct askers of a pending entry (``confirm: N``)
     vc:x:{<scope>}:<exact>    string: id of the entry admitted under that exact key
-    vc:n:<namespace>          sorted set: entry keys scored by expiry time (count and cap)
+    vc:n:<namespace>:<tenant> sorted set: one tenant's entry keys in a namespace, scored by
+                              expiry time (count and cap: the cap is per tenant and namespace)
     vc:thresholds             hash: live threshold per namespace, read by every replica
-    vc:namespaces             set: every namespace that has had an entry (metrics)
+    vc:namespaces             set: every <namespace>:<tenant> that has had an entry (sizes)
 
 Entries and exact pointers expire with the entry's TTL; the index forgets expired hashes.
 Over the cap, the entries closest to expiry are evicted (with one TTL: the oldest).
@@ -65,6 +66,8 @@ from cache.stores.redis_layout import (
     entry_key,
     exact_key,
     namespace_key,
+    namespace_member,
+    namespace_pair,
     pending_key,
 )
 from cache.stores.redis_shards import search_reply, shard_tags
@@ -245,14 +248,15 @@ class RedisStore(Store):
                     pipe.expire(key, ttl_s)
                     pipe.expire(exact_key(entry.scope, entry.exact), ttl_s)
                 expires = entry.created_at + ttl_s if ttl_s else float("inf")
-                pipe.zadd(namespace_key(entry.namespace), {key: expires})
-                pipe.sadd(NAMESPACES_KEY, entry.namespace)
-                pipe.zremrangebyscore(namespace_key(entry.namespace), "-inf", time.time())
-                pipe.zcard(namespace_key(entry.namespace))
+                counted = namespace_key(entry.namespace, entry.tenant)
+                pipe.zadd(counted, {key: expires})
+                pipe.sadd(NAMESPACES_KEY, namespace_member(entry.namespace, entry.tenant))
+                pipe.zremrangebyscore(counted, "-inf", time.time())
+                pipe.zcard(counted)
                 results = await pipe.execute()
             size = int(results[-1])
             if cap is not None and size > cap:
-                await self._evict(entry.namespace, size - cap)
+                await self._evict(counted, size - cap)
 
     async def confirm(self, scope: str, entry_id: str, asker: str, needed: int) -> bool:
         return await self._released(scope, entry_id, asker, max(1, needed))
@@ -266,8 +270,8 @@ class RedisStore(Store):
             answer = await self._release(
                 keys=[pending, askers_key(scope, entry_id), served], args=[asker, needed]
             )
-            if int(answer[0]) == 1:  # the namespace's count now names the released key
-                namespace = namespace_key(as_text(answer[1]))
+            if int(answer[0]) == 1:  # the tenant's count now names the released key
+                namespace = namespace_key(as_text(answer[1]), as_text(answer[2]))
                 score = await self._redis.zscore(namespace, pending)
                 if score is not None:
                     async with self._redis.pipeline(transaction=False) as pipe:
@@ -279,19 +283,18 @@ class RedisStore(Store):
     async def discard(self, scope: str, entry_id: str) -> None:
         key = pending_key(scope, entry_id)
         with redis_errors():
-            found = await self._redis.hmget(key, ["exact", "namespace"])
+            found = await self._redis.hmget(key, ["exact", "namespace", "tenant"])
             if found[0] is None:
                 return
             exact, namespace = as_text(found[0]), as_text(found[1])
             await self._discard(
                 keys=[key, askers_key(scope, entry_id), exact_key(scope, exact)], args=[entry_id]
             )
-            await self._redis.zrem(namespace_key(namespace), key)
+            await self._redis.zrem(namespace_key(namespace, as_text(found[2])), key)
 
-    async def _evict(self, namespace: str, count: int) -> None:
-        oldest = cast(
-            list[tuple[bytes, float]], await self._redis.zpopmin(namespace_key(namespace), count)
-        )
+    async def _evict(self, counted: str, count: int) -> None:
+        """Evict the ``count`` entries of the sorted set ``counted`` closest to expiry."""
+        oldest = cast(list[tuple[bytes, float]], await self._redis.zpopmin(counted, count))
         keys = [as_text(member) for member, _ in oldest]
         if not keys:
             return
@@ -306,25 +309,37 @@ class RedisStore(Store):
                     pipe.delete(exact_key(as_text(scope), as_text(exact)))
             await pipe.execute()
 
-    async def count(self, namespace: str) -> int:
-        with redis_errors():
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zremrangebyscore(namespace_key(namespace), "-inf", time.time())
-                pipe.zcard(namespace_key(namespace))
-                results = await pipe.execute()
-            return int(results[-1])
+    async def count(self, namespace: str, tenant: str | None = None) -> int:
+        if tenant is not None:
+            return (await self._counts([(namespace, tenant)])).get(namespace, 0)
+        pairs = [pair for pair in await self._pairs() if pair[0] == namespace]
+        return (await self._counts(pairs)).get(namespace, 0)
 
     async def sizes(self, limit: int = 1000) -> dict[str, int]:
+        pairs = await self._pairs()
+        names = set(sorted({namespace for namespace, _ in pairs})[:limit])
+        return await self._counts([pair for pair in pairs if pair[0] in names])
+
+    async def _pairs(self) -> list[tuple[str, str | None]]:
+        """Every (namespace, tenant) that has had an entry. A set kept at admission, not a
+        SCAN: a SCAN walks the whole keyspace (every entry) on each metrics refresh."""
         with redis_errors():
-            # A set kept at admission, not a SCAN: a SCAN walks the whole keyspace (every
-            # entry) on each metrics refresh.
-            names = sorted(as_text(n) for n in await self._redis.smembers(NAMESPACES_KEY))[:limit]
-            now = time.time()
+            members = await self._redis.smembers(NAMESPACES_KEY)
+        pairs = (namespace_pair(as_text(member)) for member in members)
+        return sorted(pairs, key=lambda pair: (pair[0], pair[1] or ""))
+
+    async def _counts(self, pairs: list[tuple[str, str | None]]) -> dict[str, int]:
+        """Live entries per namespace, summed over the tenants in ``pairs``."""
+        now = time.time()
+        with redis_errors():
             async with self._redis.pipeline(transaction=False) as pipe:
-                for name in names:
-                    pipe.zcount(namespace_key(name), now, "+inf")
+                for namespace, tenant in pairs:
+                    pipe.zcount(namespace_key(namespace, tenant), now, "+inf")
                 counts = await pipe.execute()
-        return {name: int(n) for name, n in zip(names, counts, strict=True)}
+        totals: dict[str, int] = {}
+        for (namespace, _), n in zip(pairs, counts, strict=True):
+            totals[namespace] = totals.get(namespace, 0) + int(n)
+        return totals
 
     async def guard(
         self,

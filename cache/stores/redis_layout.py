@@ -44,8 +44,8 @@ def askers_key(scope: str, entry_id: str) -> str:
 
 # Release a pending entry: RENAME it into the index's prefix (TTL kept), once ``needed``
 # distinct askers have been counted (needed 0: at once). Atomic, so two replicas counting
-# the last askers at the same time release it once. Returns {1, namespace} when released
-# now, {2} when it was already servable, {0} when not (yet) or gone.
+# the last askers at the same time release it once. Returns {1, namespace, tenant} when
+# released now, {2} when it was already servable, {0} when not (yet) or gone.
 RELEASE = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return {2} end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
@@ -55,10 +55,10 @@ if tonumber(ARGV[2]) > 0 then
   if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
   if redis.call('SCARD', KEYS[2]) < tonumber(ARGV[2]) then return {0} end
 end
-local namespace = redis.call('HGET', KEYS[1], 'namespace')
+local owner = redis.call('HMGET', KEYS[1], 'namespace', 'tenant')
 redis.call('RENAME', KEYS[1], KEYS[3])
 redis.call('DEL', KEYS[2])
-return {1, namespace}
+return {1, owner[1], owner[2]}
 """
 
 # Drop a pending entry, its askers, and its exact pointer if that still names it.
@@ -92,8 +92,23 @@ NAMESPACES_KEY = "vc:namespaces"
 Doc = tuple[str, str | None, dict[str, Any]]  # a search result: key, distance, entry fields
 
 
-def namespace_key(namespace: str) -> str:
-    return f"vc:n:{namespace}"
+def namespace_key(namespace: str, tenant: str | None) -> str:
+    """The sorted set that counts (and caps) one tenant's entries in ``namespace``. A
+    namespace has no ``:`` (``cache.keys.NAMESPACE_PATTERN``), so the pair reads back
+    unambiguously; ``tenant`` None is the namespace-wide set of schema 2's first releases,
+    still counted until its entries expire. No hash tag: each set sits in its own slot."""
+    return f"vc:n:{namespace}" if tenant is None else f"vc:n:{namespace}:{tenant}"
+
+
+def namespace_member(namespace: str, tenant: str) -> str:
+    """A (namespace, tenant) pair as a member of ``NAMESPACES_KEY``."""
+    return f"{namespace}:{tenant}"
+
+
+def namespace_pair(member: str) -> tuple[str, str | None]:
+    """``namespace_member`` read back (an older member, a bare namespace: tenant None)."""
+    namespace, _, tenant = member.partition(":")
+    return namespace, tenant if _ else None
 
 
 def entry_from(values: dict[str, Any], pending: bool = False) -> CacheEntry:

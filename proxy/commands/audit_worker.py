@@ -83,7 +83,9 @@ def _metrics(settings: Settings, port: int) -> Metrics:
 
     from proxy.metrics import Metrics
 
-    metrics = Metrics(CollectorRegistry(), settings.metrics.max_namespaces)
+    metrics = Metrics(
+        CollectorRegistry(), settings.metrics.max_namespaces, tenants=len(settings.auth.tenants)
+    )
     if port:
         start_http_server(port, addr=settings.host, registry=metrics.registry)
         logging.getLogger("vetcache.audit").info(

@@ -8,7 +8,8 @@ GET  /admin/review-queue?limit=                           admin key: recent fals
 GET  /admin/tune?namespace=&target_fp=&hours=             admin key: vetcache tune's report
 GET  /admin/hard-negatives?namespace=&limit=&format=       admin key: json, or jsonl rows
                                                           shaped like the labelled pair files
-POST /v1/feedback {request_id, correct, comment}          the key that made the request
+POST /v1/feedback {request_id, correct, comment}          the key that made the request: a
+                                                          receipt of the label, no prompts
 """
 
 from __future__ import annotations
@@ -52,6 +53,21 @@ class Feedback(Label):
 
     request_id: str = Field(min_length=1, max_length=128)
     """The ``x-request-id`` of the answer being judged."""
+
+
+class Receipt(BaseModel):
+    """What ``POST /v1/feedback`` answers: the label as the caller sent it, nothing of the
+    pair (the cached prompt was another key's request, even within one tenant)."""
+
+    object: Literal["feedback"] = "feedback"
+    id: str
+    """The label's verdict id."""
+    source: Literal["feedback"] = "feedback"
+    request_id: str
+    """The request labelled."""
+    correct: bool
+    comment: str
+    created_at: float
 
 
 MAX_WINDOW_S = 366 * 86400
@@ -180,11 +196,12 @@ async def feedback(
     request: Request, principal: deps.ClientDep, auditor: deps.AuditorDep
 ) -> Response:
     """The app says whether a cached answer served its request. Only the key that made the
-    request may label it."""
+    request may label it: the hit is looked up by tenant, key and request id, so another key
+    reusing the id finds nothing of this one's."""
     settings = deps.app_settings(request)
     label = validate(Feedback, await read_json(request, settings.max_body_bytes))
     try:
-        served = await auditor.served(label.request_id)
+        served = await auditor.served(principal.tenant, principal.key_id, label.request_id)
         if served is None:
             raise InvalidRequest(
                 "No cached answer was served to that request id (or it is too old)",
@@ -192,7 +209,7 @@ async def feedback(
                 code="unknown_request",
             )
         if served.key_id != principal.key_id or served.job.tenant != principal.tenant:
-            raise PermissionDenied("That request was made with another key")
+            raise PermissionDenied("That request was made with another key")  # a ledger bug
         if served.job.shadow:
             raise InvalidRequest(
                 "That request was answered by the upstream (shadow mode): no cached answer "
@@ -204,4 +221,11 @@ async def feedback(
         verdict = await auditor.label(base, "feedback", label.correct, label.comment)
     except LedgerError:
         raise _unavailable() from None
-    return json_response(verdict.model_dump(mode="json"))
+    receipt = Receipt(
+        id=verdict.id,
+        request_id=label.request_id,
+        correct=label.correct,
+        comment=label.comment,
+        created_at=verdict.created_at,
+    )
+    return json_response(receipt.model_dump())

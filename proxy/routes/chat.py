@@ -90,7 +90,9 @@ async def chat_completions(
     def finish(report: CacheReport) -> None:
         setattr(request.state, STATE, report)  # the access log reads it
         elapsed = time.perf_counter() - started
-        metrics.request(how.namespace, chat.model, report.outcome, elapsed, report.similarity)
+        metrics.request(
+            how.namespace, chat.model, report.outcome, elapsed, report.similarity, principal.tenant
+        )
 
     try:
         reply: Reply[bytes] | Reply[Chunks]

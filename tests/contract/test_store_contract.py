@@ -126,6 +126,23 @@ async def test_namespaces_count_separately(store: Store) -> None:
     assert (await store.count(ns_a), await store.count(ns_b)) == (1, 1)
 
 
+async def test_tenants_count_separately_under_one_namespace_cap(store: Store) -> None:
+    """Tenant b filling a shared namespace past the cap evicts b's own oldest entries, never
+    tenant a's (issue 17: b's 40 prompts had evicted all of a's); sizes sum the tenants."""
+    ns, scope_a, scope_b = fresh(), fresh(), fresh()
+    mine = entry(scope_a, ns, "a's", exact="xa").model_copy(update={"tenant": "a"})
+    await store.put(mine, unit(1), ttl_s=60, cap=3)
+    for i in range(6):
+        theirs = entry(scope_b, ns, f"b{i}", exact=f"xb{i}")
+        theirs = theirs.model_copy(update={"tenant": "b", "created_at": time.time() + i * 1e-3})
+        await store.put(theirs, unit(1, i), ttl_s=60, cap=3)
+    assert await store.get_exact(scope_a, "xa") == mine
+    assert await store.get_exact(scope_b, "xb0") is None  # b's oldest went
+    assert (await store.count(ns, "a"), await store.count(ns, "b")) == (1, 3)
+    assert await store.count(ns) == 4
+    assert (await store.sizes(limit=100_000))[ns] == 4
+
+
 async def test_sizes_lists_live_entries_per_namespace(store: Store) -> None:
     scope, ns_a, ns_b = fresh(), fresh(), fresh()
     for _ in range(3):

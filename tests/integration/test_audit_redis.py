@@ -247,7 +247,8 @@ def assert_feedback_from_its_own_key_only(
         headers={"authorization": "Bearer sk-other"},
         json={"request_id": request_id, "correct": True},
     )
-    assert stranger.status_code == 403  # only the key that made the request may label it
+    # Only the key that made the request may label it: another's id names nothing of its own.
+    assert stranger.status_code == 400 and stranger.json()["error"]["code"] == "unknown_request"
     rows = client.get(
         f"/admin/hard-negatives?namespace={namespace}&format=jsonl", headers=ADMIN
     ).text.splitlines()

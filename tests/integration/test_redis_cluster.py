@@ -229,7 +229,7 @@ async def test_ledger_and_queue_keep_their_multi_key_steps_in_one_slot(
 
         served = Served(job=jobs[1], key_id="k1")
         assert await ledger.remember(served, ttl_s=60) == 1
-        assert await ledger.served(jobs[1].request_id) == served
+        assert await ledger.served(served.ref) == served
         assert await ledger.lookup_bins(namespace, hours=1) == {93: 1}
         assert await ledger.lead(namespace, "me", ttl_s=5)
         assert not await ledger.lead(namespace, "someone else", ttl_s=5)
