@@ -13,6 +13,7 @@ from proxy import deps
 from proxy.chat_service import ChatService
 from proxy.directives import checked_namespace
 from proxy.errors import GatewayError
+from proxy.masking import mask_secrets
 from proxy.openapi import json_body
 from proxy.wire import json_response, read_json, validate
 
@@ -28,8 +29,8 @@ class ThresholdUpdate(BaseModel):
 
 @router.get("/config")
 async def effective_config(settings: deps.SettingsDep) -> Response:
-    """The configuration in force, secrets masked."""
-    return json_response(settings.model_dump(mode="json"))
+    """The configuration in force, secrets masked (``proxy.masking``)."""
+    return json_response(mask_secrets(settings.model_dump(mode="json")))
 
 
 def _cache(service: ChatService) -> SemanticCache:
