@@ -23,8 +23,9 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(deps.a
 class ThresholdUpdate(BaseModel):
     """``PUT /admin/thresholds/{namespace}``."""
 
-    threshold: float | None = Field(ge=-1.0, le=1.0)
-    """Minimum cosine similarity for a hit in the namespace; null goes back to the config."""
+    threshold: float | None = Field(ge=-1.0, le=1.0, strict=True)
+    """Minimum cosine similarity for a hit in the namespace; null goes back to the config.
+    A JSON number: ``true`` or ``"0.9"`` is refused (strict), not read as 1.0 or 0.9."""
 
 
 @router.get("/config")
