@@ -107,6 +107,19 @@ def test_the_root_points_to_the_docs_and_the_page(client: TestClient) -> None:
         assert client.get(path).status_code == 200, path
 
 
+def test_api_docs_can_be_turned_off(gateway_client: Callable[..., TestClient]) -> None:
+    """``api_docs: false`` (the production examples): the reference is not served to anyone
+    without a key; the rest of the gateway is."""
+    client = gateway_client(api_docs=False)
+    for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "unknown_url"
+    links = client.get("/").json()
+    assert links["docs"] is None and links["openapi"] is None and links["ui"] == "/ui"
+    assert client.get("/healthz").status_code == 200
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
