@@ -23,10 +23,10 @@ import warnings
 from contextvars import ContextVar
 from typing import Any, Literal, TextIO
 
-from audit.llm_client import LITELLM_LOGGERS
-
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
+
+from audit.llm_client import LITELLM_LOGGERS
 
 LogFormat = Literal["json", "text"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
