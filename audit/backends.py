@@ -19,7 +19,10 @@ def build_queue_and_ledger(
 
         return (
             RedisStreamQueue(
-                redis_url, reclaim_after_s=settings.reclaim_after_s, cluster=redis_cluster
+                redis_url,
+                reclaim_after_s=settings.reclaim_after_s,
+                consumer_idle_s=settings.consumer_idle_s,
+                cluster=redis_cluster,
             ),
             RedisLedger(redis_url, settings.retention, cluster=redis_cluster),
         )

@@ -75,6 +75,10 @@ class AuditSettings(BaseModel):
     """Verdicts kept (oldest dropped first)."""
     reclaim_after_s: float = Field(default=60.0, gt=0)
     """A job a worker took but did not finish in this long is given to another."""
+    consumer_idle_s: float = Field(default=3600.0, gt=0)
+    """A worker (a consumer of the Redis Stream's group) silent this long, with no job left in
+    hand (its jobs reclaimed by others first), is removed from the group: dead workers do not
+    stay registered forever. A live worker that is removed registers again when it reads."""
     worker_batch: int = Field(default=16, ge=1)
     """Jobs a worker takes at once."""
     served_ttl_s: int = Field(default=86400, ge=60)

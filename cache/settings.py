@@ -19,7 +19,8 @@ class Confirm(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     confirm: int = Field(ge=2, le=1000)
-    """Distinct askers needed before the entry is served."""
+    """Distinct askers needed before the entry is served. Askers are the keys of the entry's
+    tenant: a tenant with fewer keys never gets a hit (docs/cache.md)."""
 
 
 EmbeddingBackend = Literal["torch", "onnx-fp32", "onnx-int8"]

@@ -68,6 +68,9 @@ def create_app(
         # as the process has a provider, vetcache's tracing on or off: one gateway span is
         # vetcache's own (proxy.middleware), with the attributes and stages described there.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
+        openapi_url="/openapi.json" if settings.api_docs else None,
     )
     app.state.settings = settings
     app.state.keyring = KeyRing(settings)

@@ -11,7 +11,8 @@
     ├── MethodNotAllowed             405 invalid_request_error / method_not_allowed
     └── UpstreamError                the upstream's own status (429, 5xx, 4xx)
         ├── UpstreamTimeout          504 upstream_error / upstream_timeout
-        └── UpstreamUnreachable      502 upstream_error / upstream_unreachable
+        ├── UpstreamUnreachable      502 upstream_error / upstream_unreachable
+        └── UpstreamInvalidReply     502 upstream_error / upstream_invalid_response
 
 Every error body is ``{"error": {"message", "type", "param", "code"}}``, as OpenAI sends.
 
@@ -127,6 +128,14 @@ class UpstreamTimeout(UpstreamError):
 class UpstreamUnreachable(UpstreamError):
     status = 502
     default_code = "upstream_unreachable"
+
+
+class UpstreamInvalidReply(UpstreamError):
+    """The upstream answered 200 with something that is no completion (an HTML page, JSON
+    without ``choices``...); its body is never passed on."""
+
+    status = 502
+    default_code = "upstream_invalid_response"
 
 
 class ConfigError(Exception):

@@ -18,7 +18,11 @@ faulty "model" while the others stay healthy:
 
 - ``error-<status>``: answer that HTTP status with an OpenAI-style error body;
 - ``sleep-<ms>``: wait that much longer before answering (to trigger client timeouts);
-- ``truncate``: stream half the answer, then drop the connection without a final chunk.
+- ``truncate``: stream half the answer, then drop the connection without a final chunk;
+- ``echo-<status>``: answer that status with an error body whose message quotes the prompt
+  back (as some providers do: the gateway must not log it);
+- ``html``: a 200 HTML page (a captive portal or a misrouted proxy) quoting the answer;
+- ``no-choices``: a 200 JSON object with the answer text but no ``choices``.
 
 Scripted judge replies, for testing judges that call a model:
 
@@ -140,10 +144,18 @@ class FakeUpstream:
         return orjson.dumps({"score": score, "reason": "scripted"}).decode()
 
     @staticmethod
-    def _fault(model: str) -> Response | None:
+    def _fault(model: str, echo: str = "") -> Response | None:
         if model.startswith("error-"):
             status = int(model.removeprefix("error-"))
             return _error(status, f"simulated upstream error {status}", code=f"fake_{status}")
+        if model.startswith("echo-"):
+            status = int(model.removeprefix("echo-"))
+            return _error(status, f"cannot process input: {echo}", code=f"fake_{status}")
+        if model == "html":
+            page = f"<html><body><h1>Gateway</h1><p>{echo}</p></body></html>"
+            return Response(page, media_type="text/html")
+        if model == "no-choices":
+            return _json({"id": "fake", "object": "chat.completion", "output": echo})
         return None
 
     async def _body(self, request: Request) -> dict[str, Any] | Response:
@@ -165,7 +177,7 @@ class FakeUpstream:
         if not isinstance(messages, list) or not messages:
             return _error(400, "'messages' must be a non-empty array")
         await self._wait(model)
-        fault = self._fault(model)
+        fault = self._fault(model, make_answer(model, messages))
         if fault is not None:
             return fault
         text = self._judge_reply(model) if model.startswith("judge-") else None

@@ -2,12 +2,15 @@
 
 litellm speaks to every provider; this module keeps the gateway's contract around it:
 client bodies can never set litellm's own control parameters (keys, base URLs, retries),
-and every upstream failure becomes one of the gateway's errors (see ``proxy.errors``).
+and every upstream failure becomes one of the gateway's errors (see ``proxy.errors``), logged
+as one line: the exception's type, the status and code answered, the request id; never the
+upstream's message, which may quote the prompt or the answer.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import struct
 from collections.abc import AsyncIterator, Mapping
@@ -19,10 +22,13 @@ from proxy.errors import (
     InvalidRequest,
     ModelNotFound,
     UpstreamError,
+    UpstreamInvalidReply,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
 from proxy.settings import ModelRoute, Settings
+
+log = logging.getLogger("vetcache.upstream")
 
 # OpenAI chat-completion parameters handed to litellm as keyword arguments. Anything else
 # a client sends goes to the provider inside ``extra_body``, so no client field can ever
@@ -162,6 +168,8 @@ class Upstream:
                 stream=True,
                 **split_params(body, CHAT_PARAMS),
             )
+            if not _is_event_stream(stream):
+                raise UpstreamInvalidReply(INVALID_REPLY)
             iterator = stream.__aiter__()
             first = await iterator.__anext__()
         except StopAsyncIteration:
@@ -204,7 +212,21 @@ class Upstream:
         return payload
 
     def translate(self, exc: Exception) -> GatewayError:
-        """The gateway error for an exception raised by litellm."""
+        """The gateway error for an exception raised by litellm, logged (see the module)."""
+        error = self._translated(exc)
+        level = logging.INFO if error.status_code < 500 else logging.WARNING
+        log.log(
+            level,
+            "upstream call failed: %s, answered %d %s",
+            type(exc).__name__,
+            error.status_code,
+            error.code,
+            extra={"error_type": type(exc).__name__, "status": error.status_code,
+                   "code": error.code},
+        )  # fmt: skip
+        return error
+
+    def _translated(self, exc: Exception) -> GatewayError:
         if isinstance(exc, GatewayError):
             return exc
         if isinstance(exc, self._litellm.Timeout):
@@ -214,6 +236,8 @@ class Upstream:
         status = getattr(exc, "status_code", None)
         if not isinstance(status, int) or not 400 <= status < 600:
             return UpstreamUnreachable(f"upstream call failed ({type(exc).__name__})")
+        if status >= 500 and not _answered_with_an_error(exc):
+            return UpstreamInvalidReply(INVALID_REPLY)
         upstream = _upstream_error_body(exc)
         message = str(upstream.get("message") or _litellm_message(exc) or f"status {status}")
         code = upstream.get("code")
@@ -234,6 +258,9 @@ class Upstream:
         """
         await close_litellm_clients()
 
+
+INVALID_REPLY = "the upstream model's reply was not a chat completion"
+"""The message of ``UpstreamInvalidReply``: the reply itself is never passed on."""
 
 SHOWN_ALIASES = 20
 """Aliases named in a model-not-found error, at most."""
@@ -272,6 +299,29 @@ def _is_connection_failure(exc: Exception) -> bool:
         if isinstance(cause, openai.APIConnectionError | ConnectionError):
             return True
     return False
+
+
+def _answered_with_an_error(exc: Exception) -> bool:
+    """Whether the upstream answered with an HTTP error status.
+
+    litellm raises a status-500 error of its own both for an upstream 500 and for a 200 it
+    could not read (an HTML page, JSON without ``choices``); only the first has the HTTP
+    client's status error in its chain.
+    """
+    import httpx
+
+    return any(isinstance(cause, httpx.HTTPStatusError) for cause in _causes(exc))
+
+
+def _is_event_stream(stream: Any) -> bool:
+    """Whether a streamed reply is an event stream (an HTML page read as one is an empty
+    answer). Fragile: litellm keeps the upstream's response headers, prefixed with
+    ``llm_provider-``, in the stream's hidden params; when they are missing, the stream is
+    taken as it is."""
+    hidden = getattr(stream, "_hidden_params", None)
+    headers = hidden.get("additional_headers") if isinstance(hidden, dict) else None
+    kind = headers.get("llm_provider-content-type") if isinstance(headers, dict) else None
+    return not isinstance(kind, str) or kind.lower().startswith("text/event-stream")
 
 
 _LITELLM_PREFIX = re.compile(r"^(litellm\.)?[A-Za-z]+Error: ")

@@ -4,10 +4,17 @@ Several ``vetcache audit-worker`` processes share the group; each job goes to on
 A worker that dies leaves its jobs pending; ``take`` claims jobs idle past
 ``reclaim_after_s`` (XAUTOCLAIM) before reading new ones, so no job is lost. Delivery is
 at-least-once; the verdict store records one judge verdict per job id.
+
+Consumers stay registered in the group after their worker is gone; ``take`` removes, at most
+once per ``PRUNE_EVERY_S``, those idle past ``consumer_idle_s`` with no pending job (a dead
+worker's jobs are reclaimed by the others first, so none is dropped with its consumer). The
+check and the removal are one script, so a consumer cannot take a job in between.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any, cast
 
 from redis.exceptions import ResponseError
@@ -28,15 +35,44 @@ from cache.redis_replies import is_group_exists, is_missing_group
 STREAM = "vc:audit:jobs"
 GROUP = "auditors"
 MAX_LENGTH = 1_000_000
+PRUNE_EVERY_S = 60.0
+"""How often a queue looks for idle consumers to remove (at most)."""
+
+# KEYS[1] stream, ARGV[1] group, ARGV[2] idle ms: remove the group's consumers idle that long
+# with no pending entry; their names.
+PRUNE = """
+local removed = {}
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local fields = {}
+  for i = 1, #consumer, 2 do fields[consumer[i]] = consumer[i + 1] end
+  if tonumber(fields['pending']) == 0 and tonumber(fields['idle']) >= tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], fields['name'])
+    table.insert(removed, fields['name'])
+  end
+end
+return removed
+"""
+
+log = logging.getLogger("vetcache.audit.queue")
 
 
 class RedisStreamQueue(JobQueue):
     """Jobs on a Redis Stream, consumed by a consumer group."""
 
-    def __init__(self, url: str, *, reclaim_after_s: float = 60.0, cluster: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        reclaim_after_s: float = 60.0,
+        consumer_idle_s: float = 3600.0,
+        cluster: bool = False,
+    ) -> None:
         self.url = url
         self._redis: RedisClient = connect(url, cluster=cluster)
         self.reclaim_after_ms = int(reclaim_after_s * 1000)
+        self.consumer_idle_ms = int(consumer_idle_s * 1000)
+        self._prune = self._redis.register_script(PRUNE)
+        self._next_prune = 0.0
 
     async def open(self) -> None:
         with redis_errors(QueueError):
@@ -75,12 +111,29 @@ class RedisStreamQueue(JobQueue):
             if fields and b"job" in fields
         ]
 
+    async def prune_consumers(self) -> list[str]:
+        """Remove the consumers idle past ``consumer_idle_s`` with no pending job; their
+        names."""
+        with redis_errors(QueueError):
+            return await self._prune_idle()
+
+    async def _prune_idle(self) -> list[str]:
+        removed = await self._prune(keys=[STREAM], args=[GROUP, self.consumer_idle_ms])
+        names = [as_text(name) for name in removed or []]
+        if names:
+            log.info("removed %d idle audit consumers: %s", len(names), ", ".join(names))
+        return names
+
     async def _entries(self, consumer: str, count: int, block_s: float) -> list[Any]:
-        """Jobs idle past the reclaim timeout first, else new ones (waiting up to block_s)."""
+        """Jobs idle past the reclaim timeout first, else new ones (waiting up to block_s);
+        idle consumers removed once in a while, after the reclaim."""
         claimed = await self._redis.xautoclaim(
             STREAM, GROUP, consumer, min_idle_time=self.reclaim_after_ms, count=count
         )
         entries: list[Any] = list(claimed[1])
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_EVERY_S
+            await self._prune_idle()
         if entries:
             return entries
         fresh = cast(

@@ -13,6 +13,7 @@ from proxy import deps
 from proxy.chat_service import ChatService
 from proxy.directives import checked_namespace
 from proxy.errors import GatewayError
+from proxy.masking import mask_secrets
 from proxy.openapi import json_body
 from proxy.wire import json_response, read_json, validate
 
@@ -22,14 +23,15 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(deps.a
 class ThresholdUpdate(BaseModel):
     """``PUT /admin/thresholds/{namespace}``."""
 
-    threshold: float | None = Field(ge=-1.0, le=1.0)
-    """Minimum cosine similarity for a hit in the namespace; null goes back to the config."""
+    threshold: float | None = Field(ge=-1.0, le=1.0, strict=True)
+    """Minimum cosine similarity for a hit in the namespace; null goes back to the config.
+    A JSON number: ``true`` or ``"0.9"`` is refused (strict), not read as 1.0 or 0.9."""
 
 
 @router.get("/config")
 async def effective_config(settings: deps.SettingsDep) -> Response:
-    """The configuration in force, secrets masked."""
-    return json_response(settings.model_dump(mode="json"))
+    """The configuration in force, secrets masked (``proxy.masking``)."""
+    return json_response(mask_secrets(settings.model_dump(mode="json")))
 
 
 def _cache(service: ChatService) -> SemanticCache:

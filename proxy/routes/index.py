@@ -6,22 +6,25 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from proxy import __version__
+from proxy.deps import SettingsDep
 from proxy.wire import json_response
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/")
-async def index() -> Response:
+async def index(settings: SettingsDep) -> Response:
     """The gateway's name and version, and the paths to start from: the API reference
-    (``/docs``, ``/openapi.json``), the review page (``/ui``), health and metrics."""
+    (``/docs``, ``/openapi.json``; null with ``api_docs: false``), the review page (``/ui``),
+    health and metrics."""
+    docs = settings.api_docs
     return json_response(
         {
             "name": "vetcache",
             "version": __version__,
             "api": "/v1 (OpenAI-compatible: point an OpenAI client's base URL here)",
-            "docs": "/docs",
-            "openapi": "/openapi.json",
+            "docs": "/docs" if docs else None,
+            "openapi": "/openapi.json" if docs else None,
             "ui": "/ui",
             "health": "/healthz",
             "metrics": "/metrics",

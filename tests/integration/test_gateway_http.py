@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from proxy.auth import hash_key
 from proxy.fake_upstream import make_answer
+from tests.conftest import route
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +107,19 @@ def test_the_root_points_to_the_docs_and_the_page(client: TestClient) -> None:
         assert client.get(path).status_code == 200, path
 
 
+def test_api_docs_can_be_turned_off(gateway_client: Callable[..., TestClient]) -> None:
+    """``api_docs: false`` (the production examples): the reference is not served to anyone
+    without a key; the rest of the gateway is."""
+    client = gateway_client(api_docs=False)
+    for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "unknown_url"
+    links = client.get("/").json()
+    assert links["docs"] is None and links["openapi"] is None and links["ui"] == "/ui"
+    assert client.get("/healthz").status_code == 200
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
@@ -127,11 +141,40 @@ def test_an_unknown_model_names_the_configured_aliases(
     )
 
 
-def test_admin_config_masks_secrets(client: TestClient) -> None:
-    config = client.get("/admin/config", headers={"authorization": "Bearer sk-admin"}).json()
-    assert config["admin_key_sha256"] == hash_key("sk-admin")
-    assert [m["model_name"] for m in config["model_list"]] == ["fake-gpt", "fake-embed"]
-    assert all("api_key" not in m for m in config["model_list"])
+def test_admin_config_masks_secrets(
+    gateway_client: Callable[..., TestClient], fake_upstream: str
+) -> None:
+    """URL userinfo anywhere (Redis, a route's or the judge's ``api_base``), fields and
+    ``params`` entries named like secrets, and key hashes are masked; the rest is shown."""
+    host = fake_upstream.removeprefix("http://")
+    client = gateway_client(
+        admin_key_sha256=hash_key("sk-admin"),
+        auth={"api_keys": [{"tenant": "a", "key_sha256": hash_key("sk-a")}]},
+        redis_url="redis://:hunter2-redis@127.0.0.1:1/0",
+        model_list=[
+            route("fake-gpt", "fake-gpt", f"http://user:hunter2-base@{host}",
+                  params={"organization": "org-1", "AzureADToken": "hunter2-token",
+                          "extra_headers": {"Authorization": "Bearer hunter2-bearer"},
+                          "client_secret": "hunter2-secret", "api_version": "2024-06-01"}),
+        ],
+        audit={"llm": {"api_base": "https://judge:hunter2-judge@judge.example/v1"}},
+    )  # fmt: skip
+    response = client.get("/admin/config", headers={"authorization": "Bearer sk-admin"})
+    assert response.status_code == 200
+    assert "hunter2" not in response.text
+    for digest in (hash_key("sk-admin"), hash_key("sk-a")):
+        assert digest not in response.text
+    config = response.json()
+    assert config["redis_url"] == "redis://**********@127.0.0.1:1/0"
+    assert config["audit"]["llm"]["api_base"] == "https://**********@judge.example/v1"
+    (fake,) = config["model_list"]
+    assert fake["model_name"] == "fake-gpt" and "api_key" not in fake
+    assert fake["api_base"] == f"http://**********@{host}"
+    assert fake["params"]["organization"] == "org-1"
+    assert fake["params"]["api_version"] == "2024-06-01"
+    assert config["auth"]["api_keys"] == [{"tenant": "a", "key_sha256": "**********",
+                                           "key": None}]  # fmt: skip
+    assert config["admin_key_sha256"] == "**********"
 
 
 def test_embeddings_pass_through(client: TestClient) -> None:

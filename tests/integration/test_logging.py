@@ -141,3 +141,59 @@ def test_a_served_process_logs_json_lines_with_request_outcome_and_timings(
             text = orjson.dumps(record).decode().lower()
             assert "zebra-quartz" not in text, record
             assert KEY.lower() not in text and "sk-wrong" not in text, record
+
+
+ECHOED = "MY-PRIVATE-PROMPT-7781 my SSN is 078-05-1120"
+
+
+def test_upstream_failures_log_json_without_the_prompt(fake_upstream: str, tmp_path: Path) -> None:
+    """An upstream that quotes the prompt in its 400/500 error bodies and replies 200 with an
+    HTML page or JSON without ``choices`` (quoting the answer): litellm's own loggers report
+    every one (they do once any alias has fallbacks); every stderr line is one JSON object,
+    none above DEBUG carries the prompt, the unreadable replies are 502s of the gateway's
+    code, and each failure is one ``vetcache.upstream`` line with type, status and request id."""
+    models = {"e400": "echo-400", "e500": "echo-500", "html": "html", "bare": "no-choices"}
+    config = tmp_path / "gw.yaml"
+    config.write_text(
+        "auth: {enabled: false}\ncache: {enabled: false}\nmodel_list:\n"
+        + "".join(
+            f"  - {{model_name: {alias}, model: openai/{model}, api_base: '{fake_upstream}'"
+            + (", fallbacks: [html]" if alias == "bare" else "")
+            + "}\n"
+            for alias, model in models.items()
+        )
+    )
+    port = free_port()
+    process = vetcache("serve", "--config", str(config), "--port", str(port))
+    answers: dict[str, tuple[int, str | None]] = {}
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", process, timeout=120)
+        for alias in models:
+            for stream in (False, True):
+                response = httpx.post(
+                    f"http://127.0.0.1:{port}/v1/chat/completions",
+                    json={"model": alias, "stream": stream,
+                          "messages": [{"role": "user", "content": ECHOED}]},
+                    timeout=60,
+                )  # fmt: skip
+                code = response.json()["error"]["code"] if response.status_code >= 400 else None
+                answers[response.headers["x-request-id"]] = (response.status_code, code)
+                if alias in ("html", "bare"):
+                    assert "MY-PRIVATE" not in response.text, response.text
+    finally:
+        log_file = LOGS[process.pid]
+        process.terminate()
+        process.wait(timeout=60)
+        text = log_file.read_text()
+        stop(process)
+    records = [orjson.loads(line) for line in text.splitlines() if line.strip()]
+    assert [status for status, _ in answers.values()] == [400, 400, 500, 500, 502, 502, 502, 502]
+    assert [code for _, code in answers.values()][4:] == ["upstream_invalid_response"] * 4
+    assert any(r["logger"].startswith("LiteLLM") for r in records)  # litellm did report them
+    for record in records:
+        if record["level"] != "DEBUG":
+            assert "MY-PRIVATE" not in orjson.dumps(record).decode(), record
+    failures = {r["request_id"]: r for r in records if r["logger"] == "vetcache.upstream"}
+    assert set(failures) == set(answers)
+    for request_id, (status, _) in answers.items():
+        assert failures[request_id]["status"] == status and failures[request_id]["error_type"]

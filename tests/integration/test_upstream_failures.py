@@ -95,3 +95,20 @@ def test_retries_are_made_as_configured(client: TestClient, fake_upstream: str) 
     assert response.json()["error"]["code"] == "fake_502"  # the upstream's 502, not ours
     after = httpx.get(counts).json()["/chat/completions error-502"]
     assert after - before == 3  # the call and its two retries
+
+
+@pytest.mark.parametrize("model", ["html", "no-choices"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_reply_that_is_no_completion_is_a_502(
+    gateway_client: Callable[..., TestClient], fake_upstream: str, model: str, stream: bool
+) -> None:
+    """A 200 with an HTML page or JSON without ``choices`` is the gateway's 502, and the
+    reply (which quotes the answer) is not passed on."""
+    client = gateway_client(model_list=[route("odd", model, fake_upstream)])
+    response = client.post(
+        "/v1/chat/completions", json={"model": "odd", "messages": MESSAGES, "stream": stream}
+    )
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["code"] == "upstream_invalid_response" and error["type"] == "upstream_error"
+    assert "hello" not in error["message"] and "Traceback" not in error["message"]

@@ -23,6 +23,26 @@ def test_admin_threshold_namespaces_are_checked_whole(client: TestClient, namesp
     assert thresholds["namespaces"] == {}
 
 
+@pytest.mark.parametrize("threshold", [True, False, "0.9", [0.9], {"value": 0.9}])
+def test_admin_threshold_must_be_a_number(client: TestClient, threshold: object) -> None:
+    """``true`` was taken as 1.0 (pydantic's lax float): a switch flipped by mistake would
+    stop every hit in the namespace."""
+    response = client.put(
+        "/admin/thresholds/typed",
+        headers={"content-type": "application/json", **ADMIN},
+        json={"threshold": threshold},
+    )
+    assert assert_openai_error(response, 400)["param"] == "threshold"
+    assert "typed" not in client.get("/admin/thresholds", headers=ADMIN).json()["namespaces"]
+    for number in (1, 0.9, None):
+        ok = client.put(
+            "/admin/thresholds/typed",
+            headers={"content-type": "application/json", **ADMIN},
+            json={"threshold": number},
+        )
+        assert ok.status_code == 200 and ok.json()["threshold"] == number
+
+
 @pytest.mark.parametrize("window_s", [10**20, 10**400, MAX_WINDOW_S + 1])
 def test_fp_rate_window_is_bounded(client: TestClient, window_s: int) -> None:
     """A window past 64 bits was a 500 (found by hand after schemathesis' fuzzing of

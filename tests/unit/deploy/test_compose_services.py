@@ -56,6 +56,7 @@ def test_compose_runs_the_services_the_readme_promises() -> None:
     for name in ("gateway", "audit-worker"):
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
         assert service_environment(services[name])["VETCACHE_REDIS_URL"] == "redis://redis:6379"
+        assert service_environment(services[name])["VETCACHE_API_DOCS"] == "false"
     assert services["fake-upstream"]["profiles"] == ["fake"]
     assert all(not s.get("profiles") for n, s in services.items() if n != "fake-upstream")
     for name in ("audit-worker", "fake-upstream"):

@@ -157,6 +157,7 @@ def test_the_configmap_with_real_secrets_is_a_valid_configuration(
     assert settings.auth.enabled and settings.aliases
     assert settings.cache.embedding_model == "bundled:all-MiniLM-L6-v2"
     assert settings.host == "0.0.0.0" and settings.workers == 1
+    assert not settings.api_docs  # /docs and /openapi.json are not served without a key
 
 
 def test_no_latest_tags_anywhere(stack: list[Json]) -> None:
