@@ -26,9 +26,10 @@ MASK = "**********"
 """What a masked value shows (pydantic's rendering of a ``SecretStr``)."""
 
 SECRET_WORDS = frozenset(
-    {"key", "keys", "secret", "secrets", "token", "tokens", "password", "passwd", "pwd",
+    {"key", "keys", "secret", "secrets", "token", "password", "passwd", "pwd",
      "credential", "credentials", "authorization", "cookie"}
 )  # fmt: skip
+# "tokens" is left out: it names counts (max_tokens), never a credential.
 _WORD_BREAK = re.compile(r"[^a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 

@@ -50,3 +50,8 @@ def test_containers_are_walked_not_masked_whole_and_null_stays_null() -> None:
         "auth": {"api_keys": [{"tenant": "a", "key_sha256": MASK, "key": None}]},
         "params": {"extra_headers": {"Authorization": MASK}, "max_retries": 2},
     }
+
+
+def test_token_counts_are_shown_and_token_credentials_masked() -> None:
+    shown = mask_secrets({"params": {"max_tokens": 256, "auth_token": "t0k3n"}})
+    assert shown == {"params": {"max_tokens": 256, "auth_token": MASK}}
