@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.workers == 1:
         from proxy.app import create_app
 
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings), **common)
         return 0
     # Worker processes rebuild the settings from the environment; hand them the same config
     # file and flags through it, and a fresh directory where prometheus-client keeps every
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             "proxy.app:app_from_environment",
             factory=True,
             workers=settings.workers,
-            **common,  # type: ignore[arg-type]
+            **common,
         )
     return 0
 

@@ -13,7 +13,7 @@ from starlette.types import Message
 
 from proxy.errors import InvalidRequest
 from proxy.schemas import MAX_MESSAGES, ChatCompletionRequest, chat_limits
-from proxy.wire import OFF_LOOP_BYTES, read_valid
+from proxy.wire import MAX_JSON_DEPTH, OFF_LOOP_BYTES, _depth, decode, read_valid
 
 
 def request_with(body: bytes) -> Request:
@@ -55,3 +55,30 @@ async def test_a_refusal_in_the_worker_thread_reaches_the_route() -> None:
         await read_valid(request_with(body), ChatCompletionRequest, 1 << 22, chat_limits)
     assert (refused.value.code, refused.value.param) == ("too_many_messages", "messages")
     assert refused.value.__context__ is None  # nothing left holding the parsed body
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ("{}", 1),
+        ('{"a": [[{"b": []}]]}', 5),
+        ('{"a": "[[[{{{", "b": ["]]]"]}', 2),
+        ('{"a": "\\"[[[", "b": "\\\\", "c": [["\\\\\\"]"]]}', 3),
+        ('{"a": "x", "b": "y", "c": ["[", "]", "{"]}', 2),
+        ('{"\\\\": [1], "[": {"]": ["\\\\\\\\\\""]}}', 3),
+    ],
+)
+def test_nesting_is_measured_on_the_bytes_as_the_parser_sees_it(text: str, depth: int) -> None:
+    """Brackets inside strings (escaped quotes and backslashes included) do not count."""
+    data = orjson.loads(text)  # valid JSON, as written
+    assert data is not None
+    assert _depth(text.encode()) == depth
+
+
+def test_a_body_one_level_too_deep_is_refused_before_parsing() -> None:
+    inner: Any = []
+    for _ in range(MAX_JSON_DEPTH - 2):
+        inner = [inner]
+    assert decode(orjson.dumps({"a": inner})) == {"a": inner}  # the object, then 63 levels
+    with pytest.raises(InvalidRequest, match="deeper"):
+        decode(orjson.dumps({"a": [inner]}))

@@ -17,7 +17,6 @@ import yaml
 from fastapi.testclient import TestClient
 
 from tests.conftest import free_port, route, stop, vetcache, wait_http
-
 from tests.integration.hostile.rig import (
     ADMIN_KEY,
     CLIENT_KEY,
