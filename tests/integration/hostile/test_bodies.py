@@ -281,3 +281,16 @@ def test_user_part_types_are_the_ones_litellm_forwards(client: TestClient) -> No
     ]
     body = {**GOOD, "messages": [{"role": "user", "content": parts}]}
     assert client.post("/v1/chat/completions", headers=JSON, json=body).status_code == 200
+
+
+@pytest.mark.parametrize("key", [{}, {"authorization": "Bearer sk-wrong"}], ids=["none", "wrong"])
+def test_the_key_is_checked_before_the_body_is_read(
+    client: TestClient, key: dict[str, str]
+) -> None:
+    """A body over the limit (which reading would refuse with 413) and deeper than allowed
+    (which decoding would refuse with 400) gets 401: nothing of it was read."""
+    body = b'{"a":' + nested(MAX_JSON_DEPTH + 1) + b',"b":"' + b"x" * LIMIT + b'"}'
+    headers = {"content-type": "application/json", **key}
+    response = client.post("/v1/chat/completions", headers=headers, content=body)
+    assert_openai_error(response, 401)
+    assert_still_serving(client)
