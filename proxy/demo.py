@@ -29,6 +29,7 @@ import httpx
 
 from audit import Auditor
 from audit.stats import fp_rate
+from proxy.server import uvicorn_options
 from proxy.settings import Settings
 
 MODEL = "fake-gpt"
@@ -60,13 +61,12 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def _served(app: Any, port: int) -> AsyncIterator[None]:
+async def _served(app: Any, port: int, **options: Any) -> AsyncIterator[None]:
     """``app`` on 127.0.0.1:``port`` in this event loop until the block ends."""
     import uvicorn
 
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="error", access_log=False, log_config=None
-    )
+    options = {"access_log": False, "log_config": None, **options}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", **options)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
@@ -195,7 +195,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     )
     async with (
         _served(create_fake_upstream(), upstream_port),
-        _served(app, gateway_port),
+        _served(app, gateway_port, **uvicorn_options(settings)),
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}", timeout=60) as http,
     ):
         total = len(first) + len(second)

@@ -10,8 +10,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
+from proxy.errors import InvalidRequest
+
 MAX_MESSAGES = 4096
 """More messages than this in one request is a client bug, not a conversation."""
+MAX_CONTENT_PARTS = 4096
+"""Most content parts all messages of one request may hold together (OpenAI takes up to 500
+images in a request)."""
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 ContentPart = dict[str, Any]
@@ -146,6 +151,33 @@ class ChatMessage(BaseModel):
                 if problem:
                     raise ValueError(f"content part {index} of a 'user' message {problem}")
         return self
+
+
+def chat_limits(body: dict[str, Any]) -> None:
+    """The chat route's counts, checked on the parsed body before the model
+    (``proxy.wire.Limits``), so it never sees more than ``MAX_MESSAGES`` messages or
+    ``MAX_CONTENT_PARTS`` content parts: a few operations per message, where the model
+    validated all 115,000 messages of a body before its own length check refused them."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return  # the model says what is wrong
+    if len(messages) > MAX_MESSAGES:
+        raise InvalidRequest(
+            f"Invalid 'messages': at most {MAX_MESSAGES} messages, not {len(messages)}",
+            param="messages",
+            code="too_many_messages",
+        )
+    parts = sum(
+        len(content)
+        for message in messages
+        if isinstance(message, dict) and isinstance(content := message.get("content"), list)
+    )
+    if parts > MAX_CONTENT_PARTS:
+        raise InvalidRequest(
+            f"Invalid 'messages': at most {MAX_CONTENT_PARTS} content parts in all, not {parts}",
+            param="messages",
+            code="too_many_content_parts",
+        )
 
 
 class StreamOptions(BaseModel):

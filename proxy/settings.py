@@ -191,6 +191,9 @@ class Settings(BaseSettings):
     """Seconds in-flight requests get to finish after SIGTERM."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body accepted; larger ones get 413."""
+    max_header_bytes: int = Field(default=64 * 1024, ge=4096)
+    """Largest request line and headers accepted; the server (uvicorn's h11) answers larger
+    ones with a plain-text 400 and closes the connection, before the app sees them."""
     api_docs: bool = True
     """Serve the API reference without a key: ``/docs``, ``/redoc`` and ``/openapi.json``.
     Off in the production examples (``deploy/``): it tells anyone every route and setting."""

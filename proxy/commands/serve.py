@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from proxy.commands.common import CONFIG_HELP, configure_logging, load
+from proxy.server import uvicorn_options
 from proxy.settings import worker_environment
 
 NAME = "serve"
@@ -32,14 +33,13 @@ def run(args: argparse.Namespace) -> int:
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
-        "access_log": False,  # the gateway writes its own access line, with the request id
         "timeout_graceful_shutdown": int(settings.shutdown_timeout),
-        "log_config": None,
+        **uvicorn_options(settings),
     }
     if settings.workers == 1:
         from proxy.app import create_app
 
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings), **common)
         return 0
     # Worker processes rebuild the settings from the environment; hand them the same config
     # file and flags through it, and a fresh directory where prometheus-client keeps every
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             "proxy.app:app_from_environment",
             factory=True,
             workers=settings.workers,
-            **common,  # type: ignore[arg-type]
+            **common,
         )
     return 0
 

@@ -22,8 +22,8 @@ from proxy.directives import DIRECTIVE_HEADERS, directives
 from proxy.errors import GatewayError, InvalidRequest
 from proxy.openapi import json_body
 from proxy.report import STATE, CacheReport, headers
-from proxy.schemas import ChatCompletionRequest
-from proxy.wire import read_json, validate
+from proxy.schemas import ChatCompletionRequest, chat_limits
+from proxy.wire import read_valid
 
 log = logging.getLogger("vetcache.chat")
 router = APIRouter(tags=["chat"])
@@ -76,8 +76,9 @@ async def chat_completions(
 ) -> Response:
     """Create a chat completion."""
     started = time.perf_counter()
-    body = await read_json(request, settings.max_body_bytes)
-    chat = validate(ChatCompletionRequest, body)
+    body, chat = await read_valid(
+        request, ChatCompletionRequest, settings.max_body_bytes, chat_limits
+    )
     service.upstream.check_model(chat.model)
     if not chat.stream and chat.stream_options is not None:
         raise InvalidRequest(

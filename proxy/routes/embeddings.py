@@ -9,7 +9,7 @@ from starlette.responses import Response
 from proxy import deps
 from proxy.openapi import json_body
 from proxy.schemas import EmbeddingRequest
-from proxy.wire import json_response, read_json, validate
+from proxy.wire import json_response, read_valid
 
 router = APIRouter(tags=["embeddings"])
 
@@ -22,7 +22,6 @@ async def embeddings(
     upstream: deps.UpstreamDep,
 ) -> Response:
     """Create embeddings."""
-    body = await read_json(request, settings.max_body_bytes)
-    validate(EmbeddingRequest, body)
+    body, _ = await read_valid(request, EmbeddingRequest, settings.max_body_bytes)
     upstream.check_model(body["model"])
     return json_response(await upstream.embeddings(body))

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from proxy.auth import hash_key
-from proxy.schemas import MAX_MESSAGES, USER_PART_TYPES
-from proxy.wire import MAX_JSON_DEPTH
+from proxy.schemas import MAX_CONTENT_PARTS, MAX_MESSAGES, USER_PART_TYPES
+from proxy.wire import MAX_JSON_CONTAINERS, MAX_JSON_DEPTH
 from tests.integration.hostile.rig import (
     ADMIN,
     CLIENT,
@@ -176,6 +176,8 @@ def test_too_many_messages_are_refused(client: TestClient) -> None:
 def test_200k_messages_are_refused_by_size_then_by_count(
     client: TestClient, gateway_client: Callable[..., TestClient]
 ) -> None:
+    """Over the size limit; under a roomier one, 200k message objects are more arrays and
+    objects than a body may hold, refused before it is parsed; 50k, by their count."""
     body = tiny_messages(200_000)
     response = client.post("/v1/chat/completions", headers=JSON, content=body)
     assert assert_openai_error(response, 413)["code"] == "body_too_large"
@@ -186,8 +188,57 @@ def test_200k_messages_are_refused_by_size_then_by_count(
     )
     response = roomy.post("/v1/chat/completions", headers=JSON, content=body)
     error = assert_openai_error(response, 400)
-    assert error["param"] == "messages" and str(MAX_MESSAGES) in error["message"]
+    assert error["code"] == "invalid_json" and str(MAX_JSON_CONTAINERS) in error["message"]
+    response = roomy.post("/v1/chat/completions", headers=JSON, content=tiny_messages(50_000))
+    error = assert_openai_error(response, 400)
+    assert error["code"] == "too_many_messages" and error["param"] == "messages"
+    assert str(MAX_MESSAGES) in error["message"]
     assert_still_serving(roomy)
+
+
+def test_the_message_count_is_checked_before_the_model(client: TestClient) -> None:
+    """One message too many, the last of them of no known role: the count refuses it, so
+    the validator never looks at more messages than allowed."""
+    messages: list[Any] = [{"role": "user", "content": ""}] * MAX_MESSAGES
+    messages.append({"role": "bogus", "content": "x"})
+    body = orjson.dumps({"model": "fake-gpt", "messages": messages})
+    assert len(body) > 64 * 1024  # decoded off the event loop
+    response = client.post("/v1/chat/completions", headers=JSON, content=body)
+    error = assert_openai_error(response, 400)
+    assert (error["code"], error["param"]) == ("too_many_messages", "messages"), error
+    assert_still_serving(client)
+
+
+def test_too_many_content_parts_are_refused(client: TestClient) -> None:
+    parts = [{"type": "text", "text": "x"}] * (MAX_CONTENT_PARTS // 2 + 1)
+    message = {"role": "user", "content": parts}
+    body = orjson.dumps({"model": "fake-gpt", "messages": [message, message]})
+    response = client.post("/v1/chat/completions", headers=JSON, content=body)
+    error = assert_openai_error(response, 400)
+    assert (error["code"], error["param"]) == ("too_many_content_parts", "messages"), error
+    assert str(MAX_CONTENT_PARTS) in error["message"]
+    assert_still_serving(client)
+
+
+def empty_arrays(count: int) -> bytes:
+    return b"[" + b",".join([b"[]"] * (count - 1)) + b"]"
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/embeddings"])
+def test_a_body_with_more_arrays_and_objects_than_allowed_is_refused(
+    client: TestClient, path: str
+) -> None:
+    """Counted on the raw bytes before parsing (orjson holds the event loop ~200 ns for each
+    empty array); a body with exactly the allowed number is served."""
+    body = orjson.dumps({**GOOD, "model": "fake-embed", "input": "x"} if "embed" in path else GOOD)
+    own = body.count(b"[") + body.count(b"{")
+    at_limit = body[:-1] + b',"extra":' + empty_arrays(MAX_JSON_CONTAINERS - own) + b"}"
+    assert at_limit.count(b"[") + at_limit.count(b"{") == MAX_JSON_CONTAINERS
+    assert client.post(path, headers=JSON, content=at_limit).status_code == 200
+    over = at_limit[:-2] + b",[]]}"
+    error = assert_openai_error(client.post(path, headers=JSON, content=over), 400)
+    assert error["code"] == "invalid_json" and "arrays and objects" in error["message"]
+    assert_still_serving(client)
 
 
 PARTS: list[tuple[str, dict[str, Any]]] = [
@@ -230,3 +281,16 @@ def test_user_part_types_are_the_ones_litellm_forwards(client: TestClient) -> No
     ]
     body = {**GOOD, "messages": [{"role": "user", "content": parts}]}
     assert client.post("/v1/chat/completions", headers=JSON, json=body).status_code == 200
+
+
+@pytest.mark.parametrize("key", [{}, {"authorization": "Bearer sk-wrong"}], ids=["none", "wrong"])
+def test_the_key_is_checked_before_the_body_is_read(
+    client: TestClient, key: dict[str, str]
+) -> None:
+    """A body over the limit (which reading would refuse with 413) and deeper than allowed
+    (which decoding would refuse with 400) gets 401: nothing of it was read."""
+    body = b'{"a":' + nested(MAX_JSON_DEPTH + 1) + b',"b":"' + b"x" * LIMIT + b'"}'
+    headers = {"content-type": "application/json", **key}
+    response = client.post("/v1/chat/completions", headers=headers, content=body)
+    assert_openai_error(response, 401)
+    assert_still_serving(client)
