@@ -123,6 +123,8 @@ class ChatService:
         """The one resolution step: key, lookup and decision, report, after-work."""
         asker = who.key_id or f"request:{request_id}"
         key = self._key(body, who, how)
+        bypass = key if isinstance(key, str) else None
+        key = None if isinstance(key, str) else key
         lookup = None
         if key is not None and how.lookup:
             assert self.cache is not None
@@ -131,16 +133,19 @@ class ChatService:
             shadow_mode = self.cache.settings.is_shadow(key.namespace)
             self.metrics.lookup(key.namespace, lookup, shadow_mode)
         after = self._after(request_id, key, lookup, who, asker)
-        return Resolution(key, lookup, report(lookup), after, asker)
+        return Resolution(key, lookup, report(lookup, bypass), after, asker)
 
-    def _key(self, body: Mapping[str, Any], who: Principal, how: Directives) -> CacheKey | None:
+    def _key(
+        self, body: Mapping[str, Any], who: Principal, how: Directives
+    ) -> CacheKey | str | None:
+        """The request's key; or why it is not cacheable; or None with the cache off."""
         if self.cache is None or not self.cache.settings.enabled:
             return None
         with self.tracing.span("vetcache.key"):
             try:
                 return self.cache.key(body, who.tenant, how.namespace)
-            except NotCacheable:
-                return None
+            except NotCacheable as exc:
+                return exc.reason
 
     async def _fresh(
         self,
