@@ -3,7 +3,9 @@ would be served (shadow mode), or refused, and why.
 
 In order: an entry embedded by another model is never compared (``embedder``); a candidate
 under the threshold in force is a plain miss; an audit's quarantine (``quarantined``) or
-raised bar (``entry_bar``) refuses it; then each plugged-in ``Check`` may refuse a semantic
+raised bar (``entry_bar``; a bar at 1.0 closes the entry, exact repeats included) refuses it,
+exact or not; an answer a fallback model gave refuses it unless ``admit_fallbacks``
+(``fallback``); then each plugged-in ``Check`` may refuse a semantic
 (not exact) candidate under its own name; a namespace in shadow mode answers from the
 upstream what would have been served. Nothing after the policy changes its decision.
 """
@@ -70,7 +72,11 @@ class ServingPolicy:
             return Decision(outcome=Outcome.MISS, refused=Refusal.EMBEDDER)
         if candidate.similarity < threshold:
             return MISS
-        refused = self._audited(candidate) or await self._checked(key, candidate)
+        refused = (
+            self._audited(candidate)
+            or self._fallback(candidate)
+            or await self._checked(key, candidate)
+        )
         if refused is not None:
             return Decision(outcome=Outcome.MISS, refused=refused)
         if self.settings.is_shadow(key.namespace):
@@ -83,9 +89,19 @@ class ServingPolicy:
         entry = candidate.entry
         if entry.quarantined:
             return Refusal.QUARANTINED
-        if entry.min_similarity is not None and candidate.similarity < entry.min_similarity:
+        bar = entry.min_similarity
+        # A bar at 1.0 was raised by a false hit at (or within the margin of) 1.0: no
+        # similarity clears it, an exact repeat's 1.0 included (audit.actions caps bars at 1.0).
+        if bar is not None and (candidate.similarity < bar or bar >= 1.0):
             return Refusal.ENTRY_BAR
         return None
+
+    def _fallback(self, candidate: Candidate) -> Refusal | None:
+        """An answer another alias gave, served only when ``admit_fallbacks``."""
+        entry = candidate.entry
+        if entry.answered_by in (None, entry.model) or self.settings.admit_fallbacks:
+            return None
+        return Refusal.FALLBACK
 
     async def _checked(self, key: CacheKey, candidate: Candidate) -> str | None:
         """The first check that refuses a semantic candidate (an exact repeat asks the very

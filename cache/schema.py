@@ -40,7 +40,11 @@ class Refusal(StrEnum):
     QUARANTINED = "quarantined"
     """An audit quarantined the entry."""
     ENTRY_BAR = "entry_bar"
-    """An audit raised the entry's own bar above this similarity."""
+    """An audit raised the entry's own bar above this similarity (a bar raised to 1.0, after
+    a false exact repeat, closes the entry to every request)."""
+    FALLBACK = "fallback"
+    """The entry's answer came from a fallback model, not the alias asked for
+    (``cache.admit_fallbacks`` is off)."""
 
 
 class CacheKey(BaseModel):
@@ -77,7 +81,10 @@ class CacheEntry(BaseModel):
     tenant: str
     """Tenant whose request produced it."""
     model: str
-    """Model alias that produced it."""
+    """Model alias asked for."""
+    answered_by: str | None = None
+    """Model alias whose deployment answered (another than ``model`` when the alias failed
+    over to a fallback); None when the upstream did not say."""
     text: str
     """The prompt text that was embedded."""
     response: str

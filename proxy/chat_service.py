@@ -158,7 +158,7 @@ class ChatService:
         """An answer from the upstream, shared among identical misses in flight."""
         key = resolved.key
         if key is None:
-            return await form.fresh(body, Flight.alone(), lambda completion: None)
+            return await form.fresh(body, Flight.alone(), lambda completion, answered_by: None)
         flight = self._flights.join(key.exact)
         if not flight.leads:
             shared = await flight.follow()
@@ -166,8 +166,8 @@ class ChatService:
                 return form.shared(shared)
             flight = Flight.alone()  # the leader failed: ask without leading
 
-        def admit(completion: Completion) -> None:
-            self._admit_later(key, resolved, body, completion, how, request_id)
+        def admit(completion: Completion, answered_by: str | None) -> None:
+            self._admit_later(key, resolved, body, completion, how, request_id, answered_by)
 
         return await form.fresh(body, flight, admit)
 
@@ -219,18 +219,22 @@ class ChatService:
         completion: Completion,
         how: Directives,
         request_id: str,
+        answered_by: str | None,
     ) -> None:
-        """Admit a complete fresh answer in the background, unless the client said
-        ``no-store``, the admission rules refuse it, an entry would have answered (shadow
-        mode: no near-copy of it), or an entry for this exact key awaits its askers."""
+        """Admit a complete fresh answer (given by the alias ``answered_by``) in the
+        background, unless the client said ``no-store``, the admission rules refuse it, an
+        entry would have answered (shadow mode: no near-copy of it), or an entry for this
+        exact key awaits its askers."""
         cache, lookup = self.cache, resolved.lookup
-        if cache is None or not how.store or not cache.admissible(body, completion):
+        if cache is None or not how.store:
+            return
+        if not cache.admissible(body, completion, answered_by):
             return
         if lookup is not None and (lookup.shadow or lookup.pending is not None):
             return
         vector = lookup.vector if lookup is not None else None
         task = asyncio.create_task(
-            self._admit(cache, key, vector, completion, resolved.asker, request_id)
+            self._admit(cache, key, vector, completion, resolved.asker, request_id, answered_by)
         )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -243,9 +247,10 @@ class ChatService:
         completion: Completion,
         asker: str,
         request_id: str,
+        answered_by: str | None,
     ) -> None:
         """Admit; under an ``audited`` policy, queue the new entry's admission audit."""
-        entry = await cache.admit(key, vector, completion, asker)
+        entry = await cache.admit(key, vector, completion, asker, answered_by)
         audited = cache.settings.admission_for(key.namespace) == "audited"
         if entry is not None and entry.pending and audited and self.auditor is not None:
             await self.auditor.admission(request_id=request_id, key=key, entry=entry)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import re
 import struct
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from audit.llm_client import close_litellm_clients, import_litellm
@@ -73,6 +74,36 @@ def split_params(body: Mapping[str, Any], known: frozenset[str]) -> dict[str, An
     if extra:
         kwargs["extra_body"] = extra
     return kwargs
+
+
+def answered_by(response: Any) -> str | None:
+    """The alias (the Router's model group) whose deployment answered ``response``: the alias
+    asked for, or the fallback it failed over to. litellm's Router reports it as the
+    ``x-litellm-model-group`` entry of the response's (or stream's) hidden headers."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    group = (hidden.get("additional_headers") or {}).get("x-litellm-model-group")
+    return group if isinstance(group, str) else None
+
+
+@dataclass(frozen=True)
+class UpstreamReply:
+    """A JSON chat completion and the alias that answered it."""
+
+    completion: dict[str, Any]
+    """The OpenAI chat-completion object."""
+    answered_by: str | None
+    """The alias whose deployment answered (see ``answered_by``)."""
+
+
+@dataclass(frozen=True)
+class UpstreamStream:
+    """A streamed chat completion's chunks and the alias answering them."""
+
+    chunks: AsyncIterator[dict[str, Any]]
+    """The OpenAI chat-completion chunks."""
+    answering: Callable[[], str | None]
+    """The alias whose deployment answers (asked once the stream ended: litellm may fail
+    over mid-stream)."""
 
 
 class Upstream:
@@ -139,8 +170,8 @@ class Upstream:
                 param="model",
             )
 
-    async def chat(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """One chat completion, as the OpenAI JSON object."""
+    async def chat(self, body: Mapping[str, Any]) -> UpstreamReply:
+        """One chat completion, as the OpenAI JSON object, and who answered it."""
         try:
             response = await self._router.acompletion(
                 model=body["model"],
@@ -149,12 +180,13 @@ class Upstream:
             )
         except Exception as exc:  # litellm raises many types; all are translated here
             raise self.translate(exc) from exc
-        return _clean(response.model_dump(warnings=False))
+        return UpstreamReply(_clean(response.model_dump(warnings=False)), answered_by(response))
 
-    async def chat_stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def chat_stream(self, body: Mapping[str, Any]) -> UpstreamStream:
         """A streamed chat completion. The first chunk is fetched before returning, so an
         upstream that fails at the start raises here, while the client can still get a
         proper error status instead of a broken event stream."""
+        stream = None
         try:
             stream = await self._router.acompletion(
                 model=body["model"],
@@ -168,7 +200,7 @@ class Upstream:
             first, iterator = None, None
         except Exception as exc:  # translated, see chat()
             raise self.translate(exc) from exc
-        return self._chunks(first, iterator)
+        return UpstreamStream(self._chunks(first, iterator), lambda: answered_by(stream))
 
     async def _chunks(self, first: Any, iterator: Any) -> AsyncIterator[dict[str, Any]]:
         if first is None:
