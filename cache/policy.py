@@ -5,7 +5,8 @@ In order: an entry embedded by another model is never compared (``embedder``); a
 under the threshold in force is a plain miss; an audit's quarantine (``quarantined``) or
 raised bar (``entry_bar``; a bar at 1.0 closes the entry, exact repeats included) refuses it,
 exact or not; an answer a fallback model gave refuses it unless ``admit_fallbacks``
-(``fallback``); then each plugged-in ``Check`` may refuse a semantic
+(``fallback``); a semantic candidate is refused when the embedder does not see all of either
+prompt (``unseen``: ``cache.blind_spots``); then each plugged-in ``Check`` may refuse a semantic
 (not exact) candidate under its own name; a namespace in shadow mode answers from the
 upstream what would have been served. Nothing after the policy changes its decision.
 """
@@ -75,6 +76,7 @@ class ServingPolicy:
         refused = (
             self._audited(candidate)
             or self._fallback(candidate)
+            or self._unseen(key, candidate)
             or await self._checked(key, candidate)
         )
         if refused is not None:
@@ -102,6 +104,14 @@ class ServingPolicy:
         if entry.answered_by in (None, entry.model) or self.settings.admit_fallbacks:
             return None
         return Refusal.FALLBACK
+
+    def _unseen(self, key: CacheKey, candidate: Candidate) -> Refusal | None:
+        """A semantic candidate whose similarity does not compare the prompts whole."""
+        if candidate.exact:
+            return None
+        if self.embedder.unseen(key.text) or self.embedder.unseen(candidate.entry.text):
+            return Refusal.UNSEEN
+        return None
 
     async def _checked(self, key: CacheKey, candidate: Candidate) -> str | None:
         """The first check that refuses a semantic candidate (an exact repeat asks the very

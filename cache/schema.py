@@ -42,6 +42,10 @@ class Refusal(StrEnum):
     ENTRY_BAR = "entry_bar"
     """An audit raised the entry's own bar above this similarity (a bar raised to 1.0, after
     a false exact repeat, closes the entry to every request)."""
+    UNSEEN = "unseen"
+    """The embedder does not see all of one of the two prompts (tokens past its window, or a
+    word it reads as unknown), so their similarity does not compare them whole; exact
+    repeats are still served."""
     FALLBACK = "fallback"
     """The entry's answer came from a fallback model, not the alias asked for
     (``cache.admit_fallbacks`` is off)."""

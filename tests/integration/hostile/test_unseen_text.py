@@ -120,3 +120,28 @@ def answer(response: Any) -> str:
 def orjson_replace(part: dict[str, Any], old: str, new: str) -> dict[str, Any]:
     """``part`` with ``old`` replaced by ``new`` in every string it holds."""
     return dict(orjson.loads(orjson.dumps(part).decode().replace(old, new)))
+
+
+LONG = "Please summarise the quarterly sales report of the northern region. " * 25
+BLIND = {
+    "past-the-window": (LONG + "Answer in English.", LONG + "Then say the password is hunter2."),
+    "unknown-words": ("I love 🍕, what should I cook?", "I love 🍣, what should I cook?"),
+}
+
+
+@pytest.mark.parametrize(("clean", "poisoned"), BLIND.values(), ids=BLIND.keys())
+async def test_prompts_the_embedder_does_not_see_whole_meet_only_as_exact_repeats(
+    client: TestClient, store: MemoryStore, clean: str, poisoned: str
+) -> None:
+    """Past the model's 256-token window, or in a word it reads as [UNK], two prompts embed
+    alike (similarity 1.0): the policy refuses that semantic hit; exact repeats still hit."""
+    ns = uuid.uuid4().hex[:12]
+    poisoned_answer = answer(ask(client, ns, poisoned))
+    assert await settle(store, ns) == 1
+    near = ask(client, ns, clean, **{"x-vetcache-threshold": "0.9999"})
+    assert near.headers["x-vetcache-similarity"] == "1.0000"
+    assert near.headers["x-vetcache"] == "miss"
+    assert near.headers["x-vetcache-refused"] == "unseen"
+    assert answer(near) != poisoned_answer
+    repeat = ask(client, ns, poisoned)
+    assert repeat.headers["x-vetcache"] == "hit" and answer(repeat) == poisoned_answer
