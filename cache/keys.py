@@ -141,7 +141,10 @@ def derive_key(
         raise NotCacheable(
             f"the prompt holds {hidden}, which the embedder cannot see", "hidden_text"
         )
-    exact = _digest(scope, text)
+    # The compared messages' content as sent: text parts and a string that join to one
+    # text are not one prompt to every model.
+    compared = [*turns, last] if policy == "full" else [last]
+    exact = _digest(scope, text, [m.get("content") for m in compared])
     return CacheKey(
         scope=scope,
         exact=exact,

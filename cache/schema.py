@@ -60,7 +60,8 @@ class CacheKey(BaseModel):
     """Hex SHA-256 of everything that must match exactly (tenant, namespace, model, system
     prompt, tools, output-changing parameters, embedder, earlier turns per the policy)."""
     exact: str
-    """Hex SHA-256 of the scope and the normalized messages: the exact-repeat layer."""
+    """Hex SHA-256 of the scope and the compared messages as sent (no folding): the
+    exact-repeat layer."""
     text: str
     """The trailing user intent, the only part compared by similarity."""
     tenant: str

@@ -88,6 +88,11 @@ def test_exact_layer_compares_the_text_as_sent() -> None:
     code = key({"messages": [user("def f():\n    return 1\nprint(f())")]})
     flat = key({"messages": [user("def f():\n return 1\nprint(f())")]})
     assert code.exact != flat.exact
+    parts = key(
+        {"messages": [user([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}])]}
+    )
+    joined = key({"messages": [user("a\nb")]})
+    assert parts.text == joined.text and parts.exact != joined.exact
     shouted = key(
         {"messages": [{"role": "system", "content": "Be brief."}, user(USER["content"].upper())]}
     )
