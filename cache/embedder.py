@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from cache.blind_spots import Window
 from cache.errors import EmbedderError
 
 Vector = npt.NDArray[np.float32]
@@ -33,6 +34,12 @@ class Embedder(ABC):
     never compared."""
     dimension: int
     """Length of every vector."""
+    window: Window | None = None
+    """The model's window and vocabulary, once loaded (None: it sees every text whole)."""
+
+    def unseen(self, text: str) -> str | None:
+        """Why the model would not see all of ``text`` (``cache.blind_spots``), or None."""
+        return self.window.unseen(text) if self.window is not None else None
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Load what the embedder needs (called once, in the app's lifespan)."""
@@ -127,6 +134,7 @@ class SentenceTransformerEmbedder(Embedder):
         )
         dimension = dimension()
         self.dimension = int(dimension)
+        self.window = Window(self._model.tokenizer.backend_tokenizer, self._model.max_seq_length)
         model_id = self.model_name if self.model_name == BUNDLED_MODEL else Path(path).name
         self.fingerprint = f"{model_id}:{self.dimension}:{_weights_digest(path)}"
 

@@ -1,7 +1,8 @@
 """The cache package's errors, in one tree.
 
     CacheError                 base of every error ``cache`` raises
-    ├── NotCacheable           the request has no trailing user text to match on
+    ├── NotCacheable           the request has no trailing user text the key fully
+    │                          understands (``reason``: why, for ``x-vetcache-bypass``)
     ├── EmbedderError          the embedding model could not be loaded, or failed on an input
     └── StoreError             the store failed: unreachable, timed out, an error reply
         └── StoreUnusable      the store can never work as configured (e.g. Redis without
@@ -21,7 +22,13 @@ class CacheError(Exception):
 
 
 class NotCacheable(CacheError):
-    """The request has no trailing user text to match on (e.g. it ends with a tool result)."""
+    """The request has no trailing user text the key fully understands (it ends with a tool
+    result, holds an image, or text the embedder cannot see)."""
+
+    def __init__(self, message: str, reason: str = "no_user_text") -> None:
+        super().__init__(message)
+        self.reason = reason
+        """Why, in a word: ``no_user_text``, ``unknown_content`` or ``hidden_text``."""
 
 
 class EmbedderError(CacheError):

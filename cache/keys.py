@@ -9,6 +9,14 @@ before the last user message must match:
   message is compared by similarity. A follow-up question hits only after the same history.
 - ``last_turns``: only the last ``N`` earlier turns are digested; older history is ignored.
 - ``full``: nothing is digested; the whole conversation is the compared text.
+
+Two prompts the model sees differently never share a key. The exact layer digests the compared
+text as sent (no whitespace or Unicode folding), and text the embedder cannot see makes a
+request not cacheable at all (``hidden_text``): format and control characters (categories
+``Cf``, ``Cc`` but tab, newline and CR), private-use and surrogate code points, and variation
+selectors other than the emoji ones. The embedder's tokenizer drops or blurs them, so a prompt
+carrying an instruction in, say, Unicode tag characters would embed exactly as the clean
+prompt (similarity 1.0) while the model reads the instruction.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+import regex
 
 from cache.errors import NotCacheable
 from cache.schema import CacheKey, ContextPolicy
@@ -34,6 +43,15 @@ NEUTRAL_FIELDS = frozenset(
 )  # fmt: skip
 INSTRUCTION_ROLES = frozenset({"system", "developer"})
 _SPACE = re.compile(r"\s+")
+# ``regex`` (a litellm/tiktoken dependency) knows Unicode categories and property set
+# operations; ``re`` does not. ASCII text, the common case, takes the 20x faster ``re`` path.
+_HIDDEN = regex.compile(
+    r"[\p{Cf}\p{Co}\p{Cs}\p{Cc}--[\t\n\r]]|[\p{Variation_Selector}--[\uFE0E\uFE0F]]",
+    regex.V1,
+)
+_HIDDEN_ASCII = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+TEXT_PART_FIELDS = frozenset({"type", "text"})
+"""The fields a text content part may have for the key to understand it whole."""
 NAMESPACE_PATTERN = r"[A-Za-z0-9._-]{1,64}"
 """What a namespace is: 1-64 letters, digits and ``._-`` (it names Redis keys and metric
 labels, and comes from a client's header)."""
@@ -51,18 +69,35 @@ def _digest(*parts: Any) -> str:
 
 
 def normalize(text: str) -> str:
-    """Whitespace-collapsed text: what the exact layer compares."""
+    """Whitespace-collapsed text (to tell a blank prompt; the exact layer compares the text
+    as sent: ``"a  b"`` and ``"a b"`` are different prompts to a model, indented code too)."""
     return _SPACE.sub(" ", text).strip()
 
 
+def hidden_character(text: str) -> str | None:
+    """The first character of ``text`` the embedder cannot see (see the module docstring),
+    as ``U+XXXX``, or None."""
+    found = (_HIDDEN_ASCII if text.isascii() else _HIDDEN).search(text)
+    return f"U+{ord(found.group()):04X}" if found is not None else None
+
+
+def _is_text_part(part: Any) -> bool:
+    return (
+        isinstance(part, Mapping)
+        and part.get("type") == "text"
+        and isinstance(part.get("text"), str)
+        and part.keys() <= TEXT_PART_FIELDS
+    )
+
+
 def message_text(content: Any) -> str | None:
-    """The text of a message's content, or None when it holds anything but text."""
+    """The text of a message's content, or None when it holds anything but text parts the
+    key fully understands (``{"type": "text", "text": ...}`` and nothing else: an image part
+    with a stray ``text`` field is not text)."""
     if isinstance(content, str):
         return content
-    if isinstance(content, list) and content:
-        texts = [part.get("text") for part in content if isinstance(part, Mapping)]
-        if all(isinstance(t, str) for t in texts) and len(texts) == len(content):
-            return "\n".join(t for t in texts if isinstance(t, str))
+    if isinstance(content, list) and content and all(_is_text_part(p) for p in content):
+        return "\n".join(part["text"] for part in content)
     return None
 
 
@@ -78,16 +113,20 @@ def derive_key(
     """The cache key of a chat request, or ``NotCacheable``."""
     messages: Sequence[Mapping[str, Any]] = body["messages"]
     last = messages[-1]
-    text = message_text(last.get("content")) if last.get("role") == "user" else None
-    if text is None or not normalize(text):
-        raise NotCacheable("the request does not end with a user text message")
+    if last.get("role") != "user":
+        raise NotCacheable("the request does not end with a user message", "no_user_text")
+    text = message_text(last.get("content"))
+    if text is None:
+        raise NotCacheable("the last user message holds content other than text", "unknown_content")
+    if not normalize(text):
+        raise NotCacheable("the last user message is blank", "no_user_text")
     instructions = [m for m in messages if m.get("role") in INSTRUCTION_ROLES]
     turns = [m for m in messages[:-1] if m.get("role") not in INSTRUCTION_ROLES]
     if policy == "full":
-        history: list[Any] = []
-        text = "\n".join(
-            f"{m.get('role')}: {message_text(m.get('content')) or ''}" for m in [*turns, last]
-        )
+        # The turns' text is compared; everything else about them (roles, tool calls, names)
+        # must match exactly.
+        history: list[Any] = [{k: v for k, v in m.items() if k != "content"} for m in turns]
+        text = "\n".join(f"{m.get('role')}: {_turn_text(m)}" for m in [*turns, last])
     elif policy == "last_turns":
         history = turns[-last_turns:] if last_turns > 0 else []
     else:
@@ -97,7 +136,15 @@ def derive_key(
     scope = _digest(
         "v1", tenant, namespace, body["model"], embedder, instructions, params, history, extra
     )
-    exact = _digest(scope, normalize(text))
+    hidden = hidden_character(text)
+    if hidden is not None:
+        raise NotCacheable(
+            f"the prompt holds {hidden}, which the embedder cannot see", "hidden_text"
+        )
+    # The compared messages' content as sent: text parts and a string that join to one
+    # text are not one prompt to every model.
+    compared = [*turns, last] if policy == "full" else [last]
+    exact = _digest(scope, text, [m.get("content") for m in compared])
     return CacheKey(
         scope=scope,
         exact=exact,
@@ -106,3 +153,12 @@ def derive_key(
         namespace=namespace,
         model=str(body["model"]),
     )
+
+
+def _turn_text(message: Mapping[str, Any]) -> str:
+    """An earlier turn's text for the ``full`` policy (no content: empty)."""
+    content = message.get("content")
+    text = "" if content is None else message_text(content)
+    if text is None:
+        raise NotCacheable("an earlier turn holds content other than text", "unknown_content")
+    return text

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from cache.blind_spots import Window
 from cache.embedder import (
     BUNDLED_MODEL,
     SentenceTransformerEmbedder,
@@ -222,6 +223,7 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
             pad_id=tokenizer.token_to_id(meta["pad_token"]), pad_token=meta["pad_token"]
         )
         self._tokenizer = tokenizer
+        self.window = Window(tokenizer, meta["max_tokens"])
         self.dimension = int(meta["dimension"])
         # Not the torch model's fingerprint: int8 vectors differ a little, and vectors of
         # different fingerprints are never compared (entries are scoped by it).

@@ -3,7 +3,10 @@ would be served (shadow mode), or refused, and why.
 
 In order: an entry embedded by another model is never compared (``embedder``); a candidate
 under the threshold in force is a plain miss; an audit's quarantine (``quarantined``) or
-raised bar (``entry_bar``) refuses it; then each plugged-in ``Check`` may refuse a semantic
+raised bar (``entry_bar``; a bar at 1.0 closes the entry, exact repeats included) refuses it,
+exact or not; an answer a fallback model gave refuses it unless ``admit_fallbacks``
+(``fallback``); a semantic candidate is refused when the embedder does not see all of either
+prompt (``unseen``: ``cache.blind_spots``); then each plugged-in ``Check`` may refuse a semantic
 (not exact) candidate under its own name; a namespace in shadow mode answers from the
 upstream what would have been served. Nothing after the policy changes its decision.
 """
@@ -70,7 +73,12 @@ class ServingPolicy:
             return Decision(outcome=Outcome.MISS, refused=Refusal.EMBEDDER)
         if candidate.similarity < threshold:
             return MISS
-        refused = self._audited(candidate) or await self._checked(key, candidate)
+        refused = (
+            self._audited(candidate)
+            or self._fallback(candidate)
+            or self._unseen(key, candidate)
+            or await self._checked(key, candidate)
+        )
         if refused is not None:
             return Decision(outcome=Outcome.MISS, refused=refused)
         if self.settings.is_shadow(key.namespace):
@@ -83,8 +91,26 @@ class ServingPolicy:
         entry = candidate.entry
         if entry.quarantined:
             return Refusal.QUARANTINED
-        if entry.min_similarity is not None and candidate.similarity < entry.min_similarity:
+        bar = entry.min_similarity
+        # A bar at 1.0 was raised by a false hit at (or within the margin of) 1.0: no
+        # similarity clears it, an exact repeat's 1.0 included (audit.actions caps bars at 1.0).
+        if bar is not None and (candidate.similarity < bar or bar >= 1.0):
             return Refusal.ENTRY_BAR
+        return None
+
+    def _fallback(self, candidate: Candidate) -> Refusal | None:
+        """An answer another alias gave, served only when ``admit_fallbacks``."""
+        entry = candidate.entry
+        if entry.answered_by in (None, entry.model) or self.settings.admit_fallbacks:
+            return None
+        return Refusal.FALLBACK
+
+    def _unseen(self, key: CacheKey, candidate: Candidate) -> Refusal | None:
+        """A semantic candidate whose similarity does not compare the prompts whole."""
+        if candidate.exact:
+            return None
+        if self.embedder.unseen(key.text) or self.embedder.unseen(candidate.entry.text):
+            return Refusal.UNSEEN
         return None
 
     async def _checked(self, key: CacheKey, candidate: Candidate) -> str | None:

@@ -3,7 +3,8 @@
 ``assemble`` folds a streamed answer back into one ``chat.completion`` object (to admit a
 streamed miss); ``replay`` cuts a cached completion into OpenAI chunks (to serve a hit to a
 client that asked for ``stream: true``): role first, content in pieces, tool calls kept,
-finish_reason last, usage last when asked for.
+finish_reason last, usage last when asked for. A refusal and a legacy ``function_call`` are
+kept both ways (streamed as ``delta.refusal`` and ``delta.function_call`` pieces).
 """
 
 from __future__ import annotations
@@ -30,6 +31,26 @@ def _merge_tool_calls(into: list[dict[str, Any]], calls: Iterable[dict[str, Any]
         target["function"]["arguments"] += function.get("arguments") or ""
 
 
+def _merge_function_call(state: dict[str, Any], call: Any) -> None:
+    if not isinstance(call, dict):
+        return
+    merged = state.setdefault("function_call", {"name": "", "arguments": ""})
+    merged["name"] += call.get("name") or ""
+    merged["arguments"] += call.get("arguments") or ""
+
+
+def _fold(state: dict[str, Any], choice: dict[str, Any]) -> None:
+    """Add one chunk's piece of a choice to what was assembled of it so far."""
+    delta = choice.get("delta") or {}
+    state["role"] = delta.get("role") or state["role"]
+    for field in ("content", "refusal"):
+        if delta.get(field) is not None:
+            state[field] = (state.get(field) or "") + delta[field]
+    _merge_tool_calls(state["tool_calls"], delta.get("tool_calls") or ())
+    _merge_function_call(state, delta.get("function_call"))
+    state["finish_reason"] = choice.get("finish_reason") or state["finish_reason"]
+
+
 def assemble(chunks: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
     """The completion a sequence of chunks spells, or None if it never finished."""
     head: dict[str, Any] | None = None
@@ -43,12 +64,7 @@ def assemble(chunks: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
                 choice.get("index", 0),
                 {"role": "assistant", "content": None, "tool_calls": [], "finish_reason": None},
             )
-            delta = choice.get("delta") or {}
-            state["role"] = delta.get("role") or state["role"]
-            if delta.get("content") is not None:
-                state["content"] = (state["content"] or "") + delta["content"]
-            _merge_tool_calls(state["tool_calls"], delta.get("tool_calls") or ())
-            state["finish_reason"] = choice.get("finish_reason") or state["finish_reason"]
+            _fold(state, choice)
     if head is None or not choices or any(c["finish_reason"] is None for c in choices.values()):
         return None
     completion: dict[str, Any] = {
@@ -65,6 +81,9 @@ def assemble(chunks: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
         message: dict[str, Any] = {"role": state["role"], "content": state["content"]}
         if state["tool_calls"]:
             message["tool_calls"] = state["tool_calls"]
+        for field in ("refusal", "function_call"):
+            if state.get(field) is not None:
+                message[field] = state[field]
         completion["choices"].append(
             {
                 "index": index,
@@ -111,6 +130,9 @@ def replay(completion: dict[str, Any], *, include_usage: bool = False) -> Iterat
             yield chunk(index, {"content": content[start : start + CHUNK_CHARS]}, None)
         for position, call in enumerate(message.get("tool_calls") or ()):
             yield chunk(index, {"tool_calls": [{"index": position, **call}]}, None)
+        for field in ("refusal", "function_call"):
+            if message.get(field) is not None:
+                yield chunk(index, {field: message[field]}, None)
         yield chunk(index, {}, choice.get("finish_reason") or "stop")
     if include_usage and completion.get("usage") is not None:
         yield {**base, "choices": [], "usage": completion["usage"]}

@@ -40,7 +40,15 @@ class Refusal(StrEnum):
     QUARANTINED = "quarantined"
     """An audit quarantined the entry."""
     ENTRY_BAR = "entry_bar"
-    """An audit raised the entry's own bar above this similarity."""
+    """An audit raised the entry's own bar above this similarity (a bar raised to 1.0, after
+    a false exact repeat, closes the entry to every request)."""
+    UNSEEN = "unseen"
+    """The embedder does not see all of one of the two prompts (tokens past its window, or a
+    word it reads as unknown), so their similarity does not compare them whole; exact
+    repeats are still served."""
+    FALLBACK = "fallback"
+    """The entry's answer came from a fallback model, not the alias asked for
+    (``cache.admit_fallbacks`` is off)."""
 
 
 class CacheKey(BaseModel):
@@ -52,7 +60,8 @@ class CacheKey(BaseModel):
     """Hex SHA-256 of everything that must match exactly (tenant, namespace, model, system
     prompt, tools, output-changing parameters, embedder, earlier turns per the policy)."""
     exact: str
-    """Hex SHA-256 of the scope and the normalized messages: the exact-repeat layer."""
+    """Hex SHA-256 of the scope and the compared messages as sent (no folding): the
+    exact-repeat layer."""
     text: str
     """The trailing user intent, the only part compared by similarity."""
     tenant: str
@@ -77,7 +86,10 @@ class CacheEntry(BaseModel):
     tenant: str
     """Tenant whose request produced it."""
     model: str
-    """Model alias that produced it."""
+    """Model alias asked for."""
+    answered_by: str | None = None
+    """Model alias whose deployment answered (another than ``model`` when the alias failed
+    over to a fallback); None when the upstream did not say."""
     text: str
     """The prompt text that was embedded."""
     response: str

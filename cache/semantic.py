@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from cache import admission
 from cache.contrast import ContrastCheck
 from cache.embedder import Embedder, Vector
 from cache.errors import CacheError, EmbedderError, StoreError, StoreUnusable
@@ -170,24 +171,14 @@ class SemanticCache:
             candidate = Candidate(entry=entry, similarity=similarity, exact=False)
         return _Found(candidate, vector, exact)
 
-    def admissible(self, body: Mapping[str, Any], completion: Mapping[str, Any]) -> bool:
-        """Whether an upstream answer may be cached: one complete choice that stopped
-        normally, no tool calls unless allowed, not sampled hotter than allowed."""
-        if body.get("n", 1) not in (None, 1):
-            return False
-        temperature = body.get("temperature")
-        ceiling = self.settings.max_temperature
-        if ceiling is not None and isinstance(temperature, int | float) and temperature > ceiling:
-            return False
-        choices = completion.get("choices") or []
-        if len(choices) != 1:
-            return False
-        choice = choices[0]
-        reason = choice.get("finish_reason")
-        tool_calls = (choice.get("message") or {}).get("tool_calls")
-        if reason == "tool_calls" or tool_calls:
-            return self.settings.admit_tool_calls and reason in ("tool_calls", "stop")
-        return bool(reason == "stop")
+    def admissible(
+        self,
+        body: Mapping[str, Any],
+        completion: Mapping[str, Any],
+        answered_by: str | None = None,
+    ) -> bool:
+        """Whether an upstream answer may be cached (``cache.admission``)."""
+        return admission.admissible(self.settings, body, completion, answered_by)
 
     async def admit(
         self,
@@ -195,15 +186,21 @@ class SemanticCache:
         vector: Vector | None,
         completion: Mapping[str, Any],
         asker: str = "",
+        answered_by: str | None = None,
     ) -> CacheEntry | None:
         """Store ``completion`` under ``key`` (pending, under a ``confirm`` or ``audited``
-        policy, with ``asker`` as its first asker); the entry stored, or None when storing
-        failed (counted and logged, not raised)."""
+        policy, with ``asker`` as its first asker), recording the alias ``answered_by``; the
+        entry stored, or None when storing failed (counted and logged, not raised)."""
         with self.observer.timed("admit"):
-            return await self._admit(key, vector, completion, asker)
+            return await self._admit(key, vector, completion, asker, answered_by)
 
     async def _admit(
-        self, key: CacheKey, vector: Vector | None, completion: Mapping[str, Any], asker: str
+        self,
+        key: CacheKey,
+        vector: Vector | None,
+        completion: Mapping[str, Any],
+        asker: str,
+        answered_by: str | None,
     ) -> CacheEntry | None:
         policy = self.settings.admission_for(key.namespace)
         try:
@@ -220,6 +217,7 @@ class SemanticCache:
                 namespace=key.namespace,
                 tenant=key.tenant,
                 model=key.model,
+                answered_by=answered_by,
                 text=key.text,
                 response=orjson.dumps(completion).decode(),
                 embedder=self.embedder.fingerprint,

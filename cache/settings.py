@@ -75,7 +75,14 @@ class CacheSettings(BaseModel):
     embedding_threads: int = Field(default=1, ge=1, le=64)
     """Threads one embedding may use (torch's or ONNX Runtime's intra-op pool)."""
     admit_tool_calls: bool = False
-    """Cache answers that call tools."""
+    """Cache answers that call tools (``tool_calls``, or a legacy ``function_call``)."""
+    admit_refusals: bool = False
+    """Cache refusals (an answer with ``message.refusal`` set). Empty answers are never
+    cached."""
+    admit_fallbacks: bool = False
+    """Cache, and serve, an answer a fallback model gave when the alias asked for failed
+    over (``model_list[].fallbacks``); off, such an answer is served once, never cached, and
+    an entry holding one is refused (``x-vetcache-refused: fallback``)."""
     max_temperature: float | None = None
     """Do not cache requests sampled hotter than this."""
     shadow: bool = False

@@ -21,14 +21,15 @@ from cache.replay import assemble, replay
 from proxy.flights import Completion, Flight
 from proxy.metrics import Metrics
 from proxy.tracing import Tracing, upstream_span
-from proxy.upstream import Upstream
+from proxy.upstream import Upstream, UpstreamReply, UpstreamStream
 
 Chunks = AsyncIterator[dict[str, Any]]
 """A streamed answer: OpenAI chat-completion chunks."""
 Usage = Callable[[], Mapping[str, Any] | None]
 """The answer's token usage, worked out only when asked (for its trace)."""
-Done = Callable[[Completion], None]
-"""Told the whole completion once a fresh answer is complete (admission)."""
+Done = Callable[[Completion, str | None], None]
+"""Told the whole completion, and the alias that answered it, once a fresh answer is
+complete (admission)."""
 T = TypeVar("T")
 
 
@@ -55,19 +56,19 @@ class UpstreamCalls:
         self.metrics = metrics
         self.tracing = tracing
 
-    async def chat(self, body: Mapping[str, Any]) -> Completion:
+    async def chat(self, body: Mapping[str, Any]) -> UpstreamReply:
         """One JSON completion."""
         with self.metrics.timed("upstream"):  # the stage's span, when tracing is on
-            completion = await self.upstream.chat(body)
-            upstream_span(self.tracing.current(), body["model"], completion.get("usage"))
-            return completion
+            reply = await self.upstream.chat(body)
+            upstream_span(self.tracing.current(), body["model"], reply.completion.get("usage"))
+            return reply
 
-    async def stream(self, body: Mapping[str, Any]) -> Chunks:
+    async def stream(self, body: Mapping[str, Any]) -> UpstreamStream:
         """The upstream's chunks, timed (and traced) from the call to the last chunk."""
         started = time.perf_counter()
         span = self.tracing.start_span("vetcache.upstream")
         try:
-            chunks = await self.upstream.chat_stream(body)
+            stream = await self.upstream.chat_stream(body)
         except BaseException:
             self.metrics.stage("upstream", time.perf_counter() - started)
             span.end()
@@ -76,7 +77,7 @@ class UpstreamCalls:
         async def timed() -> Chunks:
             usage = None
             try:
-                async for chunk in chunks:
+                async for chunk in stream.chunks:
                     usage = chunk.get("usage") or usage
                     yield chunk
             finally:
@@ -84,7 +85,7 @@ class UpstreamCalls:
                 upstream_span(span, body["model"], usage)
                 span.end()
 
-        return timed()
+        return UpstreamStream(timed(), stream.answering)
 
 
 class AnswerForm(ABC, Generic[T]):
@@ -118,10 +119,10 @@ class JsonAnswer(AnswerForm[bytes]):
 
     async def fresh(self, body: Mapping[str, Any], flight: Flight, done: Done) -> Answer[bytes]:
         with flight:
-            completion = await self.calls.chat(body)
-            done(completion)
-            flight.land(completion)
-        return self.shared(completion)
+            reply = await self.calls.chat(body)
+            done(reply.completion, reply.answered_by)
+            flight.land(reply.completion)
+        return self.shared(reply.completion)
 
 
 class StreamAnswer(AnswerForm[Chunks]):
@@ -140,24 +141,24 @@ class StreamAnswer(AnswerForm[Chunks]):
 
     async def fresh(self, body: Mapping[str, Any], flight: Flight, done: Done) -> Answer[Chunks]:
         try:
-            chunks = await self.calls.stream(body)
+            stream = await self.calls.stream(body)
         except BaseException:
             flight.land(None)
             raise
-        return Answer(_tee(chunks, flight, done))
+        return Answer(_tee(stream, flight, done))
 
 
-async def _tee(chunks: Chunks, flight: Flight, done: Done) -> Chunks:
+async def _tee(stream: UpstreamStream, flight: Flight, done: Done) -> Chunks:
     """Pass chunks through as they arrive; once the stream completed, hand the whole answer
     to the followers and to ``done``. An interrupted stream lands nothing."""
     seen: list[dict[str, Any]] = []
     with flight:
-        async for chunk in chunks:
+        async for chunk in stream.chunks:
             seen.append(chunk)
             yield chunk
         completion = assemble(seen)
         if completion is not None:
-            done(completion)
+            done(completion, stream.answering())
             flight.land(completion)
 
 

@@ -123,6 +123,8 @@ class ChatService:
         """The one resolution step: key, lookup and decision, report, after-work."""
         asker = who.key_id or f"request:{request_id}"
         key = self._key(body, who, how)
+        bypass = key if isinstance(key, str) else None
+        key = None if isinstance(key, str) else key
         lookup = None
         if key is not None and how.lookup:
             assert self.cache is not None
@@ -131,16 +133,19 @@ class ChatService:
             shadow_mode = self.cache.settings.is_shadow(key.namespace)
             self.metrics.lookup(key.namespace, lookup, shadow_mode, key.tenant)
         after = self._after(request_id, key, lookup, who, asker)
-        return Resolution(key, lookup, report(lookup), after, asker)
+        return Resolution(key, lookup, report(lookup, bypass), after, asker)
 
-    def _key(self, body: Mapping[str, Any], who: Principal, how: Directives) -> CacheKey | None:
+    def _key(
+        self, body: Mapping[str, Any], who: Principal, how: Directives
+    ) -> CacheKey | str | None:
+        """The request's key; or why it is not cacheable; or None with the cache off."""
         if self.cache is None or not self.cache.settings.enabled:
             return None
         with self.tracing.span("vetcache.key"):
             try:
                 return self.cache.key(body, who.tenant, how.namespace)
-            except NotCacheable:
-                return None
+            except NotCacheable as exc:
+                return exc.reason
 
     async def _fresh(
         self,
@@ -153,7 +158,7 @@ class ChatService:
         """An answer from the upstream, shared among identical misses in flight."""
         key = resolved.key
         if key is None:
-            return await form.fresh(body, Flight.alone(), lambda completion: None)
+            return await form.fresh(body, Flight.alone(), lambda completion, answered_by: None)
         flight = self._flights.join(key.exact)
         if not flight.leads:
             shared = await flight.follow()
@@ -161,8 +166,8 @@ class ChatService:
                 return form.shared(shared)
             flight = Flight.alone()  # the leader failed: ask without leading
 
-        def admit(completion: Completion) -> None:
-            self._admit_later(key, resolved, body, completion, how, request_id)
+        def admit(completion: Completion, answered_by: str | None) -> None:
+            self._admit_later(key, resolved, body, completion, how, request_id, answered_by)
 
         return await form.fresh(body, flight, admit)
 
@@ -214,18 +219,22 @@ class ChatService:
         completion: Completion,
         how: Directives,
         request_id: str,
+        answered_by: str | None,
     ) -> None:
-        """Admit a complete fresh answer in the background, unless the client said
-        ``no-store``, the admission rules refuse it, an entry would have answered (shadow
-        mode: no near-copy of it), or an entry for this exact key awaits its askers."""
+        """Admit a complete fresh answer (given by the alias ``answered_by``) in the
+        background, unless the client said ``no-store``, the admission rules refuse it, an
+        entry would have answered (shadow mode: no near-copy of it), or an entry for this
+        exact key awaits its askers."""
         cache, lookup = self.cache, resolved.lookup
-        if cache is None or not how.store or not cache.admissible(body, completion):
+        if cache is None or not how.store:
+            return
+        if not cache.admissible(body, completion, answered_by):
             return
         if lookup is not None and (lookup.shadow or lookup.pending is not None):
             return
         vector = lookup.vector if lookup is not None else None
         task = asyncio.create_task(
-            self._admit(cache, key, vector, completion, resolved.asker, request_id)
+            self._admit(cache, key, vector, completion, resolved.asker, request_id, answered_by)
         )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -238,9 +247,10 @@ class ChatService:
         completion: Completion,
         asker: str,
         request_id: str,
+        answered_by: str | None,
     ) -> None:
         """Admit; under an ``audited`` policy, queue the new entry's admission audit."""
-        entry = await cache.admit(key, vector, completion, asker)
+        entry = await cache.admit(key, vector, completion, asker, answered_by)
         audited = cache.settings.admission_for(key.namespace) == "audited"
         if entry is not None and entry.pending and audited and self.auditor is not None:
             await self.auditor.admission(request_id=request_id, key=key, entry=entry)

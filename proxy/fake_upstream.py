@@ -22,7 +22,11 @@ faulty "model" while the others stay healthy:
 - ``echo-<status>``: answer that status with an error body whose message quotes the prompt
   back (as some providers do: the gateway must not log it);
 - ``html``: a 200 HTML page (a captive portal or a misrouted proxy) quoting the answer;
-- ``no-choices``: a 200 JSON object with the answer text but no ``choices``.
+- ``no-choices``: a 200 JSON object with the answer text but no ``choices``;
+- ``finish-null``: answer with ``finish_reason: null`` (JSON and streams);
+- ``refusal``: a refusal (``message.refusal`` set, no content; streamed as ``delta.refusal``);
+- ``empty``: an empty answer (``content: ""``, finish ``stop``);
+- ``function-call``: a legacy ``function_call`` answer with finish ``stop``.
 
 Scripted judge replies, for testing judges that call a model:
 
@@ -193,9 +197,12 @@ class FakeUpstream:
             "total_tokens": prompt_tokens + len(words),
         }
         completion_id = "chatcmpl-fake" + hashlib.sha256(" ".join(words).encode()).hexdigest()[:20]
+        message, reason = _odd_answer(model, " ".join(words), finish)
         if body.get("stream") is True:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            stream = _stream(completion_id, model, words, finish, usage if include_usage else None)
+            stream = _stream(
+                completion_id, model, message, reason, usage if include_usage else None
+            )
             return StreamingResponse(stream, media_type="text/event-stream")
         return _json(
             {
@@ -205,12 +212,7 @@ class FakeUpstream:
                 "model": model,
                 "system_fingerprint": "fp_fake",
                 "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": " ".join(words)},
-                        "logprobs": None,
-                        "finish_reason": finish,
-                    }
+                    {"index": 0, "message": message, "logprobs": None, "finish_reason": reason}
                 ],
                 "usage": usage,
             }
@@ -275,11 +277,26 @@ class FakeUpstream:
         )
 
 
+def _odd_answer(model: str, text: str, finish: str) -> tuple[dict[str, Any], str | None]:
+    """The message and finish reason a model name asks for (see the module's docstring)."""
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if model == "finish-null":
+        return message, None
+    if model == "refusal":
+        return {"role": "assistant", "content": None, "refusal": "I can't help with that."}, finish
+    if model == "empty":
+        return {"role": "assistant", "content": ""}, finish
+    if model == "function-call":
+        call = {"name": "lookup", "arguments": '{"q": "x"}'}
+        return {"role": "assistant", "content": None, "function_call": call}, finish
+    return message, finish
+
+
 async def _stream(
     completion_id: str,
     model: str,
-    words: list[str],
-    finish: str,
+    message: dict[str, Any],
+    finish: str | None,
     usage: dict[str, int] | None,
 ) -> AsyncIterator[bytes]:
     created = int(time.time())
@@ -298,9 +315,13 @@ async def _stream(
         return b"data: " + orjson.dumps(payload) + b"\n\n"
 
     yield chunk({"role": "assistant", "content": ""}, None)
+    words = (message.get("content") or "").split(" ") if message.get("content") else []
     cut = len(words) // 2 if model == "truncate" else len(words)
     for i, word in enumerate(words[:cut]):
         yield chunk({"content": word if i == 0 else " " + word}, None)
+    for field in ("refusal", "function_call"):
+        if message.get(field) is not None:
+            yield chunk({field: message[field]}, None)
     if model == "truncate":
         raise ConnectionAbortedError("simulated truncated stream")
     yield chunk({}, finish)

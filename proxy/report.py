@@ -35,15 +35,17 @@ class CacheReport(BaseModel):
     refused: str | None = None
     """Why the serving policy refused the nearest candidate (``cache.Refusal`` or a
     check's name)."""
+    bypass: str | None = None
+    """Why a cacheable-looking request was not cacheable (``NotCacheable.reason``)."""
 
 
 BYPASS = CacheReport(outcome=Outcome.BYPASS)
 
 
-def report(lookup: Lookup | None) -> CacheReport:
-    """The report of a lookup (None: the cache was not asked)."""
+def report(lookup: Lookup | None, bypass: str | None = None) -> CacheReport:
+    """The report of a lookup (None: the cache was not asked, for ``bypass`` if given)."""
     if lookup is None:
-        return BYPASS
+        return BYPASS if bypass is None else CacheReport(outcome=Outcome.BYPASS, bypass=bypass)
     shown = lookup.hit or lookup.shadow_hit
     age = None
     if lookup.hit is not None:
@@ -74,4 +76,6 @@ def headers(report: CacheReport) -> dict[str, str]:
         found["x-vetcache-shadow"] = "hit"  # served upstream; the entry would have answered
     if report.refused is not None:
         found["x-vetcache-refused"] = report.refused
+    if report.bypass is not None:
+        found["x-vetcache-bypass"] = report.bypass
     return found

@@ -2,31 +2,27 @@
 
 litellm speaks to every provider; this module keeps the gateway's contract around it:
 client bodies can never set litellm's own control parameters (keys, base URLs, retries),
-and every upstream failure becomes one of the gateway's errors (see ``proxy.errors``), logged
-as one line: the exception's type, the status and code answered, the request id; never the
-upstream's message, which may quote the prompt or the answer.
+and every upstream failure becomes one of the gateway's errors, logged as one line
+(``proxy.upstream_errors``).
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import re
 import struct
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from audit.llm_client import close_litellm_clients, import_litellm
 from proxy.errors import (
     GatewayError,
-    InvalidRequest,
     ModelNotFound,
-    UpstreamError,
     UpstreamInvalidReply,
-    UpstreamTimeout,
-    UpstreamUnreachable,
 )
 from proxy.settings import ModelRoute, Settings
+from proxy.upstream_errors import INVALID_REPLY, translate
 
 log = logging.getLogger("vetcache.upstream")
 
@@ -79,6 +75,36 @@ def split_params(body: Mapping[str, Any], known: frozenset[str]) -> dict[str, An
     if extra:
         kwargs["extra_body"] = extra
     return kwargs
+
+
+def answered_by(response: Any) -> str | None:
+    """The alias (the Router's model group) whose deployment answered ``response``: the alias
+    asked for, or the fallback it failed over to. litellm's Router reports it as the
+    ``x-litellm-model-group`` entry of the response's (or stream's) hidden headers."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    group = (hidden.get("additional_headers") or {}).get("x-litellm-model-group")
+    return group if isinstance(group, str) else None
+
+
+@dataclass(frozen=True)
+class UpstreamReply:
+    """A JSON chat completion and the alias that answered it."""
+
+    completion: dict[str, Any]
+    """The OpenAI chat-completion object."""
+    answered_by: str | None
+    """The alias whose deployment answered (see ``answered_by``)."""
+
+
+@dataclass(frozen=True)
+class UpstreamStream:
+    """A streamed chat completion's chunks and the alias answering them."""
+
+    chunks: AsyncIterator[dict[str, Any]]
+    """The OpenAI chat-completion chunks."""
+    answering: Callable[[], str | None]
+    """The alias whose deployment answers (asked once the stream ended: litellm may fail
+    over mid-stream)."""
 
 
 class Upstream:
@@ -145,8 +171,8 @@ class Upstream:
                 param="model",
             )
 
-    async def chat(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """One chat completion, as the OpenAI JSON object."""
+    async def chat(self, body: Mapping[str, Any]) -> UpstreamReply:
+        """One chat completion, as the OpenAI JSON object, and who answered it."""
         try:
             response = await self._router.acompletion(
                 model=body["model"],
@@ -155,12 +181,13 @@ class Upstream:
             )
         except Exception as exc:  # litellm raises many types; all are translated here
             raise self.translate(exc) from exc
-        return _clean(response.model_dump(warnings=False))
+        return UpstreamReply(_clean(response.model_dump(warnings=False)), answered_by(response))
 
-    async def chat_stream(self, body: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def chat_stream(self, body: Mapping[str, Any]) -> UpstreamStream:
         """A streamed chat completion. The first chunk is fetched before returning, so an
         upstream that fails at the start raises here, while the client can still get a
         proper error status instead of a broken event stream."""
+        stream = None
         try:
             stream = await self._router.acompletion(
                 model=body["model"],
@@ -176,7 +203,7 @@ class Upstream:
             first, iterator = None, None
         except Exception as exc:  # translated, see chat()
             raise self.translate(exc) from exc
-        return self._chunks(first, iterator)
+        return UpstreamStream(self._chunks(first, iterator), lambda: answered_by(stream))
 
     async def _chunks(self, first: Any, iterator: Any) -> AsyncIterator[dict[str, Any]]:
         if first is None:
@@ -213,42 +240,7 @@ class Upstream:
 
     def translate(self, exc: Exception) -> GatewayError:
         """The gateway error for an exception raised by litellm, logged (see the module)."""
-        error = self._translated(exc)
-        level = logging.INFO if error.status_code < 500 else logging.WARNING
-        log.log(
-            level,
-            "upstream call failed: %s, answered %d %s",
-            type(exc).__name__,
-            error.status_code,
-            error.code,
-            extra={"error_type": type(exc).__name__, "status": error.status_code,
-                   "code": error.code},
-        )  # fmt: skip
-        return error
-
-    def _translated(self, exc: Exception) -> GatewayError:
-        if isinstance(exc, GatewayError):
-            return exc
-        if isinstance(exc, self._litellm.Timeout):
-            return UpstreamTimeout("the upstream model did not answer in time")
-        if _is_connection_failure(exc):
-            return UpstreamUnreachable("could not connect to the upstream model")
-        status = getattr(exc, "status_code", None)
-        if not isinstance(status, int) or not 400 <= status < 600:
-            return UpstreamUnreachable(f"upstream call failed ({type(exc).__name__})")
-        if status >= 500 and not _answered_with_an_error(exc):
-            return UpstreamInvalidReply(INVALID_REPLY)
-        upstream = _upstream_error_body(exc)
-        message = str(upstream.get("message") or _litellm_message(exc) or f"status {status}")
-        code = upstream.get("code")
-        param = upstream.get("param")
-        if status in (400, 422):
-            return InvalidRequest(
-                message,
-                param=param if isinstance(param, str) else None,
-                code=str(code) if code else "upstream_rejected",
-            )
-        return UpstreamError(message, status=status, code=str(code) if code else None)
+        return translate(exc, self._litellm.Timeout)
 
     async def aclose(self) -> None:
         """Release the HTTP clients litellm opened for this process.
@@ -258,9 +250,6 @@ class Upstream:
         """
         await close_litellm_clients()
 
-
-INVALID_REPLY = "the upstream model's reply was not a chat completion"
-"""The message of ``UpstreamInvalidReply``: the reply itself is never passed on."""
 
 SHOWN_ALIASES = 20
 """Aliases named in a model-not-found error, at most."""
@@ -275,44 +264,6 @@ def _served(aliases: tuple[str, ...]) -> str:
     return f"this gateway serves: {shown}{more} (GET /v1/models lists them)"
 
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain and len(chain) < 16:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
-
-
-def _is_connection_failure(exc: Exception) -> bool:
-    """Whether ``exc`` means the upstream could not be reached at all.
-
-    litellm re-raises a refused connection as ``InternalServerError`` (status 500), so the
-    status alone cannot tell it from an upstream that answered 500. The original transport
-    error is kept in the exception chain; look for it there.
-    """
-    import openai
-
-    for cause in _causes(exc):
-        if isinstance(cause, openai.APITimeoutError):
-            return False
-        if isinstance(cause, openai.APIConnectionError | ConnectionError):
-            return True
-    return False
-
-
-def _answered_with_an_error(exc: Exception) -> bool:
-    """Whether the upstream answered with an HTTP error status.
-
-    litellm raises a status-500 error of its own both for an upstream 500 and for a 200 it
-    could not read (an HTML page, JSON without ``choices``); only the first has the HTTP
-    client's status error in its chain.
-    """
-    import httpx
-
-    return any(isinstance(cause, httpx.HTTPStatusError) for cause in _causes(exc))
-
-
 def _is_event_stream(stream: Any) -> bool:
     """Whether a streamed reply is an event stream (an HTML page read as one is an empty
     answer). Fragile: litellm keeps the upstream's response headers, prefixed with
@@ -322,29 +273,6 @@ def _is_event_stream(stream: Any) -> bool:
     headers = hidden.get("additional_headers") if isinstance(hidden, dict) else None
     kind = headers.get("llm_provider-content-type") if isinstance(headers, dict) else None
     return not isinstance(kind, str) or kind.lower().startswith("text/event-stream")
-
-
-_LITELLM_PREFIX = re.compile(r"^(litellm\.)?[A-Za-z]+Error: ")
-
-
-def _litellm_message(exc: Exception) -> str:
-    """litellm's own message for an error it raised before or without an upstream answer,
-    less its class-name prefixes and the routing note it appends."""
-    message = str(getattr(exc, "message", "") or "").split("\n\nLiteLLM: model group", 1)[0]
-    while _LITELLM_PREFIX.match(message):
-        message = _LITELLM_PREFIX.sub("", message, count=1)
-    return message.strip()[:1000]
-
-
-def _upstream_error_body(exc: Exception) -> dict[str, Any]:
-    """The upstream's own OpenAI-style error object, when it sent one."""
-    for cause in _causes(exc):
-        body = getattr(cause, "body", None)
-        if isinstance(body, dict):
-            inner = body.get("error", body)
-            if isinstance(inner, dict) and "message" in inner:
-                return inner
-    return {}
 
 
 # Top-level fields of OpenAI's chat objects; other top-level fields litellm adds are kept only

@@ -240,6 +240,8 @@ class RedisStore(Store):
             "created_at": entry.created_at,
             "vec": vector.astype(np.float32).tobytes(),
         }
+        if entry.answered_by is not None:
+            mapping["answered_by"] = entry.answered_by
         with redis_errors():
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hset(key, mapping=mapping)

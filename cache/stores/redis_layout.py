@@ -27,7 +27,7 @@ TEXT_FIELDS = (
     "response",
     "embedder",
 )
-FIELDS = (*TEXT_FIELDS, "created_at", "min_similarity", "quarantined")
+FIELDS = (*TEXT_FIELDS, "created_at", "min_similarity", "quarantined", "answered_by")
 
 
 def entry_key(scope: str, entry_id: str) -> str:
@@ -113,8 +113,10 @@ def namespace_pair(member: str) -> tuple[str, str | None]:
 
 def entry_from(values: dict[str, Any], pending: bool = False) -> CacheEntry:
     floor = values.get("min_similarity")
+    answered_by = values.get("answered_by")
     return CacheEntry(
         **{name: as_text(values[name]) for name in TEXT_FIELDS},
+        answered_by=as_text(answered_by) if answered_by else None,
         created_at=float(as_text(values["created_at"])),
         min_similarity=float(as_text(floor)) if floor else None,
         quarantined=as_text(values.get("quarantined") or "") == "1",

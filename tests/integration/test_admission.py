@@ -18,6 +18,7 @@ from audit.judges.base import Judge
 from audit.judges.contrast import ContrastJudge
 from audit.judges.llm import LLMJudge, LLMJudgeSettings
 from cache.embedder import SentenceTransformerEmbedder
+from cache.keys import derive_key
 from cache.semantic import SemanticCache
 from cache.settings import CacheSettings
 from cache.stores.redis import RedisStore
@@ -51,18 +52,22 @@ def gateway(
     embedder: SentenceTransformerEmbedder,
     fake_upstream: str,
     redis_url: str,
-) -> Callable[[dict[str, Any]], TestClient]:
+) -> Callable[..., TestClient]:
     """A gateway on Redis whose namespaces get the given admission policies (audit jobs go
-    to the Redis stream; the tests run the worker)."""
+    to the Redis stream; the tests run the worker), more routes and cache settings."""
 
-    def build(policies: dict[str, Any]) -> TestClient:
-        settings = CacheSettings(threshold=0.9, lookup_budget_ms=2000, namespace_admission=policies)
+    def build(
+        policies: dict[str, Any], routes: list[dict[str, Any]] | None = None, **cache: Any
+    ) -> TestClient:
+        settings = CacheSettings(
+            threshold=0.9, lookup_budget_ms=2000, namespace_admission=policies, **cache
+        )
         return gateway_client(
             cache=SemanticCache(settings, RedisStore(redis_url), embedder),
             redis_url=redis_url,
             audit={"sample_rate": 0.0, "burn_in": 0},
             auth={"api_keys": [{"tenant": t, "key_sha256": hash_key(k)} for t, k in KEYS.values()]},
-            model_list=[route("fake-gpt", "fake-gpt", fake_upstream)],
+            model_list=[route("fake-gpt", "fake-gpt", fake_upstream), *(routes or [])],
         )
 
     return build
@@ -87,7 +92,7 @@ async def admitted(store: RedisStore, namespace: str, count: int = 1) -> None:
 
 
 async def test_confirm_serves_an_answer_only_after_n_distinct_keys_asked(
-    gateway: Callable[[dict[str, Any]], TestClient], store: RedisStore
+    gateway: Callable[..., TestClient], store: RedisStore
 ) -> None:
     ns = uuid.uuid4().hex[:12]
     client = gateway({ns: {"confirm": 3}})
@@ -107,7 +112,7 @@ async def test_confirm_serves_an_answer_only_after_n_distinct_keys_asked(
 
 
 async def test_open_serves_at_once_and_other_namespaces_keep_their_policy(
-    gateway: Callable[[dict[str, Any]], TestClient], store: RedisStore
+    gateway: Callable[..., TestClient], store: RedisStore
 ) -> None:
     strict, loose = uuid.uuid4().hex[:12], uuid.uuid4().hex[:12]
     client = gateway({strict: {"confirm": 2}})
@@ -120,7 +125,7 @@ async def test_open_serves_at_once_and_other_namespaces_keep_their_policy(
 
 
 async def test_a_crafted_answer_never_reaches_another_tenant(
-    gateway: Callable[[dict[str, Any]], TestClient], store: RedisStore
+    gateway: Callable[..., TestClient], store: RedisStore
 ) -> None:
     """Even with the loosest policy and threshold: entries are scoped by tenant."""
     ns = uuid.uuid4().hex[:12]
@@ -163,7 +168,7 @@ async def _judge_pending(redis_url: str, store: RedisStore, judge: Judge, namesp
 
 
 async def test_audited_entry_is_served_only_after_a_judge_passed_it(
-    gateway: Callable[[dict[str, Any]], TestClient], store: RedisStore, redis_url: str
+    gateway: Callable[..., TestClient], store: RedisStore, redis_url: str
 ) -> None:
     ns = uuid.uuid4().hex[:12]
     client = gateway({ns: "audited"})
@@ -177,7 +182,7 @@ async def test_audited_entry_is_served_only_after_a_judge_passed_it(
 
 
 async def test_audited_entry_that_fails_is_never_served_and_is_admitted_afresh(
-    gateway: Callable[[dict[str, Any]], TestClient],
+    gateway: Callable[..., TestClient],
     store: RedisStore,
     redis_url: str,
     fake_upstream: str,
@@ -192,3 +197,95 @@ async def test_audited_entry_that_fails_is_never_served_and_is_admitted_afresh(
     assert ask(client, ns, "k2", QUESTION).headers["x-vetcache"] == "miss"
     await admitted(store, ns)  # the next identical request was admitted (pending) again
     assert ask(client, ns, "k3", QUESTION).headers["x-vetcache"] == "miss"
+
+
+ODD_ANSWERS = ["refusal", "empty", "function-call", "finish-null"]
+"""Fake-upstream models answering a refusal, an empty answer, a legacy function call with
+finish ``stop``, and no finish reason (a JSON one is turned into ``stop`` by litellm with no
+trace, and is admitted: see cache.admission)."""
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+async def test_empty_answers_refusals_and_function_calls_are_not_cached(
+    gateway: Callable[..., TestClient], store: RedisStore, fake_upstream: str, stream: bool
+) -> None:
+    ns = uuid.uuid4().hex[:12]
+    client = gateway({}, [route(name, name, fake_upstream) for name in ODD_ANSWERS])
+    odd = [name for name in ODD_ANSWERS if stream or name != "finish-null"]
+    for model in odd:
+        answered = client.post(
+            "/v1/chat/completions",
+            headers={"authorization": f"Bearer {KEYS['k1'][1]}", "x-vetcache-namespace": ns},
+            json={"model": model, "messages": [{"role": "user", "content": QUESTION}],
+                  "stream": stream},
+        )  # fmt: skip
+        assert answered.status_code == 200 or model == "finish-null", answered.text
+    ask(client, ns, "k1", PARAPHRASE)  # admitted after the others (one background queue)
+    await admitted(store, ns)
+    assert await store.count(ns) == 1
+    assert ask(client, ns, "k1", QUESTION, model="refusal").headers["x-vetcache"] == "miss"
+
+
+def _primary_failing_over(fake_upstream: str) -> list[dict[str, Any]]:
+    """Alias ``primary`` whose only deployment answers 500 and fails over to ``fake-gpt``."""
+    return [route("primary", "error-500", fake_upstream, fallbacks=["fake-gpt"])]
+
+
+async def test_a_fallback_answer_is_served_but_not_cached_as_the_alias_answer(
+    gateway: Callable[..., TestClient], store: RedisStore, fake_upstream: str
+) -> None:
+    ns = uuid.uuid4().hex[:12]
+    client = gateway({}, _primary_failing_over(fake_upstream))
+    first = ask(client, ns, "k1", QUESTION, model="primary")
+    assert first.json()["choices"][0]["message"]["content"].startswith("[fake-gpt]")
+    ask(client, ns, "k1", PARAPHRASE)  # admitted after the fallback answer would have been
+    await admitted(store, ns)
+    assert await store.count(ns) == 1
+    assert ask(client, ns, "k2", QUESTION, model="primary").headers["x-vetcache"] == "miss"
+
+
+async def test_a_fallback_answer_kept_by_choice_records_who_answered(
+    gateway: Callable[..., TestClient],
+    store: RedisStore,
+    fake_upstream: str,
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    """With ``admit_fallbacks`` it is cached, with the alias that answered, and served (a
+    gateway that does not allow them refuses such an entry: tests/unit/test_policy.py)."""
+    ns = uuid.uuid4().hex[:12]
+    allowing = gateway({}, _primary_failing_over(fake_upstream), admit_fallbacks=True)
+    ask(allowing, ns, "k1", QUESTION, model="primary")
+    await admitted(store, ns)
+    hit = ask(allowing, ns, "k2", QUESTION, model="primary")
+    assert hit.headers["x-vetcache"] == "hit"
+    body = {"model": "primary", "messages": [{"role": "user", "content": QUESTION}]}
+    key = derive_key(body, tenant="acme", namespace=ns, embedder=embedder.fingerprint)
+    entry = await store.get_exact(key.scope, key.exact)
+    assert entry is not None and entry.id == hit.headers["x-vetcache-entry"]
+    assert (entry.model, entry.answered_by) == ("primary", "fake-gpt")
+
+
+async def test_a_wrong_label_on_an_exact_repeat_stops_it_being_served(
+    gateway: Callable[..., TestClient], store: RedisStore
+) -> None:
+    """The default action ``raise`` lifts the entry's bar to 1.0: no request clears it, an
+    exact repeat included."""
+    ns = uuid.uuid4().hex[:12]
+    client = gateway({})
+    ask(client, ns, "k1", QUESTION)
+    await admitted(store, ns)
+    hit = ask(client, ns, "k1", QUESTION)
+    assert hit.headers["x-vetcache"] == "hit" and hit.headers["x-vetcache-similarity"] == "1.0000"
+    label = client.post(
+        "/v1/feedback",
+        headers={"authorization": f"Bearer {KEYS['k1'][1]}"},
+        json={"request_id": hit.headers["x-request-id"], "correct": False},
+    )
+    assert label.status_code == 200, label.text
+    again = ask(client, ns, "k2", QUESTION)
+    assert again.headers["x-vetcache"] == "miss"
+    assert again.headers["x-vetcache-refused"] == "entry_bar"
+    assert (
+        ask(client, ns, "k3", PARAPHRASE).headers.get("x-vetcache-entry")
+        != hit.headers["x-vetcache-entry"]
+    )

@@ -66,6 +66,10 @@ async def test_a_candidate_at_the_threshold_is_served() -> None:
         (candidate(0.99, quarantined=True), Refusal.QUARANTINED),
         (candidate(0.99, exact=True, quarantined=True), Refusal.QUARANTINED),
         (candidate(0.96, min_similarity=0.97), Refusal.ENTRY_BAR),
+        (candidate(1.0, exact=True, min_similarity=1.0), Refusal.ENTRY_BAR),  # a false repeat
+        (candidate(1.0, min_similarity=1.0), Refusal.ENTRY_BAR),
+        (candidate(0.99, answered_by="backup"), Refusal.FALLBACK),
+        (candidate(1.0, exact=True, answered_by="backup"), Refusal.FALLBACK),
     ],
 )
 async def test_what_audits_did_refuses_with_its_reason(found: Candidate, reason: Refusal) -> None:
@@ -75,6 +79,33 @@ async def test_what_audits_did_refuses_with_its_reason(found: Candidate, reason:
 
 async def test_an_entry_bar_at_the_similarity_lets_it_through() -> None:
     decision = await policy().decide(KEY, candidate(0.97, min_similarity=0.97), 0.9)
+    assert decision.outcome == Outcome.HIT
+    exact = await policy().decide(KEY, candidate(1.0, exact=True, min_similarity=0.97), 0.9)
+    assert exact.outcome == Outcome.HIT
+
+
+class HalfBlind(HashEmbedder):
+    """Sees every text but those holding ``TAIL`` (as if it were past its window)."""
+
+    def unseen(self, text: str) -> str | None:
+        return "too_long" if "TAIL" in text else None
+
+
+async def test_a_prompt_the_embedder_does_not_see_whole_is_served_only_as_an_exact_repeat() -> None:
+    blind = ServingPolicy(CacheSettings(), HalfBlind(), ())  # same fingerprint as EMBEDDER
+    for found, new_text in ((candidate(1.0), "Cancel TAIL"), (candidate(1.0, text="TAIL"), "x")):
+        key = KEY.model_copy(update={"text": new_text})
+        decision = await blind.decide(key, found, 0.9)
+        assert decision.outcome == Outcome.MISS and decision.refused == Refusal.UNSEEN
+    exact = await blind.decide(KEY, candidate(1.0, exact=True, text="TAIL"), 0.9)
+    assert exact.outcome == Outcome.HIT
+
+
+async def test_an_answer_of_the_alias_itself_or_an_allowed_fallback_is_served() -> None:
+    for found in (candidate(0.99, answered_by="m"), candidate(0.99, answered_by=None)):
+        assert (await policy().decide(KEY, found, 0.9)).outcome == Outcome.HIT
+    allowing = policy(admit_fallbacks=True)
+    decision = await allowing.decide(KEY, candidate(0.99, answered_by="backup"), 0.9)
     assert decision.outcome == Outcome.HIT
 
 
