@@ -21,7 +21,8 @@ class Observer:
         """One stage of a request (or of an audit) took ``seconds``."""
 
     def cache_error(self, kind: str) -> None:
-        """The cache failed open: ``store``, ``embedder`` or ``timeout``."""
+        """The cache failed open: ``store``, ``embedder``, ``timeout`` (over the lookup
+        budget) or ``shed`` (a lookup refused before it ran: it could not make the budget)."""
 
     @contextmanager
     def timed(self, stage: Stage) -> Iterator[None]:

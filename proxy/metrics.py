@@ -113,7 +113,7 @@ class Metrics(AuditObserver):
         """What the cache and its serving policy did."""
         self.cache_errors = Counter(
             "vetcache_cache_errors_total",
-            "Cache failures that fell open (store, embedder, timeout, audit).",
+            "Cache failures that fell open (store, embedder, timeout, shed, audit).",
             ["kind"],
             registry=r,
         )
