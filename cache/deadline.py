@@ -63,7 +63,7 @@ class Deadlines:
         if not task.cancelled():
             task.exception()  # retrieved: nobody waits for an abandoned task's failure
 
-    async def drain(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for the abandoned tasks to end (at close)."""
+    async def drain(self, wait_s: float) -> None:
+        """Wait up to ``wait_s`` seconds for the abandoned tasks to end (at close)."""
         if self._abandoned:
-            await asyncio.wait(set(self._abandoned), timeout=timeout)
+            await asyncio.wait(set(self._abandoned), timeout=wait_s)

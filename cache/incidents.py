@@ -58,9 +58,7 @@ class Incidents:
         if first or not self._down:
             self._down = True
             was = "" if first else " (it was over its budget before)"
-            log.warning(
-                "cache unavailable, serving from upstream: %s%s", type(exc).__name__, was
-            )
+            log.warning("cache unavailable, serving from upstream: %s%s", type(exc).__name__, was)
 
     def _warn_slow(self, kind: str, exc: BaseException) -> None:
         if kind == "shed":

@@ -5,6 +5,7 @@ logged once, as what they are. Fakes only: the in-process store, a model that sl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -51,10 +52,8 @@ class StubbornStore(MemoryStore):
     async def get_exact(self, scope: str, exact: str) -> CacheEntry | None:
         stall = asyncio.ensure_future(asyncio.sleep(self.delay_s))
         while not stall.done():
-            try:
+            with contextlib.suppress(asyncio.CancelledError):  # swallowed
                 await asyncio.shield(stall)
-            except asyncio.CancelledError:
-                pass  # swallowed
         self.finished += 1
         if self.fail:
             raise StoreError("failed after the stall (simulated)")
@@ -91,9 +90,7 @@ class SleepyModel(SentenceTransformerEmbedder):
         return vector / np.linalg.norm(vector[0])
 
 
-async def open_cache(
-    store: Any, embedder: Any, budget_ms: float
-) -> tuple[SemanticCache, Kinds]:
+async def open_cache(store: Any, embedder: Any, budget_ms: float) -> tuple[SemanticCache, Kinds]:
     kinds = Kinds()
     cache = SemanticCache(CacheSettings(lookup_budget_ms=budget_ms), store, embedder, kinds)
     await cache.open()
