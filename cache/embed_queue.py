@@ -20,6 +20,7 @@ deadline, and the shed estimate needs the count of live lookups, which a heap do
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -40,6 +41,17 @@ class Job:
     """Loop time by which the caller needs the vector (None: it waits as long as it takes)."""
     queued: float
     """Loop time it was queued."""
+    done: bool = False
+    """Its future is done (cancelled: its lookup was abandoned). Set on the loop, read by the
+    embedding thread, which skips such a job."""
+
+    def dead(self) -> bool:
+        """Not worth embedding any more. Safe to call from the embedding thread: it reads a
+        flag and the clock (the loop's clock is ``time.monotonic``, asyncio's default)."""
+        return self.done or (self.deadline is not None and time.monotonic() > self.deadline)
+
+    def mark_done(self, _future: asyncio.Future[Vector]) -> None:
+        self.done = True
 
 
 class EmbedQueue:
@@ -75,6 +87,7 @@ class EmbedQueue:
             )
         future: asyncio.Future[Vector] = loop.create_future()
         job = Job(text, future, deadline, now)
+        future.add_done_callback(job.mark_done)
         if deadline is None:
             self._others.append(job)
         else:
@@ -89,7 +102,9 @@ class EmbedQueue:
 
     def took(self, seconds: float, texts: int) -> None:
         """Record that ``texts`` texts took ``seconds`` (wall time seen from the loop)."""
-        per_text = seconds / max(1, texts)
+        if texts == 0:
+            return
+        per_text = seconds / texts
         if self.cost_s == 0.0:
             self.cost_s = per_text
         else:

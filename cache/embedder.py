@@ -105,6 +105,8 @@ class SentenceTransformerEmbedder(Embedder):
         self.batch_window = batch_window_ms / 1000.0
         self.max_batch = max_batch
         self.threads = threads
+        self.per_text = False
+        """Embed each text of a batch alone (checking it is still wanted), not in one pass."""
         self.dimension = 0
         self.fingerprint = ""
         self._model: Any = None
@@ -185,22 +187,39 @@ class SentenceTransformerEmbedder(Embedder):
             await self._embed_batch(queue, batch)
 
     async def _embed_batch(self, queue: EmbedQueue, batch: list[Job]) -> None:
-        texts = [job.text for job in batch]
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            vectors = await loop.run_in_executor(self._pool, self._encode, texts)
+            vectors = await loop.run_in_executor(self._pool, self._encode_live, batch)
         except asyncio.CancelledError:
             _fail(batch, EmbedderError("the embedder was closed"))
             raise
         except Exception as exc:  # noqa: BLE001 - handed to every waiter, who fails open
             _fail(batch, EmbedderError(f"embedding failed: {exc}"))
             return
-        finally:
-            queue.took(loop.time() - started, len(texts))
+        embedded = sum(vector is not None for vector in vectors)
+        queue.took(loop.time() - started, embedded)
+        queue.dropped += len(batch) - embedded
         for job, vector in zip(batch, vectors, strict=True):
-            if not job.future.done():
+            if job.future.done():
+                continue
+            if vector is None:
+                job.future.set_exception(TimeoutError("the lookup's deadline passed in queue"))
+            else:
                 job.future.set_result(vector)
+
+    def _encode_live(self, batch: list[Job]) -> list[Vector | None]:
+        """In the embedding thread: the vectors of the jobs still alive (None for the others).
+        With ``per_text`` each job is checked right before its own run, so texts behind a
+        batch are dropped as soon as their lookup gives up, with no hop back to the loop."""
+        if self.per_text:
+            return [None if job.dead() else self._encode([job.text])[0] for job in batch]
+        live = [i for i, job in enumerate(batch) if not job.dead()]
+        vectors: list[Vector | None] = [None] * len(batch)
+        if live:
+            for i, vector in zip(live, self._encode([batch[i].text for i in live]), strict=True):
+                vectors[i] = vector
+        return vectors
 
 
 def _fail(batch: list[Job], error: Exception) -> None:

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 Stage = str
-"""``exact_lookup``, ``embed``, ``vector_search``, ``upstream``, ``admit``, ``judge``."""
+"""``lookup`` (the whole lookup, as long as the request waited for it), ``exact_lookup``,
+``embed``, ``vector_search`` (its steps), ``upstream``, ``admit``, ``judge``."""
 
 
 class Observer:

@@ -140,12 +140,16 @@ class SemanticCache:
         """The nearest candidate (exact layer first, then a similarity search within the
         scope) and the serving policy's decision on it; ``fail_open`` within the budget."""
         budget = self.settings.lookup_budget_ms / 1000.0
-        deadline = asyncio.get_running_loop().time() + budget
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + budget
         try:
             found = await self.deadlines.run(self._find(key, deadline), deadline)
         except (CacheError, TimeoutError) as exc:
             self._incident(exc)
             return Lookup(outcome=Outcome.FAIL_OPEN, threshold=threshold)
+        finally:
+            self.observer.stage("lookup", loop.time() - started)
         self.incidents.succeeded()
         decision = await self.policy.decide(key, found.candidate, threshold)
         return Lookup(

@@ -84,7 +84,8 @@ class Metrics(AuditObserver):
         )
         self.stages = Histogram(
             "vetcache_stage_duration_seconds",
-            "Time per stage: exact_lookup, embed, vector_search, upstream, admit, judge.",
+            "Time per stage: lookup (the whole cache lookup, bounded by its budget), exact_lookup, "
+            "embed, vector_search, upstream, admit, judge.",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=r,
