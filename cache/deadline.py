@@ -3,11 +3,14 @@
 ``asyncio.timeout`` only ends a block by cancelling it, and redis-py can swallow that
 cancellation (its connection handling shields some steps): the block then runs on with no
 deadline at all (1,000 ``RedisStore.get_exact`` calls under a tiny ``asyncio.timeout``: 39 to
-146 of them ran past it without a ``TimeoutError``). ``Deadlines.run`` does not depend on the
-cancellation arriving: it runs the work as a task and stops *waiting* at the deadline. The
-abandoned task is cancelled and left to end in the background; its result or exception is
-retrieved when it does (no "exception was never retrieved" warnings), and while too many are
-still running new work is refused (``Overloaded``) instead of piling up on a stuck store.
+146 of them ran past it without a ``TimeoutError``). ``Deadlines.run`` does not depend on
+cancellation: it runs the work as a task and stops *waiting* at the deadline. The abandoned
+task is not cancelled either: a redis-py command cancelled in flight drops its connection,
+and on a loaded gateway (most lookups over budget) the reconnects cost more than the lookups
+they ended. It ends by itself: its own deadline checks stop it at its next step, and a Redis
+call ends with its answer or its socket timeout. Its result or exception is retrieved when it
+ends (no "exception was never retrieved" warnings), and while too many are still running new
+work is refused (``Overloaded``) instead of piling up on a stuck store.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class Deadlines:
 
     async def run(self, work: Coroutine[Any, Any, T], deadline: float) -> T:
         """``work``'s result if it ends by ``deadline`` (``loop.time()``); ``TimeoutError``
-        at the deadline otherwise, whatever ``work`` does with its cancellation.
+        at the deadline otherwise, and ``work`` is left to end by itself.
         ``Overloaded`` (and ``work`` never started) while too many are abandoned."""
         if len(self._abandoned) >= self.max_abandoned:
             work.close()
@@ -54,7 +57,6 @@ class Deadlines:
         return task.result()
 
     def _abandon(self, task: asyncio.Task[Any]) -> None:
-        task.cancel()
         self._abandoned.add(task)
         task.add_done_callback(self._reap)
 

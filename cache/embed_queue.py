@@ -101,7 +101,7 @@ class EmbedQueue:
         self._waiting -= 1
 
     def took(self, seconds: float, texts: int) -> None:
-        """Record that ``texts`` texts took ``seconds`` (wall time seen from the loop)."""
+        """Record that ``texts`` texts took ``seconds`` of the embedding thread's time."""
         if texts == 0:
             return
         per_text = seconds / texts

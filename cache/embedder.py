@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -188,9 +189,8 @@ class SentenceTransformerEmbedder(Embedder):
 
     async def _embed_batch(self, queue: EmbedQueue, batch: list[Job]) -> None:
         loop = asyncio.get_running_loop()
-        started = loop.time()
         try:
-            vectors = await loop.run_in_executor(self._pool, self._encode_live, batch)
+            vectors, seconds = await loop.run_in_executor(self._pool, self._encode_live, batch)
         except asyncio.CancelledError:
             _fail(batch, EmbedderError("the embedder was closed"))
             raise
@@ -198,7 +198,7 @@ class SentenceTransformerEmbedder(Embedder):
             _fail(batch, EmbedderError(f"embedding failed: {exc}"))
             return
         embedded = sum(vector is not None for vector in vectors)
-        queue.took(loop.time() - started, embedded)
+        queue.took(seconds, embedded)
         queue.dropped += len(batch) - embedded
         for job, vector in zip(batch, vectors, strict=True):
             if job.future.done():
@@ -208,18 +208,21 @@ class SentenceTransformerEmbedder(Embedder):
             else:
                 job.future.set_result(vector)
 
-    def _encode_live(self, batch: list[Job]) -> list[Vector | None]:
-        """In the embedding thread: the vectors of the jobs still alive (None for the others).
-        With ``per_text`` each job is checked right before its own run, so texts behind a
-        batch are dropped as soon as their lookup gives up, with no hop back to the loop."""
+    def _encode_live(self, batch: list[Job]) -> tuple[list[Vector | None], float]:
+        """In the embedding thread: the vectors of the jobs still alive (None for the others)
+        and the seconds the thread spent (the queue's cost estimate: not the hops to and from
+        a busy loop). With ``per_text`` each job is checked right before its own run, so
+        texts behind a batch are dropped as soon as their lookup gives up."""
+        started = time.perf_counter()
         if self.per_text:
-            return [None if job.dead() else self._encode([job.text])[0] for job in batch]
+            out = [None if job.dead() else self._encode([job.text])[0] for job in batch]
+            return out, time.perf_counter() - started
         live = [i for i, job in enumerate(batch) if not job.dead()]
         vectors: list[Vector | None] = [None] * len(batch)
         if live:
             for i, vector in zip(live, self._encode([batch[i].text for i in live]), strict=True):
                 vectors[i] = vector
-        return vectors
+        return vectors, time.perf_counter() - started
 
 
 def _fail(batch: list[Job], error: Exception) -> None:

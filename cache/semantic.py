@@ -163,8 +163,8 @@ class SemanticCache:
         )
 
     async def _find(self, key: CacheKey, deadline: float) -> _Found:
-        """Runs as a task of its own that ``lookup`` may abandon; between its steps it checks
-        the deadline itself, since a Redis call may have swallowed the cancellation."""
+        """Runs as a task of its own that ``lookup`` may abandon (not cancel); between its
+        steps it checks the deadline itself, so an abandoned find stops at its next step."""
         if not self._store_open:
             await self._open_store()
             if not self._store_open:
