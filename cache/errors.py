@@ -4,13 +4,14 @@
     ├── NotCacheable           the request has no trailing user text the key fully
     │                          understands (``reason``: why, for ``x-vetcache-bypass``)
     ├── EmbedderError          the embedding model could not be loaded, or failed on an input
+    ├── Overloaded             a lookup was shed: it could not finish within its budget
     └── StoreError             the store failed: unreachable, timed out, an error reply
         └── StoreUnusable      the store can never work as configured (e.g. Redis without
                                the Query Engine, or a cluster node without ``redis_cluster``)
 
-A lookup turns ``EmbedderError``, ``StoreError`` and a blown budget into a fail-open miss
-(``cache.semantic``); only ``StoreUnusable`` stops a gateway at start. Redis' own exceptions
-become ``StoreError`` (or the audit package's errors) in one place:
+A lookup turns ``EmbedderError``, ``StoreError``, ``Overloaded`` and a blown budget into a
+fail-open miss (``cache.semantic``); only ``StoreUnusable`` stops a gateway at start. Redis'
+own exceptions become ``StoreError`` (or the audit package's errors) in one place:
 ``cache.redis_client.redis_errors``.
 """
 
@@ -33,6 +34,11 @@ class NotCacheable(CacheError):
 
 class EmbedderError(CacheError):
     """The embedding model could not be loaded or failed on an input."""
+
+
+class Overloaded(CacheError):
+    """A lookup was shed before it ran: the embedder's queue could not finish it within its
+    budget, or too many abandoned lookups are still waiting on the store."""
 
 
 class StoreError(CacheError):

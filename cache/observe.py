@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 Stage = str
-"""``exact_lookup``, ``embed``, ``vector_search``, ``upstream``, ``admit``, ``judge``."""
+"""``lookup`` (the whole lookup, as long as the request waited for it), ``exact_lookup``,
+``embed``, ``vector_search`` (its steps), ``upstream``, ``admit``, ``judge``."""
 
 
 class Observer:
@@ -21,7 +22,8 @@ class Observer:
         """One stage of a request (or of an audit) took ``seconds``."""
 
     def cache_error(self, kind: str) -> None:
-        """The cache failed open: ``store``, ``embedder`` or ``timeout``."""
+        """The cache failed open: ``store``, ``embedder``, ``timeout`` (over the lookup
+        budget) or ``shed`` (a lookup refused before it ran: it could not make the budget)."""
 
     @contextmanager
     def timed(self, stage: Stage) -> Iterator[None]:

@@ -3,8 +3,10 @@
 Similarity is cosine similarity of unit vectors, from -1 to 1 (1 = same direction). A lookup
 finds the nearest candidate; the serving policy (``cache.policy``) decides whether it is
 served. Every cache or embedder failure, and every lookup slower than ``lookup_budget_ms``,
-is a ``fail_open`` outcome: the caller answers from the upstream. One warning is logged
-when an incident starts and one line when it ends.
+is a ``fail_open`` outcome: the caller answers from the upstream. The budget holds whatever
+Redis or the embedder do (``cache.deadline``: the lookup stops waiting at its deadline, it
+does not rely on cancelling them), and a lookup that cannot make it is shed before it starts
+(``Overloaded``). Incidents are logged by ``cache.incidents``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import orjson
 
 from cache import admission
 from cache.contrast import ContrastCheck
+from cache.deadline import Deadlines
 from cache.embedder import Embedder, Vector
-from cache.errors import CacheError, EmbedderError, StoreError, StoreUnusable
+from cache.errors import CacheError, EmbedderError, Overloaded, StoreError, StoreUnusable
+from cache.incidents import Incidents
 from cache.keys import derive_key
 from cache.observe import NULL_OBSERVER, Observer
 from cache.periodic import Periodic
@@ -31,6 +35,8 @@ from cache.settings import CacheSettings, Confirm
 from cache.stores.base import Store
 
 log = logging.getLogger("vetcache.cache")
+CLOSE_WAIT_S = 1.0
+"""How long ``close`` waits for abandoned lookups to end."""
 
 
 class _Found(NamedTuple):
@@ -62,8 +68,9 @@ class SemanticCache:
             checks = [ContrastCheck()] if settings.contrast_guard else []
         self.policy = ServingPolicy(settings, embedder, checks)
         self.errors = 0
+        self.incidents = Incidents(settings.lookup_budget_ms)
+        self.deadlines = Deadlines()
         self._store_open = False
-        self._failing = False
         self._live: dict[str, float] = {}
         self._refresher = Periodic(
             "vetcache-thresholds", self.refresh_thresholds, settings.threshold_refresh_s
@@ -90,6 +97,7 @@ class SemanticCache:
         await self._refresher.stop()
         await self.embedder.close()
         await self.store.close()
+        await self.deadlines.drain(CLOSE_WAIT_S)
 
     async def refresh_thresholds(self) -> None:
         """Re-read the live thresholds (kept as they were if the store is down)."""
@@ -132,12 +140,18 @@ class SemanticCache:
     async def lookup(self, key: CacheKey, threshold: float) -> Lookup:
         """The nearest candidate (exact layer first, then a similarity search within the
         scope) and the serving policy's decision on it; ``fail_open`` within the budget."""
+        budget = self.settings.lookup_budget_ms / 1000.0
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + budget
         try:
-            async with asyncio.timeout(self.settings.lookup_budget_ms / 1000.0):
-                found = await self._find(key)
+            found = await self.deadlines.run(self._find(key, deadline), deadline)
         except (CacheError, TimeoutError) as exc:
             self._incident(exc)
             return Lookup(outcome=Outcome.FAIL_OPEN, threshold=threshold)
+        finally:
+            self.observer.stage("lookup", loop.time() - started)
+        self.incidents.succeeded()
         decision = await self.policy.decide(key, found.candidate, threshold)
         return Lookup(
             outcome=decision.outcome,
@@ -149,7 +163,9 @@ class SemanticCache:
             pending=found.pending,
         )
 
-    async def _find(self, key: CacheKey) -> _Found:
+    async def _find(self, key: CacheKey, deadline: float) -> _Found:
+        """Runs as a task of its own that ``lookup`` may abandon (not cancel); between its
+        steps it checks the deadline itself, so an abandoned find stops at its next step."""
         if not self._store_open:
             await self._open_store()
             if not self._store_open:
@@ -157,13 +173,13 @@ class SemanticCache:
         with self.observer.timed("exact_lookup"):
             exact = await self.store.get_exact(key.scope, key.exact)
         if exact is not None and not exact.pending:
-            self._recovered()
             return _Found(Candidate(entry=exact, similarity=1.0, exact=True))
+        _in_time(deadline)
         with self.observer.timed("embed"):
-            vector = await self.embedder.embed(key.text)
+            vector = await self.embedder.embed(key.text, deadline)
+        _in_time(deadline)
         with self.observer.timed("vector_search"):
             found = await self.store.search(key.scope, vector, k=1)
-        self._recovered()
         candidate = None
         if found:
             entry, similarity = found[0]
@@ -250,22 +266,17 @@ class SemanticCache:
         kind = (
             "timeout"
             if isinstance(exc, TimeoutError)
+            else "shed"
+            if isinstance(exc, Overloaded)
             else "embedder"
             if isinstance(exc, EmbedderError)
             else "store"
         )
         self.observer.cache_error(kind)
-        if not self._failing:
-            self._failing = True
-            if kind == "timeout":  # slow, not down: say so (lookup_budget_ms may be too tight)
-                log.warning(
-                    "cache lookup over its %.0f ms budget, serving from upstream",
-                    self.settings.lookup_budget_ms,
-                )
-            else:
-                log.warning("cache unavailable, serving from upstream: %s", type(exc).__name__)
+        self.incidents.failed(kind, exc)
 
-    def _recovered(self) -> None:
-        if self._failing:
-            self._failing = False
-            log.info("cache recovered")
+
+def _in_time(deadline: float) -> None:
+    """``TimeoutError`` once ``deadline`` (the loop's clock) has passed."""
+    if asyncio.get_running_loop().time() >= deadline:
+        raise TimeoutError

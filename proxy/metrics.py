@@ -89,7 +89,8 @@ class Metrics(AuditObserver):
         )
         self.stages = Histogram(
             "vetcache_stage_duration_seconds",
-            "Time per stage: exact_lookup, embed, vector_search, upstream, admit, judge.",
+            "Time per stage: lookup (the whole cache lookup, bounded by its budget), exact_lookup, "
+            "embed, vector_search, upstream, admit, judge.",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=r,
@@ -118,7 +119,7 @@ class Metrics(AuditObserver):
         """What the cache and its serving policy did."""
         self.cache_errors = Counter(
             "vetcache_cache_errors_total",
-            "Cache failures that fell open (store, embedder, timeout, audit).",
+            "Cache failures that fell open (store, embedder, timeout, shed, audit).",
             ["kind"],
             registry=r,
         )

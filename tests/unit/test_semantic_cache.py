@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -29,6 +30,16 @@ ANSWER: dict[str, Any] = {
 }
 
 
+class FakeClock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def body(text: str = "What is six times seven?", **extra: Any) -> dict[str, Any]:
     return {"model": "m", "messages": [{"role": "user", "content": text}], **extra}
 
@@ -37,6 +48,7 @@ async def open_cache(**overrides: Any) -> tuple[SemanticCache, FaultyStore]:
     store = FaultyStore(MemoryStore())
     cache = SemanticCache(CacheSettings(**overrides), store, HashEmbedder())
     await cache.open()
+    await asyncio.sleep(0)  # the threshold refresher's first read, before a test breaks the store
     return cache, store
 
 
@@ -112,6 +124,8 @@ def test_admission_rules(completion: dict[str, Any], extra: dict[str, Any], ok: 
 
 async def test_store_down_fails_open_and_recovers(caplog: pytest.LogCaptureFixture) -> None:
     cache, store = await open_cache()
+    clock = FakeClock()
+    cache.incidents.clock = clock
     key = cache.key(body(), "t", "default")
     await cache.admit(key, None, ANSWER)
     store.down = True
@@ -121,10 +135,14 @@ async def test_store_down_fails_open_and_recovers(caplog: pytest.LogCaptureFixtu
         await cache.admit(key, None, ANSWER)  # swallowed, counted
         store.down = False
         assert (await cache.lookup(key, 0.9)).outcome == Outcome.HIT
+        clock.now += cache.incidents.quiet_s  # recovered: it worked for a while
+        assert (await cache.lookup(key, 0.9)).outcome == Outcome.HIT
     assert cache.errors == 4
     messages = [r.getMessage() for r in caplog.records]
     assert sum("cache unavailable" in m for m in messages) == 1  # once per incident
-    assert sum("cache recovered" in m for m in messages) == 1
+    assert [m for m in messages if "cache recovered" in m] == [
+        "cache recovered after 0.0 s: 4 failures (store 4)"
+    ]
 
 
 async def test_slow_store_is_abandoned_within_the_budget(
@@ -196,7 +214,7 @@ async def test_no_hit_ever_crosses_a_scope(
 class BrokenEmbedder(HashEmbedder):
     """An embedder whose model fails on every input."""
 
-    async def embed(self, text: str) -> Any:
+    async def embed(self, text: str, deadline: float | None = None) -> Any:
         raise EmbedderError("model crashed (simulated)")
 
 
