@@ -209,11 +209,16 @@ def redis_url() -> Iterator[str]:
         return
     port = str(free_port())
     script = str(ROOT / "scripts" / "redis-stack.sh")
-    subprocess.run(["bash", script, "start", port], check=True, capture_output=True, timeout=300)
+    env = dict(os.environ)  # stop with the start's VETCACHE_REDIS_HOME (tests change env)
+    subprocess.run(
+        ["bash", script, "start", port], check=True, capture_output=True, timeout=300, env=env
+    )
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        subprocess.run(["bash", script, "stop", port], check=False, capture_output=True, timeout=60)
+        subprocess.run(
+            ["bash", script, "stop", port], check=False, capture_output=True, timeout=60, env=env
+        )
 
 
 @pytest.fixture(scope="session")
@@ -225,12 +230,15 @@ def redis_cluster_url() -> Iterator[str]:
         return
     ports = [str(port) for port in free_cluster_ports(3)]
     script = str(ROOT / "scripts" / "redis-stack.sh")
+    env = dict(os.environ)  # stop with the start's VETCACHE_REDIS_HOME (tests change env)
     subprocess.run(
-        ["bash", script, "cluster-start", *ports], check=True, capture_output=True, timeout=300
-    )
+        ["bash", script, "cluster-start", *ports],
+        check=True, capture_output=True, timeout=300, env=env,
+    )  # fmt: skip
     try:
         yield f"redis://127.0.0.1:{ports[0]}"
     finally:
         subprocess.run(
-            ["bash", script, "cluster-stop", *ports], check=False, capture_output=True, timeout=60
-        )
+            ["bash", script, "cluster-stop", *ports],
+            check=False, capture_output=True, timeout=60, env=env,
+        )  # fmt: skip
