@@ -168,7 +168,8 @@ def test_malformed_jsonl_rows_are_listed_with_physical_line_numbers() -> None:
         "f:3: expected one JSON object per line, found a list",
         "f:5: missing text_b",
         "f:6: empty negative",
-        "f:7: needs text_a, text_b, label (a pair) or query, positive, negative (a triplet)",
+        "f:7: needs text_a, text_b, label (a pair), query, positive, negative (a triplet) "
+        "or a, b, label (a conversation)",
         "f:8: label must be 0 or 1, found 2",
         "f:9: text_a must be a string, found 5",
         "f:10: missing negative",
