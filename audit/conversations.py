@@ -58,8 +58,6 @@ def keyed(pair: Pair, policy: ContextPolicy, last_turns: int = 2) -> Pair:
     return dataclasses.replace(pair, text_a=cached.text, text_b=new.text, fixed=fixed)
 
 
-def apply_policy(
-    pairs: Sequence[Pair], policy: ContextPolicy, last_turns: int = 2
-) -> list[Pair]:
+def apply_policy(pairs: Sequence[Pair], policy: ContextPolicy, last_turns: int = 2) -> list[Pair]:
     """Every pair ``keyed`` under ``policy``."""
     return [keyed(pair, policy, last_turns) for pair in pairs]
