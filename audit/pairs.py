@@ -6,8 +6,12 @@ any other extension: JSONL when the first non-blank character is ``{``, else TSV
 - pair rows: ``text_a`` (the cached prompt), ``text_b`` (the new prompt), ``label`` (1: the
   cached answer serves the new prompt, 0: it does not);
 - triplet rows: ``query``, ``positive``, ``negative``: the pairs (query, positive) labelled 1
-  and (query, negative) labelled 0.
-The cohort of a row is its ``category`` column (else ``cohort``; neither or empty: ``all``),
+  and (query, negative) labelled 0;
+- conversation rows (JSONL only): ``a`` (the cached request's messages), ``b`` (the new
+  request's), ``label`` (or ``same_answer``); ``audit.conversations`` keys both sides under a
+  context policy before they are scored.
+The cohort of a row is its ``category`` column (else ``cohort``, else ``subtype``; none or
+empty: ``all``),
 cut to its first ``cohort_depth`` "/"-separated segments (0: the full value). Every malformed
 row is reported as ``FILE:LINE: problem`` (physical 1-based lines, a TSV header being line 1)
 in one ``InputError``. ``embed_similarities`` scores the pairs with an embedding model.
@@ -27,11 +31,12 @@ from cache import CacheSettings, build_embedder
 from cache.embedder import Vector
 
 Format = Literal["tsv", "jsonl"]
-Kind = Literal["pair", "triplet"]
+Kind = Literal["pair", "triplet", "conversation"]
 
 PAIR_FIELDS = ("text_a", "text_b", "label")
 TRIPLET_FIELDS = ("query", "positive", "negative")
-COHORT_FIELDS = ("category", "cohort")
+CONVERSATION_FIELDS = ("a", "b")
+COHORT_FIELDS = ("category", "cohort", "subtype")
 DEFAULT_COHORT = "all"
 DEFAULT_COHORT_DEPTH = 1
 EMBED_BATCH = 64
@@ -52,6 +57,12 @@ class Pair:
     cohort: str
     line: int
     """Physical line of the row it came from (a triplet gives two pairs on one line)."""
+    messages: tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]] | None = None
+    """A conversation row's two message lists (``text_a``/``text_b`` empty until
+    ``audit.conversations.apply_policy`` keys them)."""
+    fixed: float | None = None
+    """The similarity when no embedding decides it: 1.0 for an exact repeat, -1.0 for two
+    requests whose scopes differ or that cannot be cached (they never meet)."""
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -76,6 +87,8 @@ def detect_format(path: Path, text: str) -> Format:
 
 
 def _kind(record: Mapping[str, Any]) -> Kind | None:
+    if all(name in record for name in CONVERSATION_FIELDS) and "text_a" not in record:
+        return "conversation"
     if any(name in record for name in PAIR_FIELDS):
         return "pair"
     if any(name in record for name in TRIPLET_FIELDS):
@@ -103,6 +116,26 @@ def _label(value: Any) -> int | None:
     return None
 
 
+def _messages_problem(record: Mapping[str, Any], name: str) -> str | None:
+    value = record[name]
+    if not isinstance(value, list) or not value or not all(isinstance(m, dict) for m in value):
+        return f"{name} must be a non-empty list of message objects"
+    return None
+
+
+def _conversation(record: Mapping[str, Any], line: int, cohort: str) -> Pair:
+    if "label" not in record and "same_answer" in record:
+        record = {**record, "label": record["same_answer"]}
+    problems = [p for name in CONVERSATION_FIELDS if (p := _messages_problem(record, name))]
+    if problem := _label_problem(record):
+        problems.append(problem)
+    if problems:
+        raise _RowError(problems)
+    label = _label(record["label"])
+    assert label is not None
+    return Pair("", "", label, cohort, line, messages=(record["a"], record["b"]))
+
+
 def _label_problem(record: Mapping[str, Any]) -> str | None:
     if "label" not in record:
         return "missing label"
@@ -127,8 +160,13 @@ def record_pairs(
     kind = _kind(record)
     if kind is None:
         raise _RowError(
-            ["needs text_a, text_b, label (a pair) or query, positive, negative (a triplet)"]
+            [
+                "needs text_a, text_b, label (a pair), query, positive, negative (a triplet) "
+                "or a, b, label (a conversation)"
+            ]
         )
+    if kind == "conversation":
+        return [_conversation(record, line, cohort_of(_cohort_value(record), cohort_depth))]
     texts = PAIR_FIELDS[:2] if kind == "pair" else TRIPLET_FIELDS
     problems = [problem for name in texts if (problem := _text_problem(record, name))]
     if kind == "pair" and (problem := _label_problem(record)):
@@ -246,7 +284,8 @@ async def embed_similarities(
     backend; default the gateway's default) and the embedder's fingerprint. Each distinct
     text is embedded once, through the embedder's public ``embed`` in concurrent chunks of
     ``EMBED_BATCH`` that its micro-batcher runs as one forward pass each."""
-    texts = list(dict.fromkeys(text for pair in pairs for text in (pair.text_a, pair.text_b)))
+    embedded_pairs = [pair for pair in pairs if pair.fixed is None]
+    texts = list(dict.fromkeys(t for pair in embedded_pairs for t in (pair.text_a, pair.text_b)))
     embedder = build_embedder(settings or CacheSettings(), max_batch=EMBED_BATCH)
     await embedder.open()
     try:
@@ -258,6 +297,9 @@ async def embed_similarities(
     finally:
         await embedder.close()
     similarities = [
-        min(1.0, max(-1.0, float(vectors[p.text_a] @ vectors[p.text_b]))) for p in pairs
+        p.fixed
+        if p.fixed is not None
+        else min(1.0, max(-1.0, float(vectors[p.text_a] @ vectors[p.text_b])))
+        for p in pairs
     ]
     return similarities, embedder.fingerprint

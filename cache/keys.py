@@ -9,6 +9,9 @@ before the last user message must match:
   message is compared by similarity. A follow-up question hits only after the same history.
 - ``last_turns``: only the last ``N`` earlier turns are digested; older history is ignored.
 - ``full``: nothing is digested; the whole conversation is the compared text.
+- ``standalone``: a last message that stands on its own (``cache.standalone``) is keyed like a
+  single-turn prompt (no earlier turn digested); a follow-up ("cancel it", "yes, go ahead")
+  as under ``last_user``. Which of the two is itself in the scope, so they never meet.
 
 Two prompts the model sees differently never share a key. The exact layer digests the compared
 text as sent (no whitespace or Unicode folding), and text the embedder cannot see makes a
@@ -31,6 +34,7 @@ import regex
 
 from cache.errors import NotCacheable
 from cache.schema import CacheKey, ContextPolicy
+from cache.standalone import is_standalone
 
 # Fields that never change what the answer is; every other field (temperature, tools,
 # response_format, stop, seed, unknown vendor fields...) is part of the scope, so an unknown
@@ -129,6 +133,8 @@ def derive_key(
         text = "\n".join(f"{m.get('role')}: {_turn_text(m)}" for m in [*turns, last])
     elif policy == "last_turns":
         history = turns[-last_turns:] if last_turns > 0 else []
+    elif policy == "standalone":
+        history = ["standalone"] if is_standalone(text) else ["follow_up", *turns]
     else:
         history = turns
     params = {k: v for k, v in body.items() if k not in NEUTRAL_FIELDS}

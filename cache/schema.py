@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cache.embedder import Vector
 
-ContextPolicy = Literal["last_user", "last_turns", "full"]
+ContextPolicy = Literal["last_user", "last_turns", "full", "standalone"]
 
 
 class Outcome(StrEnum):

@@ -44,7 +44,10 @@ class CacheSettings(BaseModel):
     namespace_thresholds: dict[str, float] = Field(default_factory=dict)
     """Per-namespace thresholds, overriding ``threshold``."""
     context_policy: ContextPolicy = "last_user"
-    """What of the conversation must match exactly (see ``cache.keys``)."""
+    """What of the conversation must match exactly (see ``cache.keys``): ``last_user`` (all
+    earlier turns), ``last_turns`` (the last ``last_turns``), ``full`` (none; the whole
+    conversation is compared), ``standalone`` (none when the last message stands alone, all
+    when it follows up)."""
     last_turns: int = Field(default=2, ge=0)
     """Earlier turns that must match under ``last_turns``."""
     ttl_s: int = Field(default=86400, ge=1)

@@ -3,9 +3,11 @@ different-answer pairs well enough to ship? A CI gate for embedder releases.
 
     vetcache eval --pairs FILE [--model M] [--backend B] [--min-margin 0.18]
                   [--thresholds 0.80,0.85,...] [--cohort-depth 1] [--gate-single-class]
-                  [--format text|json]
+                  [--context-policy P] [--last-turns N] [--format text|json]
 
-The pairs file (TSV or JSONL, pairs or triplets) is read by ``audit.pairs``; the scoring and
+The pairs file (TSV or JSONL, pairs, triplets or conversation pairs) is read by
+``audit.pairs``; conversation pairs are keyed under ``--context-policy`` by
+``audit.conversations`` (different scopes never meet, exact repeats hit); the scoring and
 gate are ``audit.evaluate``, the output ``audit.eval_report``. Exit status: 0 when every
 gated margin is >= ``--min-margin``; 1 when one is below; 2 on bad input (every malformed row
 listed as ``FILE:LINE: problem``), a model that cannot be loaded, or bad usage.
@@ -17,10 +19,12 @@ import argparse
 import asyncio
 import math
 import sys
+import typing
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from audit.conversations import apply_policy
 from audit.errors import InputError
 from audit.eval_report import render_json, render_text
 from audit.evaluate import DEFAULT_MIN_MARGIN, Gate, Report, check_gate, score
@@ -28,6 +32,7 @@ from audit.pairs import DEFAULT_COHORT_DEPTH, Pair, embed_similarities, load_pai
 from audit.tune import DEFAULT_THRESHOLDS
 from cache.embedder import BUNDLED_MODEL
 from cache.errors import EmbedderError
+from cache.schema import ContextPolicy
 from cache.settings import EMBEDDING_BACKENDS, CacheSettings
 
 NAME = "eval"
@@ -56,6 +61,8 @@ def _output(
             "backend": args.backend,
             "fingerprint": model,
             "cohort_depth": args.cohort_depth,
+            "context_policy": args.context_policy,
+            "last_turns": args.last_turns,
             "pairs": len(pairs),
         }
         return render_json(report, gate, **meta) + "\n"
@@ -63,6 +70,8 @@ def _output(
         f"vetcache eval: {len(pairs)} pairs from {args.pairs}; model {args.model} ({model}); "
         f"cohort depth {args.cohort_depth}"
     )
+    if any(pair.messages is not None for pair in pairs):
+        title += f"; context policy {args.context_policy} (last_turns {args.last_turns})"
     return render_text(report, gate, title=title)
 
 
@@ -78,6 +87,7 @@ async def evaluate(
     out, err = out or sys.stdout, err or sys.stderr
     try:
         pairs = load_pairs(args.pairs, cohort_depth=args.cohort_depth)
+        pairs = apply_policy(pairs, args.context_policy, args.last_turns)
     except InputError as exc:
         _print_errors(exc.errors, err)
         return 2
@@ -169,6 +179,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also fail single-class cohorts whose margin against the pooled other class "
         "is below --min-margin",
+    )
+    parser.add_argument(
+        "--context-policy",
+        choices=typing.get_args(ContextPolicy),
+        default=CacheSettings().context_policy,
+        help="how conversation pairs are keyed, as cache.context_policy (default: the "
+        f"gateway's, {CacheSettings().context_policy})",
+    )
+    parser.add_argument(
+        "--last-turns",
+        type=_depth,
+        default=CacheSettings().last_turns,
+        metavar="N",
+        help="earlier turns that must match under --context-policy last_turns",
     )
     parser.add_argument(
         "--format", choices=("text", "json"), default="text", help="a table, or one JSON object"

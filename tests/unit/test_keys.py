@@ -267,3 +267,50 @@ def test_content_parts_of_text_are_text() -> None:
 def test_requests_without_trailing_user_text_are_not_cacheable(last: dict[str, Any]) -> None:
     with pytest.raises(NotCacheable):
         key({"messages": [USER, last]})
+
+
+def chat(*turns: str) -> dict[str, Any]:
+    """A conversation of alternating user and assistant turns, ending with a user turn."""
+    roles = ("user", "assistant")
+    return {"messages": [{"role": roles[i % 2], "content": t} for i, t in enumerate(turns)]}
+
+
+def test_standalone_policy_keys_a_standalone_question_without_its_history() -> None:
+    question = "What time does the Leeds branch open on Sundays?"
+    parcel = key(chat("My parcel is late.", "It arrives tomorrow.", question), policy="standalone")
+    address = key(chat("New address, please.", "Done.", question), policy="standalone")
+    alone = key(chat(question), policy="standalone")
+    assert parcel.scope == address.scope == alone.scope
+    assert parcel.exact == address.exact
+    assert parcel.text == question
+    # the same requests under the default policy never meet
+    assert key(chat("My parcel is late.", "It arrives tomorrow.", question)).scope != (
+        key(chat("New address, please.", "Done.", question)).scope
+    )
+
+
+def test_standalone_policy_keys_a_follow_up_with_its_whole_history() -> None:
+    gym = chat("My gym membership costs too much.", "Cancel or freeze it?", "Cancel it.")
+    stream = chat("I hardly watch my streaming plan.", "Cancel or change plan?", "Cancel it.")
+    assert key(gym, policy="standalone").scope != key(stream, policy="standalone").scope
+    same = chat("My gym membership costs too much.", "Cancel or freeze it?", "cancel it")
+    assert key(gym, policy="standalone").scope == key(same, policy="standalone").scope
+    older = {"messages": [{"role": "user", "content": "hi"}, *gym["messages"]]}
+    assert key(older, policy="standalone").scope != key(gym, policy="standalone").scope
+
+
+def test_standalone_policy_never_lets_a_follow_up_meet_a_standalone_question() -> None:
+    history = ("I booked the Harbour Hotel.", "Check-in is from 3pm.")
+    standalone = key(chat(*history, "Do you take American Express?"), policy="standalone")
+    follow_up = key(chat(*history, "Do you take it there?"), policy="standalone")
+    assert standalone.scope != follow_up.scope
+
+
+def test_standalone_policy_keeps_instructions_in_the_scope() -> None:
+    question = {"role": "user", "content": "How do I reset my online banking password?"}
+
+    def scope(system: str) -> str:
+        messages = [{"role": "system", "content": system}, question]
+        return str(key({"messages": messages}, policy="standalone").scope)
+
+    assert scope("Be brief.") != scope("Be verbose.")

@@ -168,7 +168,8 @@ def test_malformed_jsonl_rows_are_listed_with_physical_line_numbers() -> None:
         "f:3: expected one JSON object per line, found a list",
         "f:5: missing text_b",
         "f:6: empty negative",
-        "f:7: needs text_a, text_b, label (a pair) or query, positive, negative (a triplet)",
+        "f:7: needs text_a, text_b, label (a pair), query, positive, negative (a triplet) "
+        "or a, b, label (a conversation)",
         "f:8: label must be 0 or 1, found 2",
         "f:9: text_a must be a string, found 5",
         "f:10: missing negative",
@@ -199,3 +200,23 @@ def test_unreadable_files(tmp_path: Path) -> None:
     binary.write_bytes(b"text_a\ttext_b\tlabel\n\xff\xfe\t1\t0\n")
     with pytest.raises(InputError, match="not UTF-8"):
         load_pairs(binary)
+
+
+def test_conversation_rows_need_message_lists_and_a_label() -> None:
+    turn = '[{"role": "user", "content": "hi"}]'
+    lines = [
+        f'{{"a": {turn}, "b": {turn}, "same_answer": true, "subtype": "s"}}',
+        f'{{"a": {turn}, "b": "hi", "label": 1}}',
+        f'{{"a": [], "b": {turn}}}',
+    ]
+    assert errors_of("\n".join(lines), "jsonl") == [
+        "f:2: b must be a non-empty list of message objects",
+        "f:3: a must be a non-empty list of message objects; missing label",
+    ]
+    (pair,) = parse_pairs(lines[0], source="f", fmt="jsonl")
+    assert (pair.label, pair.cohort, pair.text_a, pair.fixed) == (1, "s", "", None)
+    assert pair.messages == ([{"role": "user", "content": "hi"}],) * 2
+
+
+def test_a_conversation_row_in_a_tsv_file_is_an_error() -> None:
+    assert errors_of("a\tb\tlabel\nx\ty\t1\n", "tsv")[0].startswith("f:1: the header needs")
