@@ -163,9 +163,8 @@ def corrected(
         return None, "no judge verdicts to correct"
     point = min(1.0, max(0.0, (observed.rate + spec - 1) / (sens + spec - 1)))
     lower, upper = _bootstrap(observed, error)
-    return Corrected(
-        rate=point, lower=lower, upper=upper, sensitivity=sens, specificity=spec
-    ), None
+    fixed = Corrected(rate=point, lower=lower, upper=upper, sensitivity=sens, specificity=spec)
+    return fixed, None
 
 
 def _bootstrap(observed: Weighted, error: JudgeError) -> tuple[float, float]:

@@ -157,8 +157,8 @@ def fp_breakdown(verdicts: Sequence[Verdict], window_s: int) -> FPBreakdown:
     for item in verdicts:
         by_namespace[item.job.namespace].append(item)
         by_tenant[item.job.tenant].append(item)
-        for dimension, value in cohort(item).items():
-            groups[dimension][value].append(item)
+        for dimension, value in ({} if item.job.exact else cohort(item)).items():
+            groups[dimension][value].append(item)  # exact repeats are no similarity cohort
     error = judge_error(verdicts)
     return FPBreakdown(
         window_s=window_s,
