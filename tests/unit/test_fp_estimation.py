@@ -18,6 +18,7 @@ from audit.sampler import Sampler
 from audit.schema import AuditJob, Verdict, VerdictKind, job_kind
 from audit.settings import AuditSettings
 from audit.stats import fp_breakdown, fp_rate
+from audit.window import VerdictWindow
 from cache.schema import CacheEntry, CacheKey, Candidate, Lookup, Outcome
 from cache.stores.memory import MemoryStore
 
@@ -58,6 +59,16 @@ def test_exact_repeats_are_reported_apart_and_do_not_dilute_the_semantic_rate() 
     assert breakdown.exact.labelled == 1 and breakdown.exact.rate == 0.0
     assert "1.00-1.05" not in breakdown.cohorts["similarity"]  # cohorts are semantic too
     assert fp_rate(verdicts).rate == pytest.approx(1 / 2)  # what the FP gauge is fed
+
+
+async def test_the_fp_gauges_window_is_fed_the_semantic_rate() -> None:
+    verdicts = [label("false_positive"), label("correct"), label("correct", exact=True)]
+
+    async def since(_: float) -> list[Verdict]:
+        return verdicts
+
+    rates = await VerdictWindow(3600).refresh(since)
+    assert rates["shop"].rate == pytest.approx(1 / 2) and rates["shop"].labelled == 2
 
 
 async def test_an_exact_hit_is_recorded_as_exact_and_counted_under_its_own_kind() -> None:
