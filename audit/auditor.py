@@ -128,7 +128,8 @@ class Auditor:
                 and self.sampler.near_miss(near.similarity, lookup.threshold)
             ):
                 job = _job(request_id, key, near.entry, near.similarity, lookup.threshold)
-                await self.spill.put(job.model_copy(update={"near_miss": True}))
+                update = {"near_miss": True, "sample_p": self.settings.near_miss_rate}
+                await self.spill.put(job.model_copy(update=update))
         except LedgerError as exc:
             self._failed("lookup not counted", request_id, exc)
 
@@ -143,7 +144,7 @@ class Auditor:
         """Remember a served (or would-be served) hit, which counts its lookup too; audit
         it if the sampler says so (always during the entry's burn-in)."""
         job = _job(request_id, key, served.entry, served.similarity, lookup.threshold)
-        job = job.model_copy(update={"shadow": lookup.shadow})
+        job = job.model_copy(update={"shadow": lookup.shadow, "exact": served.exact})
         try:
             seen = await self.ledger.remember(
                 Served(job=job, key_id=key_id), self.settings.served_ttl_s
@@ -152,7 +153,8 @@ class Auditor:
             self._failed("served hit not recorded", request_id, exc)
             seen = 1
         if self.sampler.hit(key.namespace, seen):
-            await self.spill.put(job)
+            p = self.sampler.hit_probability(key.namespace, seen)
+            await self.spill.put(job.model_copy(update={"sample_p": p}))
 
     def _failed(self, what: str, request_id: str, exc: Exception) -> None:
         self.errors += 1

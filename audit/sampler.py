@@ -16,11 +16,17 @@ class Sampler:
         self.settings = settings
         self._rng = rng or random.Random()  # noqa: S311 - sampling, not security
 
+    def hit_probability(self, namespace: str, seen: int) -> float:
+        """The probability that a hit on an entry served ``seen`` times so far (this one
+        included) is audited: kept on its job, so the FP estimate can weight its label."""
+        if seen <= self.settings.burn_in:
+            return 1.0
+        return self.settings.sample_rate_for(namespace)
+
     def hit(self, namespace: str, seen: int) -> bool:
         """Whether to audit a hit on an entry served ``seen`` times so far (this one included)."""
-        if seen <= self.settings.burn_in:
-            return True
-        return self._rng.random() < self.settings.sample_rate_for(namespace)
+        p = self.hit_probability(namespace, seen)
+        return p >= 1.0 or self._rng.random() < p
 
     def near_miss(self, similarity: float, threshold: float) -> bool:
         """Whether to audit a miss whose best candidate was just under the threshold."""

@@ -51,6 +51,14 @@ class AuditJob(BaseModel):
     admission: bool = False
     """True for an admission audit (``audited`` policy): does a new, not yet served entry
     answer its own prompt? ``new_prompt`` is that prompt; a pass releases the entry."""
+    exact: bool = False
+    """True for an exact repeat (found by the exact layer, not by similarity): reported apart
+    from semantic hits, whose FP rate is the one alerts use. Jobs recorded before it was kept
+    read as semantic."""
+    sample_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    """The probability with which this job was sampled for audit (1.0 during an entry's
+    burn-in): its label stands for 1 / ``sample_p`` served hits in the FP estimate. None on
+    jobs recorded before it was kept (weighted 1)."""
     queued_at: float = 0.0
     """Unix time the job was queued (audit lag is measured from it)."""
     traceparent: str = ""
@@ -73,12 +81,15 @@ class Judgement(BaseModel):
     """Judge name and version, e.g. ``contrast/1``."""
 
 
-def job_kind(job: AuditJob) -> Literal["hit", "near_miss", "shadow", "admission"]:
-    """What was audited: a served hit, a near-miss, a shadow-mode would-be hit, or a new
-    entry before it may be served."""
+def job_kind(job: AuditJob) -> Literal["hit", "exact", "near_miss", "shadow", "admission"]:
+    """What was audited: a served semantic hit, a served exact repeat, a near-miss, a
+    shadow-mode would-be hit, or a new entry before it may be served. ``hit`` is the kind the
+    FP-rate recording rules count, so exact repeats stay out of the rate alerts use."""
     if job.admission:
         return "admission"
-    return "near_miss" if job.near_miss else "shadow" if job.shadow else "hit"
+    if job.near_miss:
+        return "near_miss"
+    return "shadow" if job.shadow else "exact" if job.exact else "hit"
 
 
 class Verdict(BaseModel):

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel
 
+from audit.estimate import Corrected, JudgeError, corrected, judge_error, weighted
 from audit.schema import Verdict
 
 Z95 = 1.959963984540054
@@ -26,18 +27,28 @@ def wilson(failures: float, trials: float, z: float = Z95) -> tuple[float, float
 
 
 class FPRate(BaseModel):
-    """False-positive rate of served hits in one group."""
+    """False-positive rate of served hits in one group: each label weighted by the inverse of
+    its sampling probability (``audit.estimate``), so it estimates the rate of served hits,
+    not of audited ones."""
 
     false_positives: int
     """Hits labelled false positive."""
     labelled: int
     """Hits labelled correct or false positive (uncertain and error are left out)."""
     rate: float | None
-    """false_positives / labelled (None with no labels)."""
+    """Weighted false positives / weighted labels (None with no labels); equal to
+    false_positives / labelled when every label was sampled alike."""
     lower: float
-    """Wilson 95% lower bound."""
+    """Wilson 95% lower bound, on the effective sample size."""
     upper: float
-    """Wilson 95% upper bound."""
+    """Wilson 95% upper bound, on the effective sample size."""
+    effective_n: float = 0.0
+    """Kish effective sample size of the weighted labels (at most ``labelled``)."""
+    corrected: Corrected | None = None
+    """The judge's rate corrected for the judge's own error measured on reviews (with its
+    bootstrap interval); None when not computed or not computable (``corrected_reason``)."""
+    corrected_reason: str | None = None
+    """Why ``corrected`` is None (e.g. too few reviews), when it was asked for."""
 
 
 def effective(verdicts: Iterable[Verdict], *, tenant: str | None = None) -> list[Verdict]:
@@ -63,25 +74,41 @@ def effective(verdicts: Iterable[Verdict], *, tenant: str | None = None) -> list
 
 
 def fp_rate(
-    verdicts: Iterable[Verdict], *, shadow: bool = False, tenant: str | None = None
+    verdicts: Iterable[Verdict],
+    *,
+    shadow: bool = False,
+    tenant: str | None = None,
+    exact: bool = False,
+    error: JudgeError | None = None,
 ) -> FPRate:
-    """The FP rate of served hits (near-misses are not served, so not counted), or with
-    ``shadow`` of the hits shadow mode would have served; ``tenant``'s feedback counted
-    (``effective``)."""
-    served = [
-        v
-        for v in effective(verdicts, tenant=tenant)
-        if not v.job.near_miss and not v.job.admission and v.job.shadow == shadow
-    ]
+    """The FP rate of served semantic hits (near-misses are not served, so not counted), or
+    with ``exact`` of exact repeats, or with ``shadow`` of the hits shadow mode would have
+    served; ``tenant``'s feedback counted (``effective``). With ``error`` (the judge's error
+    from reviews) also the rate corrected for it."""
+    verdicts = list(verdicts)
+
+    def counted(v: Verdict) -> bool:
+        job = v.job
+        return not (job.near_miss or job.admission) and job.shadow == shadow and job.exact == exact
+
+    served = [v for v in effective(verdicts, tenant=tenant) if counted(v)]
     fp = sum(v.verdict == "false_positive" for v in served)
     labelled = fp + sum(v.verdict == "correct" for v in served)
-    lower, upper = wilson(fp, labelled)
+    estimate = weighted(served)
+    rate = estimate.rate
+    lower, upper = wilson((rate or 0.0) * estimate.n_eff, estimate.n_eff)
+    fixed, why = None, None
+    if error is not None:
+        fixed, why = corrected([v for v in verdicts if v.source == "judge" and counted(v)], error)
     return FPRate(
         false_positives=fp,
         labelled=labelled,
-        rate=fp / labelled if labelled else None,
+        rate=rate,
         lower=lower,
         upper=upper,
+        effective_n=estimate.n_eff,
+        corrected=fixed,
+        corrected_reason=why,
     )
 
 
@@ -98,12 +125,16 @@ def cohort(verdict: Verdict) -> dict[str, str]:
 
 
 class FPBreakdown(BaseModel):
-    """The FP rate of a window's verdicts, cut every way an operator asks for it."""
+    """The FP rate of a window's verdicts, cut every way an operator asks for it. Semantic
+    hits only, except ``exact``: an exact repeat served is not a similarity decision, and
+    counting it as a correct hit dilutes the rate alerts use."""
 
     window_s: int
     """The window, in seconds."""
     overall: FPRate
-    """All served hits."""
+    """All served semantic hits: the rate alerts use."""
+    exact: FPRate
+    """Served exact repeats, apart."""
     namespaces: dict[str, FPRate]
     """Per namespace."""
     tenants: dict[str, FPRate]
@@ -113,6 +144,9 @@ class FPBreakdown(BaseModel):
     any)."""
     cohorts: dict[str, dict[str, FPRate]]
     """Per cohort dimension (model, similarity band, prompt length), per value."""
+    judge_error: JudgeError
+    """The judge's error measured on the window's reviews of judged hits (behind every
+    ``corrected`` rate)."""
 
 
 def fp_breakdown(verdicts: Sequence[Verdict], window_s: int) -> FPBreakdown:
@@ -123,20 +157,23 @@ def fp_breakdown(verdicts: Sequence[Verdict], window_s: int) -> FPBreakdown:
     for item in verdicts:
         by_namespace[item.job.namespace].append(item)
         by_tenant[item.job.tenant].append(item)
-        for dimension, value in cohort(item).items():
-            groups[dimension][value].append(item)
+        for dimension, value in ({} if item.job.exact else cohort(item)).items():
+            groups[dimension][value].append(item)  # exact repeats are no similarity cohort
+    error = judge_error(verdicts)
     return FPBreakdown(
         window_s=window_s,
-        overall=fp_rate(verdicts),
-        namespaces={ns: fp_rate(v) for ns, v in sorted(by_namespace.items())},
-        tenants={t: fp_rate(v, tenant=t) for t, v in sorted(by_tenant.items())},
+        overall=fp_rate(verdicts, error=error),
+        exact=fp_rate(verdicts, exact=True, error=error),
+        namespaces={ns: fp_rate(v, error=error) for ns, v in sorted(by_namespace.items())},
+        tenants={t: fp_rate(v, tenant=t, error=error) for t, v in sorted(by_tenant.items())},
         shadow={
-            ns: fp_rate(v, shadow=True)
+            ns: fp_rate(v, shadow=True, error=error)
             for ns, v in sorted(by_namespace.items())
             if any(item.job.shadow for item in v)
         },
         cohorts={
-            dimension: {value: fp_rate(v) for value, v in sorted(values.items())}
+            dimension: {value: fp_rate(v, error=error) for value, v in sorted(values.items())}
             for dimension, values in sorted(groups.items())
         },
+        judge_error=error,
     )

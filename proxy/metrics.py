@@ -147,7 +147,7 @@ class Metrics(AuditObserver):
         """The audit path: jobs, verdicts, lag, the spill."""
         self.jobs = Counter(
             "vetcache_audit_jobs_total",
-            "Audit jobs queued (kind: hit, near_miss, shadow: a would-be hit, admission).",
+            "Audit jobs queued (kind: hit, exact, near_miss, shadow: a would-be hit, admission).",
             ["namespace", "kind"],
             registry=r,
         )
