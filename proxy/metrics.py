@@ -9,6 +9,7 @@ worker's samples with ``--workers N``). Audit workers expose their own ``/metric
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -66,6 +67,7 @@ class Metrics(AuditObserver):
         self.tracing = tracing or Tracing.off()
         self._namespaces: set[str] = set()
         self._claimed: dict[str, int] = {}  # tenant -> namespaces it brought in
+        self._fp_exported: set[str] = set()  # namespaces whose FP rate was ever exported
         self._declare_requests(registry)
         self._declare_cache(registry)
         self._declare_audits(registry)
@@ -303,15 +305,28 @@ class Metrics(AuditObserver):
     # Shared state, set by the refresher.
 
     def set_fp_rates(self, rates: dict[str, FPRate]) -> None:
+        """The FP rate per namespace over the window. A namespace exported before whose
+        window now holds no labels (its verdicts aged out, or none is correct or
+        false_positive) exports NaN with ``labelled`` 0, never its last rate: a stale 0.8
+        two hours after every verdict left the window would page someone for nothing, and
+        a stale 0.01 would hide a spike. NaN, not removal: prometheus-client cannot remove
+        a label set in multiprocess mode (``--workers N``), and NaN fails every threshold
+        comparison, so no alert fires on it."""
+        fresh: set[str] = set()
         for namespace, rate in rates.items():
             label = self.namespace(namespace)
-            if label == OTHER:
+            if label == OTHER or rate.rate is None or not rate.labelled:
                 continue
-            if rate.rate is not None:
-                self.fp_rate.labels(label).set(rate.rate)
+            fresh.add(label)
+            self.fp_rate.labels(label).set(rate.rate)
             self.fp_upper.labels(label).set(rate.upper)
             self.fp_lower.labels(label).set(rate.lower)
             self.fp_labelled.labels(label).set(rate.labelled)
+        for label in self._fp_exported - fresh:
+            for gauge in (self.fp_rate, self.fp_upper, self.fp_lower):
+                gauge.labels(label).set(math.nan)
+            self.fp_labelled.labels(label).set(0)
+        self._fp_exported |= fresh
 
     def set_thresholds(self, default: float, per_namespace: dict[str, float]) -> None:
         self.threshold.labels(DEFAULT).set(default)
