@@ -25,6 +25,7 @@ from proxy.tracing import Tracing
 
 if TYPE_CHECKING:
     from audit.autopilot import Move
+    from proxy.views import Views
 
 # Every counter and histogram child would also export a ``_created`` timestamp series:
 # nearly half the page, read by no rule or panel. Off for the process, as most exporters do.
@@ -72,6 +73,7 @@ class Metrics(AuditObserver):
         self._declare_cache(registry)
         self._declare_audits(registry)
         self._declare_shared_state(registry)
+        self._declare_views(registry)
 
     def _declare_requests(self, r: CollectorRegistry) -> None:
         """What each chat request counts."""
@@ -209,6 +211,33 @@ class Metrics(AuditObserver):
         self.entries = shared(
             "vetcache_cache_entries", "Live cache entries per namespace.", per_namespace
         )
+
+    def _declare_views(self, r: CollectorRegistry) -> None:
+        """Convenience views of the request counters over ``metrics.view_window_s`` (set by
+        ``proxy.refresher`` from ``proxy.views``), for reading ``/metrics`` by hand."""
+        self.hit_ratio = Gauge(
+            "vetcache_hit_ratio",
+            "Hits / lookups (hit, miss, fail_open) over the view window; NaN without lookups. "
+            "A view of vetcache_requests_total.",
+            ["namespace"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.p99 = Gauge(
+            "vetcache_request_duration_p99_seconds",
+            "p99 request time of hits and of misses over the view window; NaN without "
+            "requests. A view of vetcache_request_duration_seconds.",
+            ["outcome"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+
+    def set_views(self, views: Views) -> None:
+        """The windowed hit ratios and p99s (labels as the counters have them)."""
+        for label, ratio in views.hit_ratio.items():
+            self.hit_ratio.labels(label).set(math.nan if ratio is None else ratio)
+        for outcome, seconds in views.p99_s.items():
+            self.p99.labels(outcome).set(math.nan if seconds is None else seconds)
 
     def namespace(self, name: str, tenant: str | None = None) -> str:
         """The label for ``name``: itself once known, else ``OTHER``. A tenant's traffic

@@ -1,6 +1,7 @@
 """The gauges of shared state (live thresholds, entries, audit queue depth, spilled jobs,
-FP rates), refreshed in the background every ``metrics.refresh_s``, never while a scrape
-waits. Failures are logged once per streak and leave the last values in place."""
+FP rates) and the windowed views of the request counters (``proxy.views``), refreshed in
+the background every ``metrics.refresh_s``, never while a scrape waits. Failures are logged
+once per streak and leave the last values in place."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from cache.errors import StoreError
 from cache.periodic import Periodic
 from proxy.metrics import Metrics
 from proxy.settings import MetricsSettings
+from proxy.summary import read_counts
+from proxy.views import RecentCounts
 
 log = logging.getLogger("vetcache.metrics")
 
@@ -34,12 +37,15 @@ class MetricsRefresher:
         self.auditor = auditor
         window = settings.fp_window_s or (auditor.settings.window_s if auditor else 3600)
         self.window = VerdictWindow(window)
+        self.recent = RecentCounts(settings.view_window_s)
         self._failing = False
         self._loop = Periodic("vetcache-metrics", self.refresh, settings.refresh_s)
 
     async def refresh(self) -> None:
         """Refresh every gauge once."""
-        if self.auditor is not None:  # in memory: known even while Redis is down
+        # In this process (or the workers' files): known even while Redis is down.
+        self.metrics.set_views(self.recent.update(read_counts(self.metrics.registry)))
+        if self.auditor is not None:
             self.metrics.spilled.set(self.auditor.spilled)
         try:
             if self.cache is not None:
