@@ -9,6 +9,7 @@ import logging
 
 from audit import Auditor
 from audit.errors import AuditError
+from audit.stats import FPRate
 from audit.window import VerdictWindow
 from cache import SemanticCache
 from cache.errors import StoreError
@@ -54,13 +55,22 @@ class MetricsRefresher:
                 self.metrics.set_entries(await cache.sizes(self.metrics.max_namespaces))
             if self.auditor is not None:
                 self.metrics.queue_depth.set(await self.auditor.queue_depth())
-                self.metrics.set_fp_rates(await self.window.refresh(self.auditor.verdicts_since))
+                self.metrics.set_fp_rates(await self._fp_rates(self.auditor))
         except (StoreError, AuditError) as exc:
             if not self._failing:
                 log.warning("metrics refresh failed: %s", type(exc).__name__)
             self._failing = True
             return
         self._failing = False
+
+    async def _fp_rates(self, auditor: Auditor) -> dict[str, FPRate]:
+        try:
+            return await self.window.refresh(auditor.verdicts_since)
+        except AuditError:
+            # The verdicts held still age out: no rate outlives its window while the
+            # ledger is down.
+            self.metrics.set_fp_rates(self.window.held())
+            raise
 
     def start(self) -> None:
         """Refresh now and then every ``refresh_s``."""

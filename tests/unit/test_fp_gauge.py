@@ -4,16 +4,26 @@ after every verdict had aged out)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import uuid
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from audit.auditor import Auditor
+from audit.errors import LedgerError
+from audit.ledgers.memory import MemoryLedger
+from audit.queues.memory import MemoryQueue
 from audit.schema import AuditJob, Verdict, VerdictKind
+from audit.settings import AuditSettings
 from audit.window import VerdictWindow
+from cache.stores.memory import MemoryStore
 from proxy.metrics import Metrics
+from proxy.refresher import MetricsRefresher
+from proxy.settings import MetricsSettings
 
 NOW = time.time()
 
@@ -67,3 +77,49 @@ async def test_a_rate_with_no_labels_in_its_window_is_nan_with_labelled_zero() -
     page = scrape(registry)
     assert page[("vetcache_false_positive_rate", "shop")] == 0.0
     assert page[("vetcache_false_positive_labelled", "shop")] == 1
+
+
+async def test_verdicts_held_age_out_while_the_ledger_is_unreachable() -> None:
+    window = VerdictWindow(3600)
+    fetched = [verdict("shop", "false_positive", NOW)]
+
+    async def since(start: float) -> list[Verdict]:
+        return fetched
+
+    assert (await window.refresh(since, now=NOW + 1))["shop"].rate == 1.0
+    assert window.held(now=NOW + 60)["shop"].labelled == 1  # no fetch needed
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.namespace("shop", "tenant")
+    metrics.set_fp_rates(window.held(now=NOW + 60))
+    metrics.set_fp_rates(window.held(now=NOW + 7200))  # the refresher's path on AuditError
+    assert window.held(now=NOW + 7200) == {}
+    assert math.isnan(scrape(registry)[("vetcache_false_positive_rate", "shop")])
+
+
+class DownLedger(MemoryLedger):
+    """A ledger that can become unreachable."""
+
+    down = False
+
+    async def query(self, **kwargs: Any) -> list[Verdict]:
+        if self.down:
+            raise LedgerError("ledger down")
+        return await super().query(**kwargs)
+
+
+async def test_the_refresher_ages_the_rate_out_while_the_ledger_is_down() -> None:
+    ledger = DownLedger()
+    await ledger.record(verdict("shop", "false_positive", time.time() - 59.5))
+    auditor = Auditor(AuditSettings(), MemoryQueue(), ledger, MemoryStore(), run_worker=False)
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.namespace("shop", "tenant")
+    refresher = MetricsRefresher(metrics, MetricsSettings(fp_window_s=60), None, auditor)
+    await refresher.refresh()
+    assert scrape(registry)[("vetcache_false_positive_rate", "shop")] == 1.0
+    ledger.down = True
+    await asyncio.sleep(0.6)  # the one verdict leaves the 60 s window
+    await refresher.refresh()
+    assert math.isnan(scrape(registry)[("vetcache_false_positive_rate", "shop")])
+    assert scrape(registry)[("vetcache_false_positive_labelled", "shop")] == 0
