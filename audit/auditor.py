@@ -34,7 +34,7 @@ from audit.settings import AuditSettings
 from audit.spill import Spill
 from audit.stats import FPBreakdown, fp_breakdown
 from audit.trace_context import traceparent
-from audit.tune import TuneReport, report_from_ledger
+from audit.tune import DEFAULT_MIN_BAND_LABELS, TuneReport, report_from_ledger
 from audit.worker import AuditWorker
 from cache.errors import StoreError
 from cache.schema import CacheEntry, CacheKey, Candidate, Lookup, Outcome
@@ -254,12 +254,19 @@ class Auditor:
         return review_rows(await self.ledger.query(limit=REVIEW_SCAN), limit)
 
     async def tune(
-        self, namespace: str, target_fp: float, *, hours: int, current: float | None
+        self,
+        namespace: str,
+        target_fp: float,
+        *,
+        hours: int,
+        current: float | None,
+        min_band_labels: int = DEFAULT_MIN_BAND_LABELS,
     ) -> TuneReport:
         """``vetcache tune``'s report for ``namespace`` from the shared ledger."""
         return await report_from_ledger(
-            self.ledger, self.settings, namespace, target_fp, hours=hours, current=current
-        )
+            self.ledger, self.settings, namespace, target_fp, hours=hours, current=current,
+            min_band_labels=min_band_labels,
+        )  # fmt: skip
 
     def autopilot(self, cache: SemanticCache, on_move: Callable[[Move], None]) -> Autopilot:
         """The threshold autopilot for the namespaces ``audit.autopilot`` names (not started);

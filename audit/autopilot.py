@@ -8,7 +8,9 @@ within ``audit.window_s``):
 - if their FP rate at the current threshold is over the target, it raises the threshold
   by at most ``max_step`` (towards the lowest threshold that meets the target, if one does);
 - if instead the FP upper bound one small step lower (``max_step / 4``) is under the
-  target, it lowers the threshold by that small step: down slowly, up fast;
+  target, and at least ``min_band_labels`` labels lie in the band that step opens
+  ([new, current)), it lowers the threshold by that small step: down slowly, up fast,
+  and never down where there is no evidence;
 - it never leaves [``min_threshold``, ``max_threshold``].
 Each move is logged (namespace, old -> new, why, from how many labels) and counted.
 """
@@ -25,7 +27,7 @@ from pydantic import BaseModel
 from audit.errors import LedgerError
 from audit.ledgers.base import Ledger
 from audit.settings import AuditSettings, AutopilotSettings
-from audit.tune import TuneReport, labels_from_verdicts, tune
+from audit.tune import TuneReport, TuneRow, labels_from_verdicts, tune
 from cache.errors import StoreError
 from cache.periodic import Periodic
 from cache.semantic import SemanticCache
@@ -44,6 +46,8 @@ class Move(BaseModel):
     direction: Direction
     reason: str
     labels: int
+    labels_in_band: int = 0
+    """Labels between the old and the new threshold."""
 
 
 def decide(
@@ -60,19 +64,35 @@ def decide(
         new = min(current + settings.max_step, max(goal, current), settings.max_threshold)
         if new > current:
             why = f"FP rate {here.fp_rate:.3f} at {current:.3f} is over {settings.target_fp:g}"
+            above = rows.get(round(new, 4))
+            in_band = here.labels - (above.labels if above is not None else 0)
             return Move(namespace=namespace, old=current, new=round(new, 4), direction="up",
-                        reason=why, labels=report.labels)  # fmt: skip
+                        reason=why, labels=report.labels, labels_in_band=in_band)  # fmt: skip
         return None
+    return _down(namespace, current, report, settings, here)
+
+
+def _down(
+    namespace: str,
+    current: float,
+    report: TuneReport,
+    settings: AutopilotSettings,
+    here: TuneRow | None,
+) -> Move | None:
+    """One small step down, if the labels in the band it opens allow it."""
     down = round(max(settings.min_threshold, current - settings.max_step / 4), 4)
-    if down < current:
-        below = next((r for r in report.rows if abs(r.threshold - down) < 1e-9), None)
-        if below is not None and below.labels and below.fp_upper < settings.target_fp:
-            why = (
-                f"FP upper bound {below.fp_upper:.3f} at {down:.3f} is under {settings.target_fp:g}"
-            )
-            return Move(namespace=namespace, old=current, new=down, direction="down",
-                        reason=why, labels=report.labels)  # fmt: skip
-    return None
+    below = next((r for r in report.rows if abs(r.threshold - down) < 1e-9), None)
+    if down >= current or below is None or not below.labels:
+        return None
+    in_band = below.labels - (here.labels if here is not None else 0)
+    if below.fp_upper >= settings.target_fp or in_band < settings.min_band_labels:
+        return None
+    why = (
+        f"FP upper bound {below.fp_upper:.3f} at {down:.3f} is under {settings.target_fp:g}, "
+        f"{in_band} labels in [{down:.3f}, {current:.3f})"
+    )
+    return Move(namespace=namespace, old=current, new=down, direction="down", reason=why,
+                labels=report.labels, labels_in_band=in_band)  # fmt: skip
 
 
 class Autopilot:
@@ -109,15 +129,16 @@ class Autopilot:
             labels = labels_from_verdicts(verdicts, self.audit, namespace)
             thresholds = sorted({round(current, 4), *self._grid(current)})
             report = tune(labels, {}, self.settings.target_fp, namespace=namespace,
-                          thresholds=thresholds, current=current)  # fmt: skip
+                          thresholds=thresholds, current=current,
+                          min_band_labels=self.settings.min_band_labels)  # fmt: skip
             move = decide(namespace, current, report, self.settings)
             if move is None:
                 continue
             await self.cache.set_threshold(namespace, move.new)
             self._since[namespace] = now
             log.info(
-                "autopilot: namespace %s threshold %.4f -> %.4f (%s; %d labels)",
-                namespace, move.old, move.new, move.reason, move.labels,
+                "autopilot: namespace %s threshold %.4f -> %.4f (%s; %d labels, %d in the band)",
+                namespace, move.old, move.new, move.reason, move.labels, move.labels_in_band,
             )  # fmt: skip
             self.on_move(move)
             moves.append(move)

@@ -83,15 +83,20 @@ def _gate_lines(report: Report, gate: Gate) -> list[str]:
         margin = gated_margin(by_name[name], gate.gate_single_class)
         kind = "vs_pool" if by_name[name].single_class else "margin"
         lines.append(f"FAIL {name}: {kind} {_number(margin, signed=True)} < {gate.min_margin:g}")
-    if gate.failing:
+    if gate.missing is not None:
+        label = 1 if gate.missing == "positives" else 0
+        lines.append(
+            f"verdict: CANNOT GATE: no {gate.missing} (label-{label} pairs) in the file, so "
+            f"no margin to compare with --min-margin {gate.min_margin:g} "
+            f"(exit {gate.exit_status})"
+        )
+    elif gate.failing:
         lines.append(
             f"verdict: FAIL: {len(gate.failing)} of {gate.gated} gated margin(s) "
             f"below --min-margin {gate.min_margin:g}"
         )
-    elif gate.gated:
-        lines.append(f"verdict: PASS: all {gate.gated} gated margin(s) >= {gate.min_margin:g}")
     else:
-        lines.append("verdict: PASS, but vacuous: no cohort has both positives and negatives")
+        lines.append(f"verdict: PASS: all {gate.gated} gated margin(s) >= {gate.min_margin:g}")
     return lines
 
 

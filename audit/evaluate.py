@@ -14,7 +14,11 @@ label 0 (like ``negation``) or all label 1 (like ``paraphrase``), so its per-coh
 are single-class margins and the gate rests on the overall margin.
 
 The gate passes when every gated margin (each cohort with both classes, and the overall
-one) is >= ``min_margin``. Pure: ``score(pairs, similarities)`` -> ``Report``,
+one) is >= ``min_margin``. A file without positives or without negatives (the
+hard-negative export is all label 0) has no margin anywhere: the gate cannot be checked,
+which is a failure of its own (exit status ``EXIT_CANNOT_GATE``), never a vacuous pass.
+Exit statuses: ``EXIT_PASS`` 0, ``EXIT_BELOW_MARGIN`` 1, 2 bad input (the command's),
+``EXIT_CANNOT_GATE`` 3. Pure: ``score(pairs, similarities)`` -> ``Report``,
 ``check_gate`` -> ``Gate``; no model needed.
 """
 
@@ -34,6 +38,10 @@ OVERALL = "(overall)"
 DEFAULT_MIN_MARGIN = 0.18
 """The release gate's margin (DESIGN.md); the sweep is ``vetcache tune``'s own grid,
 ``audit.tune.DEFAULT_THRESHOLDS``."""
+EXIT_PASS = 0
+EXIT_BELOW_MARGIN = 1
+EXIT_CANNOT_GATE = 3
+"""A gated cohort (the whole file) has no positives or no negatives: nothing to compare."""
 TOLERANCE = 1e-9
 """A margin this close under the minimum passes (0.98 - 0.80 is 0.17999999999999994)."""
 
@@ -174,14 +182,19 @@ class Gate:
     ``gate_single_class``)."""
     gated: int
     """How many margins were compared with ``min_margin``."""
+    missing: str | None = None
+    """``"positives"`` or ``"negatives"`` when the whole file lacks that class (no margin
+    can be gated); else None."""
 
     @property
     def passed(self) -> bool:
-        return not self.failing
+        return not self.failing and self.missing is None
 
     @property
     def exit_status(self) -> int:
-        return 0 if self.passed else 1
+        if self.missing is not None:
+            return EXIT_CANNOT_GATE
+        return EXIT_BELOW_MARGIN if self.failing else EXIT_PASS
 
 
 def report_rows(report: Report) -> tuple[CohortStats, ...]:
@@ -215,4 +228,12 @@ def check_gate(
         if margin + TOLERANCE < min_margin:
             failing.append(stats.name)
     single = tuple(s.name for s in report_rows(report) if s.single_class)
-    return Gate(min_margin, gate_single_class, tuple(failing), single, gated)
+    missing = _missing_class(report.overall)
+    return Gate(min_margin, gate_single_class, tuple(failing), single, gated, missing)
+
+
+def _missing_class(overall: CohortStats) -> str | None:
+    """The class the whole file lacks (the overall row is always gated)."""
+    if not overall.n_pos:
+        return "positives"
+    return None if overall.n_neg else "negatives"

@@ -29,6 +29,9 @@ class AutopilotSettings(BaseModel):
     """Largest move up; moves down are a quarter of it."""
     min_new_verdicts: int = Field(default=50, ge=1)
     """Labels needed since the last move before the next one."""
+    min_band_labels: int = Field(default=10, ge=1)
+    """Labels a move down needs in the band it opens ([new, current)): clean labels above
+    the threshold say nothing about the prompts below it."""
     interval_s: float = Field(default=60.0, gt=0)
     """How often to look."""
 

@@ -15,7 +15,11 @@ weighted false positives among labels with similarity >= t; its 95% interval is 
 the Kish effective sample size (n_eff = (sum w)^2 / sum w^2), which is the plain Wilson
 interval when every weight is equal. The recommendation is the lowest threshold of the sweep
 whose upper bound is under the target (with zero false positives, Wilson needs about
-z^2 (1 - target) / target labels above the line: 73 for 5%).
+z^2 (1 - target) / target labels above the line: 73 for 5%) *and that has evidence where it
+goes*: a threshold below the current one opens the band [t, current), which must hold at
+least ``min_band_labels`` labels; and no move down lies below the sweep step that holds the
+lowest labelled similarity. An upper bound from labels at 0.97 says nothing about
+prompts at 0.80, so clean labels high up never pull the threshold down to the sweep's floor.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from audit.stats import Z95, effective, wilson
 LabelKind = Literal["hit", "near_miss", "pair"]
 DEFAULT_THRESHOLDS = tuple(round(0.70 + i / 100, 2) for i in range(30))
 """0.70 .. 0.99 in steps of 0.01."""
+DEFAULT_MIN_BAND_LABELS = 10
+"""Labels a move down must have in the band it opens."""
 
 
 class TuneLabel(BaseModel):
@@ -72,7 +78,13 @@ class TuneReport(BaseModel):
     interval: str = "Wilson 95% on the Kish effective sample size"
     current_threshold: float | None = None
     recommended: float | None
-    """Lowest threshold whose FP upper bound is under the target; None if none is."""
+    """Lowest threshold whose FP upper bound is under the target and that has evidence
+    where it goes (see ``min_band_labels``); None if none is."""
+    labels_in_band: int | None = None
+    """Labels between the current and the recommended threshold (the band the move opens,
+    or closes when it goes up); None without a current threshold or a recommendation."""
+    min_band_labels: int = DEFAULT_MIN_BAND_LABELS
+    """Labels a move down must have in the band [recommended, current) it opens."""
     reason: str
     lookups: int
     """Lookups behind the hit rates."""
@@ -131,6 +143,50 @@ def row(threshold: float, labels: Sequence[TuneLabel], bins: Mapping[int, int]) 
     )
 
 
+def band_labels(labels: Sequence[TuneLabel], low: float, high: float) -> int:
+    """Labels with a similarity in [low, high)."""
+    return sum(low - 1e-9 <= label.similarity < high - 1e-9 for label in labels)
+
+
+def _floor(labels: Sequence[TuneLabel], thresholds: Sequence[float]) -> float:
+    """The lowest threshold with evidence under it: the sweep step that holds the lowest
+    labelled similarity (a recommendation never goes below it)."""
+    lowest = min(label.similarity for label in labels)
+    under = [t for t in thresholds if t <= lowest + 1e-9]
+    return max(under) if under else min(thresholds)
+
+
+def _choose(
+    rows: Sequence[TuneRow],
+    labels: Sequence[TuneLabel],
+    target_fp: float,
+    current: float | None,
+    min_band: int,
+) -> tuple[TuneRow | None, TuneRow | None]:
+    """The recommended row, and the lowest row that met the bound without the evidence
+    to go there (to say why the recommendation stops short)."""
+    if not labels:
+        return None, None
+    floor = _floor(labels, [r.threshold for r in rows])
+    unfounded = None
+    for r in rows:
+        if not (r.labels and r.fp_upper < target_fp):
+            continue
+        # Staying or going up opens nothing; going down (or with no threshold in force
+        # yet) must stay where labels are.
+        if current is None:
+            unfounded_here = r.threshold < floor - 1e-9
+        else:
+            unfounded_here = r.threshold < current - 1e-9 and (
+                r.threshold < floor - 1e-9 or band_labels(labels, r.threshold, current) < min_band
+            )
+        if unfounded_here:
+            unfounded = unfounded or r
+            continue
+        return r, unfounded
+    return None, unfounded
+
+
 def tune(
     labels: Sequence[TuneLabel],
     bins: Mapping[int, int],
@@ -139,35 +195,60 @@ def tune(
     namespace: str | None = None,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     current: float | None = None,
+    min_band_labels: int = DEFAULT_MIN_BAND_LABELS,
 ) -> TuneReport:
     """The sweep and the recommendation."""
     rows = [row(t, labels, bins) for t in sorted(thresholds)]
-    chosen = next((r for r in rows if r.labels and r.fp_upper < target_fp), None)
-    if chosen is not None:
-        reason = (
-            f"lowest threshold whose FP upper bound ({chosen.fp_upper:.3f}) is under "
-            f"{target_fp:g}, from {chosen.labels} labels"
-        )
-    elif not labels:
-        reason = "no labels yet: audit more hits (or pass --pairs)"
-    else:
-        most = max(rows, key=lambda r: r.effective_n)
-        # Wilson's upper bound for 0 of n is z^2 / (n + z^2): under the target from here.
-        needed = math.floor(Z95**2 * (1 - target_fp) / target_fp) + 1
-        reason = (
-            f"no threshold's FP upper bound is under {target_fp:g}; at most "
-            f"{most.labels} labels lie above any threshold, and even with no false "
-            f"positive about {needed} are needed"
-        )
+    chosen, unfounded = _choose(rows, labels, target_fp, current, min_band_labels)
+    in_band = None
+    if chosen is not None and current is not None:
+        low, high = sorted((chosen.threshold, current))
+        in_band = band_labels(labels, low, high)
     return TuneReport(
         namespace=namespace,
         target_fp=target_fp,
         current_threshold=current,
         recommended=chosen.threshold if chosen else None,
-        reason=reason,
+        labels_in_band=in_band,
+        min_band_labels=min_band_labels,
+        reason=_reason(rows, labels, target_fp, chosen, unfounded, in_band),
         lookups=sum(bins.values()),
         labels=len(labels),
         rows=rows,
+    )
+
+
+def _reason(
+    rows: Sequence[TuneRow],
+    labels: Sequence[TuneLabel],
+    target_fp: float,
+    chosen: TuneRow | None,
+    unfounded: TuneRow | None,
+    in_band: int | None,
+) -> str:
+    short = ""
+    if unfounded is not None:
+        short = (
+            f"; {unfounded.threshold:.2f} and up meet the bound, but the thresholds below "
+            "lack labels in the band they would open"
+        )
+    if chosen is not None:
+        band = "" if in_band is None else f", {in_band} in the band it moves across"
+        return (
+            f"lowest threshold with evidence whose FP upper bound ({chosen.fp_upper:.3f}) "
+            f"is under {target_fp:g}, from {chosen.labels} labels{band}{short}"
+        )
+    if not labels:
+        return "no labels yet: audit more hits (or pass --pairs)"
+    if unfounded is not None:
+        return f"no move has the evidence it needs{short}"
+    most = max(rows, key=lambda r: r.effective_n)
+    # Wilson's upper bound for 0 of n is z^2 / (n + z^2): under the target from here.
+    needed = math.floor(Z95**2 * (1 - target_fp) / target_fp) + 1
+    return (
+        f"no threshold's FP upper bound is under {target_fp:g}; at most "
+        f"{most.labels} labels lie above any threshold, and even with no false "
+        f"positive about {needed} are needed"
     )
 
 
@@ -190,6 +271,8 @@ def render(report: TuneReport) -> str:
             f"{mark}"
         )
     pick = "none" if report.recommended is None else f"{report.recommended:.2f}"
+    if report.labels_in_band is not None:
+        pick += f" ({report.labels_in_band} labels between it and the current threshold)"
     lines.append(f"recommended threshold: {pick} ({report.reason})")
     return "\n".join(lines)
 
@@ -208,6 +291,7 @@ async def report_from_ledger(
     current: float | None = None,
     extra: Sequence[TuneLabel] = (),
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    min_band_labels: int = DEFAULT_MIN_BAND_LABELS,
 ) -> TuneReport:
     """The report for ``namespace`` from the verdicts and lookups of the last ``hours``
     (plus ``extra`` labels, e.g. from a pair file)."""
@@ -216,8 +300,9 @@ async def report_from_ledger(
     labels = labels_from_verdicts(verdicts, settings, namespace) + list(extra)
     bins = await ledger.lookup_bins(namespace, hours)
     return tune(
-        labels, bins, target_fp, namespace=namespace, thresholds=thresholds, current=current
-    )
+        labels, bins, target_fp, namespace=namespace, thresholds=thresholds, current=current,
+        min_band_labels=min_band_labels,
+    )  # fmt: skip
 
 
 def plot(report: TuneReport, path: str) -> None:

@@ -33,6 +33,12 @@ class VerdictWindow:
         for verdict in await verdicts_since(since):
             self._verdicts[verdict.id] = verdict
             self._newest = max(self._newest, verdict.created_at)
+        return self.held(now)
+
+    def held(self, now: float | None = None) -> dict[str, FPRate]:
+        """FP rate per namespace over the window from the verdicts already fetched, without
+        asking for new ones (while the ledger is unreachable, old verdicts still age out)."""
+        now = time.time() if now is None else now
         start = now - self.window_s
         self._verdicts = {i: v for i, v in self._verdicts.items() if v.created_at >= start}
         by_namespace: dict[str, list[Verdict]] = {}

@@ -9,6 +9,7 @@ worker's samples with ``--workers N``). Audit workers expose their own ``/metric
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from proxy.tracing import Tracing
 
 if TYPE_CHECKING:
     from audit.autopilot import Move
+    from proxy.views import Views
 
 # Every counter and histogram child would also export a ``_created`` timestamp series:
 # nearly half the page, read by no rule or panel. Off for the process, as most exporters do.
@@ -66,10 +68,12 @@ class Metrics(AuditObserver):
         self.tracing = tracing or Tracing.off()
         self._namespaces: set[str] = set()
         self._claimed: dict[str, int] = {}  # tenant -> namespaces it brought in
+        self._fp_exported: set[str] = set()  # namespaces whose FP rate was ever exported
         self._declare_requests(registry)
         self._declare_cache(registry)
         self._declare_audits(registry)
         self._declare_shared_state(registry)
+        self._declare_views(registry)
 
     def _declare_requests(self, r: CollectorRegistry) -> None:
         """What each chat request counts."""
@@ -208,6 +212,33 @@ class Metrics(AuditObserver):
             "vetcache_cache_entries", "Live cache entries per namespace.", per_namespace
         )
 
+    def _declare_views(self, r: CollectorRegistry) -> None:
+        """Convenience views of the request counters over ``metrics.view_window_s`` (set by
+        ``proxy.refresher`` from ``proxy.views``), for reading ``/metrics`` by hand."""
+        self.hit_ratio = Gauge(
+            "vetcache_hit_ratio",
+            "Hits / lookups (hit, miss, fail_open) over the view window; NaN without lookups. "
+            "A view of vetcache_requests_total.",
+            ["namespace"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.p99 = Gauge(
+            "vetcache_request_duration_p99_seconds",
+            "p99 request time of hits and of misses over the view window; NaN without "
+            "requests. A view of vetcache_request_duration_seconds.",
+            ["outcome"],
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+
+    def set_views(self, views: Views) -> None:
+        """The windowed hit ratios and p99s (labels as the counters have them)."""
+        for label, ratio in views.hit_ratio.items():
+            self.hit_ratio.labels(label).set(math.nan if ratio is None else ratio)
+        for outcome, seconds in views.p99_s.items():
+            self.p99.labels(outcome).set(math.nan if seconds is None else seconds)
+
     def namespace(self, name: str, tenant: str | None = None) -> str:
         """The label for ``name``: itself once known, else ``OTHER``. A tenant's traffic
         makes a namespace known while that tenant has brought in fewer than its share
@@ -303,15 +334,28 @@ class Metrics(AuditObserver):
     # Shared state, set by the refresher.
 
     def set_fp_rates(self, rates: dict[str, FPRate]) -> None:
+        """The FP rate per namespace over the window. A namespace exported before whose
+        window now holds no labels (its verdicts aged out, or none is correct or
+        false_positive) exports NaN with ``labelled`` 0, never its last rate: a stale 0.8
+        two hours after every verdict left the window would page someone for nothing, and
+        a stale 0.01 would hide a spike. NaN, not removal: prometheus-client cannot remove
+        a label set in multiprocess mode (``--workers N``), and NaN fails every threshold
+        comparison, so no alert fires on it."""
+        fresh: set[str] = set()
         for namespace, rate in rates.items():
             label = self.namespace(namespace)
-            if label == OTHER:
+            if label == OTHER or rate.rate is None or not rate.labelled:
                 continue
-            if rate.rate is not None:
-                self.fp_rate.labels(label).set(rate.rate)
+            fresh.add(label)
+            self.fp_rate.labels(label).set(rate.rate)
             self.fp_upper.labels(label).set(rate.upper)
             self.fp_lower.labels(label).set(rate.lower)
             self.fp_labelled.labels(label).set(rate.labelled)
+        for label in self._fp_exported - fresh:
+            for gauge in (self.fp_rate, self.fp_upper, self.fp_lower):
+                gauge.labels(label).set(math.nan)
+            self.fp_labelled.labels(label).set(0)
+        self._fp_exported |= fresh
 
     def set_thresholds(self, default: float, per_namespace: dict[str, float]) -> None:
         self.threshold.labels(DEFAULT).set(default)

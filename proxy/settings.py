@@ -161,6 +161,9 @@ class MetricsSettings(_Frozen):
     """How often the shared-state gauges (FP rate, queue, thresholds, entries) refresh."""
     fp_window_s: int | None = Field(default=None, ge=60)
     """Window of ``vetcache_false_positive_rate``; default ``audit.window_s``."""
+    view_window_s: float = Field(default=300.0, gt=0)
+    """Window of the convenience gauges ``vetcache_hit_ratio`` and
+    ``vetcache_request_duration_p99_seconds`` (views of the request counters)."""
 
 
 class Settings(BaseSettings):

@@ -8,9 +8,11 @@ different-answer pairs well enough to ship? A CI gate for embedder releases.
 The pairs file (TSV or JSONL, pairs, triplets or conversation pairs) is read by
 ``audit.pairs``; conversation pairs are keyed under ``--context-policy`` by
 ``audit.conversations`` (different scopes never meet, exact repeats hit); the scoring and
-gate are ``audit.evaluate``, the output ``audit.eval_report``. Exit status: 0 when every
-gated margin is >= ``--min-margin``; 1 when one is below; 2 on bad input (every malformed row
-listed as ``FILE:LINE: problem``), a model that cannot be loaded, or bad usage.
+gate are ``audit.evaluate``, the output ``audit.eval_report``. Exit status (``EXIT_HELP``):
+0 when every gated margin is >= ``--min-margin``; 1 when one is below; 2 on bad input (every
+malformed row listed as ``FILE:LINE: problem``), a model that cannot be loaded, or bad usage;
+3 when the file has no positives or no negatives (e.g. the hard-negative export, all label
+0): there is no margin to gate, which is a failure, not a vacuous pass.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ from cache.settings import EMBEDDING_BACKENDS, CacheSettings
 
 NAME = "eval"
 HELP = "how well the embedder separates same-answer pairs from traps, per cohort"
+EXIT_HELP = (
+    "exit status: 0 every gated margin >= --min-margin; 1 one is below; 2 bad input, model "
+    "or usage; 3 cannot gate: the file has no positives or no negatives"
+)
 MAX_ERRORS_SHOWN = 20
 
 Similarities = Callable[[Sequence[Pair], CacheSettings], Awaitable[tuple[list[float], str]]]
@@ -83,7 +89,7 @@ async def evaluate(
     err: TextIO | None = None,
 ) -> int:
     """Parse, embed, score, print; the exit status (0 pass, 1 a margin too small, 2 bad
-    input or model). ``args`` as ``add_arguments`` defines them."""
+    input or model, 3 a class missing). ``args`` as ``add_arguments`` defines them."""
     out, err = out or sys.stdout, err or sys.stderr
     try:
         pairs = load_pairs(args.pairs, cohort_depth=args.cohort_depth)
@@ -138,14 +144,17 @@ def _depth(value: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``vetcache eval``."""
+    """The options of ``vetcache eval`` (and its exit statuses, after them in ``--help``)."""
+    parser.epilog = EXIT_HELP
     parser.add_argument(
-        "--pairs", type=Path, required=True, metavar="FILE", help="labelled pairs or triplets"
+        "--pairs",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="labelled pairs, triplets or conversation pairs",
     )
     parser.add_argument(
-        "--model",
-        default=BUNDLED_MODEL,
-        help="sentence-transformers model name or path",
+        "--model", default=BUNDLED_MODEL, help="sentence-transformers model name or path"
     )
     parser.add_argument(
         "--backend",
@@ -180,6 +189,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also fail single-class cohorts whose margin against the pooled other class "
         "is below --min-margin",
     )
+    _add_conversation_arguments(parser)
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="a table, or one JSON object"
+    )
+
+
+def _add_conversation_arguments(parser: argparse.ArgumentParser) -> None:
+    """How conversation pairs are keyed: as the gateway's ``cache.context_policy``."""
     parser.add_argument(
         "--context-policy",
         choices=typing.get_args(ContextPolicy),
@@ -193,7 +210,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=CacheSettings().last_turns,
         metavar="N",
         help="earlier turns that must match under --context-policy last_turns",
-    )
-    parser.add_argument(
-        "--format", choices=("text", "json"), default="text", help="a table, or one JSON object"
     )

@@ -2,7 +2,11 @@
 recommendation, and (``--apply``) the new threshold for every replica.
 
     vetcache tune [--config F] [--namespace N] --target-fp 0.05 [--pairs FILE]
-                  [--hours H] [--apply] [--plot FILE] [--format text|json]
+                  [--hours H] [--min-band-labels N] [--apply] [--plot FILE]
+                  [--format text|json]
+
+A recommendation never goes where there are no labels: a move down must have
+``--min-band-labels`` labels in the band it opens, and none goes below the lowest label.
 """
 
 from __future__ import annotations
@@ -14,7 +18,14 @@ from pathlib import Path
 
 from audit.errors import InputError
 from audit.pairs import Pair, embed_similarities, load_pairs
-from audit.tune import TuneLabel, TuneReport, plot, render, report_from_ledger
+from audit.tune import (
+    DEFAULT_MIN_BAND_LABELS,
+    TuneLabel,
+    TuneReport,
+    plot,
+    render,
+    report_from_ledger,
+)
 from proxy.commands import common
 from proxy.commands.common import CONFIG_HELP
 from proxy.settings import Settings
@@ -30,6 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs", type=Path, help="labelled pairs (TSV or JSONL) to add")
     parser.add_argument(
         "--hours", type=int, default=168, help="verdicts and lookups of the last H hours"
+    )
+    parser.add_argument(
+        "--min-band-labels",
+        type=int,
+        default=DEFAULT_MIN_BAND_LABELS,
+        help="labels a move down must have between the new and the current threshold "
+        f"(default {DEFAULT_MIN_BAND_LABELS})",
     )
     parser.add_argument("--apply", action="store_true", help="set the recommended threshold")
     parser.add_argument("--plot", type=Path, help="write the curves to this PNG")
@@ -69,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
         plot(report, str(args.plot))
     if args.apply:
         if applied is None:
-            print("vetcache: tune: nothing applied: no threshold meets the target", file=sys.stderr)
+            print(
+                "vetcache: tune: nothing applied: no threshold meets the target with evidence",
+                file=sys.stderr,
+            )
             return 1
         print(
             f"applied: namespace {args.namespace} threshold {applied:.2f} "
@@ -85,6 +106,8 @@ def _problem(settings: Settings, args: argparse.Namespace) -> str | None:
         return "--target-fp must be between 0 and 1"
     if args.hours < 1:
         return "--hours must be at least 1"
+    if args.min_band_labels < 1:
+        return "--min-band-labels must be at least 1"
     if not settings.redis_url:
         return (
             "needs redis_url: it reads the verdicts every replica shares; with the "
@@ -117,6 +140,7 @@ async def _run(
             hours=args.hours,
             current=current,
             extra=extra,
+            min_band_labels=args.min_band_labels,
         )
         applied = None
         if args.apply and report.recommended is not None:

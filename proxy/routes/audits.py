@@ -27,6 +27,7 @@ from audit import Verdict
 from audit.errors import LedgerError
 from audit.ledgers.base import LOOKUP_HISTORY_H
 from audit.schema import VerdictKind
+from audit.tune import DEFAULT_MIN_BAND_LABELS
 from proxy import deps
 from proxy.directives import namespace_filter, namespace_or_default
 from proxy.errors import GatewayError, InvalidRequest, PermissionDenied
@@ -117,12 +118,16 @@ async def tune_report(
     namespace: Namespace,
     target_fp: Annotated[float, Query(gt=0, lt=1)] = 0.05,
     hours: Annotated[int, Query(ge=1, le=LOOKUP_HISTORY_H)] = 168,
+    min_band_labels: Annotated[int, Query(ge=1, le=100_000)] = DEFAULT_MIN_BAND_LABELS,
 ) -> Response:
     """Threshold -> estimated hit rate, FP rate and its upper bound, and the lowest
-    threshold whose upper bound is under ``target_fp`` (what ``vetcache tune`` prints)."""
+    threshold whose upper bound is under ``target_fp`` with ``min_band_labels`` labels in
+    the band a move down opens (what ``vetcache tune`` prints)."""
     current = service.cache.threshold(namespace) if service.cache else None
     try:
-        report = await auditor.tune(namespace, target_fp, hours=hours, current=current)
+        report = await auditor.tune(
+            namespace, target_fp, hours=hours, current=current, min_band_labels=min_band_labels
+        )
     except LedgerError:
         raise _unavailable() from None
     return json_response(report.model_dump(mode="json"))

@@ -111,6 +111,7 @@ def test_a_lower_bar_passes_the_same_file(capsys: pytest.CaptureFixture[str]) ->
         "failing": [],
         "single_class": COHORTS,
         "gated": 1,
+        "missing": None,
         "passed": True,
         "exit_status": 0,
     }
@@ -151,6 +152,7 @@ def test_jsonl_triplets_with_a_comfortable_margin_pass(
         "failing": [],
         "single_class": [],
         "gated": 1,
+        "missing": None,
         "passed": True,
         "exit_status": 0,
     }

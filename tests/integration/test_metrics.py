@@ -22,6 +22,7 @@ from cache.semantic import SemanticCache
 from cache.settings import CacheSettings
 from cache.stores.memory import MemoryStore
 from proxy.auth import hash_key
+from proxy.summary import quantile
 from tests.conftest import child_log, free_port, route, stop, vetcache, wait_http
 
 pytestmark = pytest.mark.integration
@@ -172,6 +173,22 @@ def assert_audits_counted(m: Samples, ns: str) -> None:
     assert value(m, "vetcache_audit_queue_depth") == 0
 
 
+def assert_the_views_are_ready(m: Samples, ns: str) -> None:
+    """The mission's numbers without PromQL: the hit ratio (2 hits of 4 lookups; the bypass
+    and the error did not look up) and the p99 of hits and of misses over the view window,
+    the same numbers the counters on this page give."""
+    assert value(m, "vetcache_hit_ratio", namespace=ns) == 0.5
+    for outcome in ("hit", "miss"):
+        buckets = [
+            (float(dict(labels)["le"]), v)
+            for (name, labels), v in m.items()
+            if name == "vetcache_request_duration_seconds_bucket"
+            and dict(labels)["outcome"] == outcome
+        ]
+        p99 = value(m, "vetcache_request_duration_p99_seconds", outcome=outcome)
+        assert p99 > 0 and p99 == pytest.approx(quantile(0.99, buckets))
+
+
 def assert_a_review_is_counted(client: TestClient, ns: str) -> None:
     """A person overturns the false positive: counted as a review, and the gauge follows."""
     [bad] = [v for v in verdicts(client, ns) if v["verdict"] == "false_positive"]
@@ -208,6 +225,7 @@ def test_metrics_match_a_scripted_mix(
     assert value(m, "vetcache_tokens_saved_total", namespace=ns) == saved
     assert total(m, "vetcache_cache_errors_total") == 0
 
+    assert_the_views_are_ready(m, ns)
     assert_a_review_is_counted(client, ns)
     summary = client.get("/admin/summary", headers=ADMIN).json()
     assert summary["requests"]["hit"] >= 2 and 0 < summary["hit_ratio"] < 1

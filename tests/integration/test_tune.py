@@ -176,7 +176,7 @@ def test_admin_tune_returns_the_same_report(
     gateway_client: Callable[..., TestClient], fake_upstream: str
 ) -> None:
     client = gateway_client(
-        cache=SemanticCache(CacheSettings(threshold=0.9), MemoryStore(), HashEmbedder()),
+        cache=SemanticCache(CacheSettings(threshold=0.95), MemoryStore(), HashEmbedder()),
         audit={"sample_rate": 1.0},
         admin_key_sha256=hash_key("sk-admin"),
     )
@@ -185,8 +185,15 @@ def test_admin_tune_returns_the_same_report(
     asyncio.run(record_verdicts(ledger, "shop", 0.921, "correct", 200))
     admin = {"authorization": "Bearer sk-admin"}
     report = client.get("/admin/tune?namespace=shop&target_fp=0.05", headers=admin).json()
-    assert report["recommended"] == 0.86 and report["current_threshold"] == 0.9
-    assert report["labels"] == 220
+    assert report["recommended"] == 0.86 and report["current_threshold"] == 0.95
+    assert report["labels"] == 220 and report["labels_in_band"] == 200
+    # Issue 18: clean labels only at 0.97 recommend staying at 0.95, not the sweep's 0.70.
+    asyncio.run(record_verdicts(ledger, "clean", 0.97, "correct", 100))
+    clean = client.get("/admin/tune?namespace=clean&target_fp=0.05", headers=admin).json()
+    assert clean["recommended"] == 0.95 and clean["labels_in_band"] == 0
+    strict = "/admin/tune?namespace=shop&target_fp=0.05&min_band_labels=201"
+    short = client.get(strict, headers=admin).json()  # no labels at or above 0.95 either
+    assert short["recommended"] is None and "lack labels in the band" in short["reason"]
     assert client.get("/admin/tune?namespace=shop").status_code == 401
     bad = client.get("/admin/tune?namespace=shop&target_fp=2", headers=admin)
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "target_fp"

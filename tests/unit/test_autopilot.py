@@ -56,17 +56,36 @@ async def test_a_burst_of_false_positives_raises_the_threshold_within_bounds() -
 
 async def test_clean_labels_lower_the_threshold_slowly_to_the_floor() -> None:
     autopilot, ledger, cache, moves = pilot()
-    await record(ledger, 0.95, "correct", 19)
+    await record(ledger, 0.899, "correct", 19)
     assert await autopilot.step(now=time.time()) == []  # 19 < min_new_verdicts
     seen = [cache.threshold("shop", None, False)]
     for _ in range(12):
-        await record(ledger, 0.95, "correct", 100)
+        # Clean labels (near-miss audits) just under the line: evidence in the band a
+        # step down opens.
+        await record(ledger, round(seen[-1] - 0.002, 4), "correct", 100)
         await autopilot.step(now=time.time())
         seen.append(cache.threshold("shop", None, False))
     steps = [round(a - b, 4) for a, b in itertools.pairwise(seen)]
     assert all(0 <= s <= 0.005 for s in steps)  # down a quarter step at most each time
     assert seen[-1] == 0.88 and min(seen) == 0.88  # the floor, never below
     assert all(m.direction == "down" for m in moves) and len(moves) == 4
+    assert all(m.labels_in_band >= PILOT.min_band_labels for m in moves)
+
+
+async def test_clean_labels_far_above_the_line_never_lower_it() -> None:
+    """Hundreds of correct labels at 0.97 say nothing about prompts at 0.895: the
+    threshold stays where the evidence is (issue 18)."""
+    autopilot, ledger, cache, moves = pilot()
+    for _ in range(6):
+        await record(ledger, 0.97, "correct", 100)
+        assert await autopilot.step(now=time.time()) == []
+    assert cache.threshold("shop", None, False) == 0.90 and moves == []
+    # A few labels in the band are not enough either (min_band_labels, 10 by default).
+    await record(ledger, 0.897, "correct", PILOT.min_band_labels - 1)
+    assert await autopilot.step(now=time.time()) == []
+    await record(ledger, 0.897, "correct", 1)
+    [down] = await autopilot.step(now=time.time())
+    assert (down.new, down.labels_in_band) == (0.895, PILOT.min_band_labels)
 
 
 def test_bounds_must_be_in_order() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from audit.eval_report import key_thresholds, render_json, render_text, report_from_dict
-from audit.evaluate import OVERALL, CohortStats, Report, check_gate, score
+from audit.evaluate import EXIT_CANNOT_GATE, OVERALL, CohortStats, Report, check_gate, score
 from audit.pairs import Pair
 from audit.tune import DEFAULT_THRESHOLDS
 from cache import CacheSettings
@@ -142,11 +142,19 @@ def test_a_margin_equal_to_the_minimum_passes() -> None:
     assert check_gate(report, min_margin=0.18).exit_status == 0
 
 
-def test_a_file_with_one_class_passes_vacuously_and_says_so() -> None:
-    report = score([Pair("a", "b", 1, "x", 2)], [0.5])
-    gate = check_gate(report)
-    assert (gate.gated, gate.exit_status) == (0, 0)
-    assert "vacuous" in render_text(report, gate)
+def test_a_file_with_one_class_cannot_be_gated_and_fails_with_its_own_status() -> None:
+    """Issue 18: the hard-negative export (label 0 only) passed "vacuously" with exit 0."""
+    negatives = [Pair("a", f"b{i}", 0, "negation" if i % 2 else "number", i) for i in range(6)]
+    report = score(negatives, [0.5] * 6)
+    gate = check_gate(report, gate_single_class=True)
+    assert (gate.gated, gate.missing, gate.passed) == (0, "positives", False)
+    assert gate.exit_status == EXIT_CANNOT_GATE == 3
+    text = render_text(report, gate)
+    assert "verdict: CANNOT GATE: no positives (label-1 pairs)" in text
+    assert "PASS" not in text
+    positives = score([Pair("a", "b", 1, "x", 2)], [0.5])
+    assert check_gate(positives).missing == "negatives"
+    assert check_gate(positives).exit_status == 3
 
 
 # --- output --------------------------------------------------------------------------------
@@ -196,6 +204,7 @@ def test_json_output_round_trips() -> None:
         "failing": ["b", OVERALL],
         "single_class": ["c"],
         "gated": 3,
+        "missing": None,
         "passed": False,
         "exit_status": 1,
     }
@@ -301,6 +310,26 @@ async def test_run_fails_a_small_margin_and_prints_json(tmp_path: Path) -> None:
     margins = {c["name"]: c["margin"] for c in data["cohorts"]}
     assert margins["trap"] == 0.0
     assert math.isclose(margins["easy"], 0.5)
+
+
+async def test_run_exits_3_on_the_hard_negative_export(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "hard_negatives.tsv",
+        "text_a\ttext_b\tlabel\tcategory\n" + "a\tb\t0\tshop\nc\td\t0\tbank\n",
+    )
+    args = parser().parse_args(["eval", "--pairs", str(path), "--format", "json"])
+    out = io.StringIO()
+    assert await evaluate.evaluate(args, similarities=fake_similarities, out=out) == 3
+    gate = json.loads(out.getvalue())["gate"]
+    assert (gate["passed"], gate["exit_status"], gate["missing"]) == (False, 3, "positives")
+
+
+def test_eval_help_lists_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parser().parse_args(["eval", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "3 cannot gate: the file has no positives or no negatives" in text
 
 
 async def test_run_reports_at_most_20_bad_rows_and_computes_nothing(tmp_path: Path) -> None:

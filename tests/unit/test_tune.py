@@ -36,7 +36,7 @@ def test_recommends_the_lowest_threshold_whose_upper_bound_is_under_the_target()
     # z^2 / (n + z^2).
     assert by_t[0.86].fp_rate == 0.0 and by_t[0.86].labels == 200
     assert by_t[0.86].fp_upper == pytest.approx(Z95**2 / (200 + Z95**2))
-    assert report.recommended == 0.86
+    assert report.recommended == 0.86 and report.labels_in_band == 200
     assert by_t[0.86].hit_rate == pytest.approx(200 / 1000)
     assert by_t[0.85].hit_rate == pytest.approx(500 / 1000)
     assert by_t[0.93].labels == 0 and by_t[0.93].hit_rate == 0.0
@@ -49,6 +49,25 @@ def test_too_few_labels_recommend_nothing_and_say_how_many_are_needed() -> None:
     assert report.recommended is None
     assert "73 are needed" in report.reason  # 0 of 73: upper bound 0.0500 - 1e-4
     assert tune([], {}, 0.05).reason.startswith("no labels yet")
+
+
+def test_clean_labels_at_097_never_recommend_a_threshold_below_them() -> None:
+    """Issue 18: 100 correct labels, all at 0.97. Wilson's bound is under 5% at every
+    threshold up to 0.97, but nothing is known about prompts below 0.97."""
+    seeded = labels(0.97, 100, False)
+    alone = tune(seeded, {97: 100}, 0.05)
+    assert alone.recommended == 0.97 and alone.labels_in_band is None
+    # With a current threshold of 0.90 the band [t, 0.90) is empty for every t below it:
+    # the recommendation is to stay, and says how many labels it moves across.
+    report = tune(seeded, {97: 100}, 0.05, current=0.90)
+    assert report.recommended == 0.90 and report.labels_in_band == 0
+    assert "lack labels in the band" in report.reason
+    assert "(0 labels between it and the current threshold)" in render(report)
+    # Labels in the band let it go down, but only as far as they reach.
+    spread = seeded + labels(0.875, 12, False)
+    down = tune(spread, {}, 0.05, current=0.90)
+    assert down.recommended == 0.87 and down.labels_in_band == 12
+    assert tune(spread, {}, 0.05, current=0.90, min_band_labels=13).recommended == 0.90
 
 
 def test_weights_use_the_kish_effective_sample_size() -> None:
