@@ -18,6 +18,7 @@ prompt pairs for these edits; the word lists are the rules and grow with the lab
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from cache.contrast_numbers import numbers
 from cache.contrast_words import (
     ALIASES,
     ANTONYMS,
+    DIRECTIONAL,
+    FILLERS,
     KINDS,
     NEGATING_PREFIXES,
     NEGATION_CUES,
@@ -186,28 +189,43 @@ class _Prompt:
         names = [(at, _stem(name)) for at, name in _names(sentences)]
         return cls(text, sentences, tokens, names, frozenset(_stem(t) for t in tokens))
 
+    def around(self, at: int) -> tuple[str, str]:
+        """The words left and right of ``tokens[at]`` ("" at either end)."""
+        return (self.tokens[at - 1] if at > 0 else "", "".join(self.tokens[at + 1 : at + 2]))
+
     def says(self, name: str) -> bool:
         """Whether the prompt names ``name``, in any of its short forms ("JS", "JavaScript")."""
         return name in self.stems or bool(_ALIASES.get(name, frozenset()) & self.stems)
 
 
 def _order(a: _Prompt, b: _Prompt) -> str | None:
-    """The same names around the same connecting words, the other way round: "from MySQL to
-    Postgres" / "from Postgres to MySQL", "Python faster than Java" / "Java faster than
-    Python"; not reordered clauses ("VAT when selling to the EU" / "selling to the EU, VAT")
-    nor a symmetric connector ("Python and Java")."""
+    """The same names, two of them swapped: around the same directional word ("from MySQL
+    to Postgres", "Python faster than Java"), or each taking the other's neighbour ("in
+    French service ... British frigates"). Not reordered clauses ("VAT when selling to the
+    EU" / "When selling to the EU, ... VAT"), nor names joined by "and", "or", "vs"."""
     left, right = [n for _, n in a.names], [n for _, n in b.names]
     if len(left) < 2 or sorted(left) != sorted(right) or left == right:
         return None
     at_a = {n: i for i, n in reversed(a.names)}
     at_b = {n: i for i, n in reversed(b.names)}
-    for x in at_a:
-        for y in at_a:
-            if at_a[x] < at_a[y] and at_b[y] < at_b[x]:
-                between = a.tokens[at_a[x] + 1 : at_a[y]]
-                if between == b.tokens[at_b[y] + 1 : at_b[x]] and set(between) - SYMMETRIC:
-                    return f"order: {' '.join(left)} / {' '.join(right)}"
+    for x, y in itertools.permutations(at_a, 2):
+        if not at_a[x] < at_a[y] or not at_b[y] < at_b[x]:
+            continue
+        span_a, span_b = a.tokens[at_a[x] + 1 : at_a[y]], b.tokens[at_b[y] + 1 : at_b[x]]
+        if not set(span_a + span_b) - SYMMETRIC:
+            continue
+        directed = len(span_a) <= 4 and len(span_b) <= 4 and set(span_a) & set(span_b) & DIRECTIONAL
+        if directed or _took_place(b.around(at_b[x]), a.around(at_a[y]), a.around(at_a[x])):
+            return f"order: {' '.join(left)} / {' '.join(right)}"
     return None
+
+
+def _took_place(moved: tuple[str, str], other: tuple[str, str], own: tuple[str, str]) -> bool:
+    """Whether a name's neighbours (left, right) now are another name's, not its own."""
+    return any(
+        word and word not in FILLERS and word == was and word != mine
+        for word, was, mine in zip(moved, other, own, strict=True)
+    )
 
 
 def _direction(a: _Prompt, b: _Prompt) -> str | None:

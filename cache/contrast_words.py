@@ -106,6 +106,10 @@ POLITE_NEGATIONS = frozenset(
 )
 # Words that connect two names either way round: "Python and Java" is "Java and Python".
 SYMMETRIC = frozenset("and or vs versus with between plus nor".split())
+# Words that give two names a direction: "from A to B", "A faster than B", "A over B".
+DIRECTIONAL = frozenset("to into onto than from over instead towards toward".split())
+# Neighbours too common to tell which name stands where ("the", "of").
+FILLERS = frozenset("the a an my your our their his her its this that of".split())
 # Short forms of one name: a word of a group stands for any other of the group.
 ALIAS_GROUPS = [
     frozenset(group.split())

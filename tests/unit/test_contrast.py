@@ -44,6 +44,16 @@ from cache.contrast import contrasts
         ),
         ("Is shipping free within the EU?", "Is shipping free outside the EU?", "scope"),
         ("Is Python faster than Java?", "Is Java faster than Python?", "entity"),
+        (
+            "How do I convert a Word file to PDF?",
+            "How do I convert a PDF to a Word file?",
+            "entity",
+        ),
+        (
+            "Did the French navy fight British ships?",
+            "Did the British navy fight French ships?",
+            "entity",
+        ),
         ("Is the 2024 standard stricter?", "Is the 2025 standard stricter?", "number"),
     ],
 )
