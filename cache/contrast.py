@@ -141,16 +141,13 @@ def _names(sentences: list[list[str]]) -> list[tuple[int, str]]:
     names = []
     index = 0
     for words in sentences:
-        shouting = sum(w.isupper() for w in words) > len(words) / 2
-        for position, word in enumerate(words):
-            plain = _plain(word)
-            mixed = any(c.isupper() for c in word[1:])
-            if (
-                not shouting
-                and plain not in NOT_NAMES
-                and ((position > 0 and word[0].isupper()) or mixed)
-            ):
-                names.append((index + position, plain))
+        if sum(w.isupper() for w in words) <= len(words) / 2:  # else shouting: no names
+            for position, word in enumerate(words):
+                capitalized = position > 0 and word[0].isupper()
+                if capitalized or not word[1:].islower():  # mixed case: "iPhone", "macOS"
+                    plain = _plain(word)
+                    if plain not in NOT_NAMES and (capitalized or word[1:] != word[1:].lower()):
+                        names.append((index + position, plain))
         index += len(words)
     return names
 
