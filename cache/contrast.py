@@ -6,14 +6,18 @@ These rules look only for such edits, each a named check with its evidence:
 
 - ``negation``: negation cues in one prompt and not the other, an antonym swapped in
   (``turn on`` / ``turn off``, ``most`` / ``least``), or a negating prefix (``safe`` / ``unsafe``);
-- ``number``: different numbers, times, dates, months, weekdays or number words;
-- ``entity``: a named thing (capitalized or mixed-case word) on each side that the other lacks,
-  or the same named things in another order ("from MySQL to Postgres" / "from Postgres to MySQL");
+- ``number``: different numbers, times, dates, months, weekdays or number words
+  (``cache.contrast_numbers``);
+- ``entity``: a named thing (capitalized or mixed-case word) on each side that the other lacks
+  in any of its short forms (``JS`` is ``JavaScript``), or two named things swapped ("from
+  MySQL to Postgres" / "from Postgres to MySQL");
 - ``scope``: a swapped audience, place or period word (``home`` / ``abroad``,
   ``full-time`` / ``part-time``, ``within`` / ``after``).
 
 No model, no network: usable on the request path. Written by hand because no library checks
-prompt pairs for these edits; the word lists are the rules and grow with the labels.
+prompt pairs for these edits; the word lists (``cache.contrast_words``) are the rules and
+grow with the labels. Words are compared in one spelling (lower case, no apostrophes), so no
+prompt contrasts with itself.
 """
 
 from __future__ import annotations
