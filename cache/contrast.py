@@ -6,114 +6,43 @@ These rules look only for such edits, each a named check with its evidence:
 
 - ``negation``: negation cues in one prompt and not the other, an antonym swapped in
   (``turn on`` / ``turn off``, ``most`` / ``least``), or a negating prefix (``safe`` / ``unsafe``);
-- ``number``: different numbers, times, dates, months, weekdays or number words;
-- ``entity``: a named thing (capitalized or mixed-case word) on each side that the other lacks,
-  or the same named things in another order ("from MySQL to Postgres" / "from Postgres to MySQL");
+- ``number``: different numbers, times, dates, months, weekdays or number words
+  (``cache.contrast_numbers``);
+- ``entity``: a named thing (capitalized or mixed-case word) on each side that the other lacks
+  in any of its short forms (``JS`` is ``JavaScript``), or two named things swapped ("from
+  MySQL to Postgres" / "from Postgres to MySQL");
 - ``scope``: a swapped audience, place or period word (``home`` / ``abroad``,
   ``full-time`` / ``part-time``, ``within`` / ``after``).
 
 No model, no network: usable on the request path. Written by hand because no library checks
-prompt pairs for these edits; the word lists are the rules and grow with the labels.
+prompt pairs for these edits; the word lists (``cache.contrast_words``) are the rules and
+grow with the labels. Words are compared in one spelling (lower case, no apostrophes), so no
+prompt contrasts with itself.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections import Counter
 from dataclasses import dataclass
 
+from cache.contrast_numbers import numbers
+from cache.contrast_words import (
+    ALIASES,
+    ANTONYMS,
+    DIRECTIONAL,
+    FILLERS,
+    KINDS,
+    NEGATING_PREFIXES,
+    NEGATION_CUES,
+    NOT_NAMES,
+    POLITE_NEGATIONS,
+    SCOPE_PAIRS,
+    SYMMETRIC,
+)
 from cache.policy import Check
 
-
-def _pairs(text: str) -> list[tuple[str, str]]:
-    """``"on/off in/out"`` -> ``[("on", "off"), ("in", "out")]``."""
-    return [(a, b) for a, _, b in (item.partition("/") for item in text.split())]
-
-
-NEGATION_CUES = frozenset(
-    "not no never without cannot none nobody nothing nowhere neither nor dont doesnt didnt "
-    "isnt arent wasnt werent wont wouldnt cant couldnt shouldnt havent hasnt".split()
-)
-# Pairs whose swap turns a question into another one. Both directions are checked.
-ANTONYMS = _pairs(
-    """
-    on/off in/out include/exclude included/excluded includes/excludes most/least more/less
-    more/fewer max/min maximum/minimum highest/lowest higher/lower enable/disable
-    enabled/disabled allow/block allowed/banned add/remove join/leave enrol/withdraw
-    enroll/withdraw subscribe/unsubscribe accept/reject accept/decline approve/reject
-    approve/deny buy/sell increase/decrease raise/lower before/after above/below over/under
-    open/closed open/close opens/closes start/stop start/end starts/ends begin/end
-    arrive/depart arrival/departure arrivals/departures import/export upload/download
-    encrypt/decrypt lock/unlock activate/deactivate connect/disconnect always/never
-    earliest/latest early/late first/last cheapest/dearest cheapest/priciest cheap/expensive
-    hot/cold hottest/coldest warm/cold fast/slow fastest/slowest win/lose pass/fail
-    credit/debit deposit/withdraw deposit/withdrawal income/expenses profit/loss borrow/lend
-    upgrade/downgrade overpaid/underpaid overpay/underpay overcharged/undercharged
-    inside/outside indoor/outdoor indoors/outdoors public/private full/empty safe/dangerous
-    legal/illegal increase/reduce gain/lose with/without same/different true/false yes/no
-    send/receive sent/received push/pull give/take plus/minus up/down north/south east/west
-    left/right top/bottom best/worst better/worse old/new older/newer oldest/newest
-    long/short longest/shortest large/small largest/smallest big/small biggest/smallest
-    heavy/light increase/cut apply/cancel install/uninstall mount/unmount pause/resume
-    hide/show mute/unmute follow/unfollow block/unblock freeze/unfreeze lowest/highest
-    minimum/maximum sunrise/sunset eat/avoid take/avoid use/avoid benefits/drawbacks
-    benefits/downsides benefits/risks advantages/disadvantages pros/cons cover/exclude
-    covered/excluded add/take increased/decreased increase/less increase/smaller
-    compulsory/optional mandatory/optional required/optional approved/rejected
-    approved/refused allow/ban allowed/prohibited grant/revoke spicy/mild busy/quiet
-    improve/damage legally/illegal lawfully/illegal lawful/unlawful fair/unfair
-    outstanding/inadequate good/bad pass/fail valid/invalid succeed/fail success/failure
-    positive/negative healthy/unhealthy
-    """
-)
-# Words of one kind: two different ones across the prompts means two different things.
-KINDS = [
-    frozenset("red orange yellow green blue purple pink black white grey gray brown".split()),
-    frozenset("men women mens womens male female boys girls".split()),
-]
-SCOPE_PAIRS = _pairs(
-    """
-    home/abroad home/away domestic/international home/international local/international
-    national/international full-time/part-time fulltime/parttime permanent/temporary
-    within/after during/after during/before weekday/weekend weekdays/weekends peak/off-peak
-    single/return one-way/return adult/child adults/children adult/children students/staff
-    student/staff employee/contractor employees/contractors homeowner/tenant
-    homeowners/tenants landlord/tenant owner/tenant buyer/seller personal/business
-    new/existing member/non-member members/non-members resident/non-resident
-    residents/non-residents online/in-store online/in-person first-time/repeat private/nhs
-    urgent/routine manual/automatic individual/group individuals/groups monthly/annual
-    monthly/yearly daily/weekly weekly/monthly morning/evening day/night today/tomorrow
-    today/yesterday students/nonprofits students/pensioners students/seniors home/work
-    car/van lunch/dinner breakfast/dinner iphone/android android/ios mobile/desktop
-    laptop/desktop
-    """
-)
-NEGATING_PREFIXES = ("un", "non", "non-", "dis", "in", "im", "il", "ir", "mis")
-MONTHS = frozenset(
-    "january february march april may june july august september october november december "
-    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
-)
-WEEKDAYS = frozenset(
-    "monday tuesday wednesday thursday friday saturday sunday mon tue wed thu fri sat sun".split()
-)
-NUMBER_WORDS = {
-    word: str(value)
-    for value, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
-        "fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
-    )
-}
-ORDINALS = frozenset("first second third fourth fifth sixth seventh eighth ninth tenth".split())
-# Capitalized words that are not names: sentence openers, pronouns, question words.
-NOT_NAMES = frozenset(
-    "i i'm i've i'd i'll what what's whats how when where which who whom whose why is are "
-    "can could do does did should would will may might must hello hi hey please thanks so "
-    "and or but if the a an my our your their his her its this that these those just ok "
-    "okay uh um also still".split()
-)
-
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\u2019-]*[A-Za-z]|[A-Za-z]")
-_NUMBER = re.compile(r"[£$€]?\d+(?:[.,:]\d+)*(?:\s?(?:am|pm|%|k|m|st|nd|rd|th))?", re.IGNORECASE)
 
 
 def _index(pairs: list[tuple[str, str]]) -> dict[str, set[str]]:
@@ -143,14 +72,29 @@ def _words(text: str) -> list[str]:
     return [w.replace("\u2019", "'") for w in _WORD.findall(text)]
 
 
-def _lower(text: str) -> list[str]:
-    return [w.lower().replace("'", "") for w in _words(text)]
+def _plain(word: str) -> str:
+    """How words are compared: lower case, no apostrophes (``i'm`` -> ``im``)."""
+    return word.lower().replace("'", "")
+
+
+def _sentences(text: str) -> list[list[str]]:
+    """The words as written, per sentence (together, the words of the whole text)."""
+    return [_words(sentence) for sentence in re.split(r"(?<=[.?!])\s+", text)]
+
+
+_NT_STEMS = frozenset(
+    "do does did is are was were wo would ca could should have has must need".split()
+)
 
 
 def _negations(tokens: list[str]) -> int:
-    return sum(1 for t in tokens if t in NEGATION_CUES or (t.endswith("nt") and t[:-2] in {
-        "do", "does", "did", "is", "are", "was", "were", "wo", "would", "ca", "could",
-        "should", "have", "has", "must", "need"}))  # fmt: skip
+    """Negation cues, those that only soften a request ("don't mind") left out."""
+    return sum(
+        1
+        for t, after in zip(tokens, [*tokens[1:], ""][: len(tokens)], strict=True)
+        if (t in NEGATION_CUES or (t.endswith("nt") and t[:-2] in _NT_STEMS))
+        and (t, after) not in POLITE_NEGATIONS
+    )
 
 
 def _swapped(left: set[str], right: set[str], index: dict[str, set[str]]) -> str | None:
@@ -187,35 +131,28 @@ def _negated_base(word: str) -> str | None:
     return None
 
 
-def _numbers(text: str, tokens: list[str]) -> Counter[str]:
-    found: Counter[str] = Counter(re.sub(r"[\s,£$€]", "", n.lower()) for n in _NUMBER.findall(text))
-    for token in tokens:
-        if token in NUMBER_WORDS:
-            found[NUMBER_WORDS[token]] += 1
-        elif token in MONTHS or token in WEEKDAYS or token in ORDINALS:
-            found[token[:3]] += 1
-    return found
-
-
-def _number(a_text: str, a: list[str], b_text: str, b: list[str]) -> str | None:
-    left, right = _numbers(a_text, a), _numbers(b_text, b)
+def _number(a: _Prompt, b: _Prompt) -> str | None:
+    left = numbers(a.text, a.sentences, a.tokens)
+    right = numbers(b.text, b.sentences, b.tokens)
     if left != right and left and right:
         return f"{' '.join(sorted(left))} / {' '.join(sorted(right))}"
     return None
 
 
-def _names(text: str) -> list[str]:
-    """Capitalized or mixed-case words that are not sentence openers or function words."""
+def _names(sentences: list[list[str]]) -> list[tuple[int, str]]:
+    """Capitalized or mixed-case words that are not sentence openers or function words, each
+    with its place among the prompt's tokens, spelled as the tokens are."""
     names = []
-    for sentence in re.split(r"(?<=[.?!])\s+", text):
-        words = _words(sentence)
-        shouting = sum(w.isupper() for w in words) > len(words) / 2
-        for position, word in enumerate(words):
-            if shouting or word.lower().replace("'", "") in NOT_NAMES:
-                continue
-            mixed = any(c.isupper() for c in word[1:])
-            if (position > 0 and word[0].isupper()) or mixed:
-                names.append(word.lower())
+    index = 0
+    for words in sentences:
+        if sum(w.isupper() for w in words) <= len(words) / 2:  # else shouting: no names
+            for position, word in enumerate(words):
+                capitalized = position > 0 and word[0].isupper()
+                if capitalized or not word[1:].islower():  # mixed case: "iPhone", "macOS"
+                    plain = _plain(word)
+                    if plain not in NOT_NAMES and (capitalized or word[1:] != word[1:].lower()):
+                        names.append((index + position, plain))
+        index += len(words)
     return names
 
 
@@ -226,31 +163,98 @@ def _stem(word: str) -> str:
 
 
 _FROM_TO = re.compile(
-    r"\bfrom (?:my |the |a )?(.+?) (?:to|into|onto) (?:my |the |a )?(.+?)(?:[?.!,]|$)"
+    r"\bfrom (?:my |the |an? |our |your )?(.+?) (?:to|into|onto) (?:my |the |an? |our |your )?"
+    r"(.+?)(?:[?.!,;]|$)"
 )
+_ALIASES = {_stem(w): frozenset(_stem(a) for a in group) for w, group in ALIASES.items()}
 
 
-def _entity(a_text: str, a: list[str], b_text: str, b: list[str]) -> str | None:
-    left_names = [_stem(n) for n in _names(a_text)]
-    right_names = [_stem(n) for n in _names(b_text)]
-    a_stems, b_stems = {_stem(t) for t in a}, {_stem(t) for t in b}
-    only_left = [n for n in left_names if n not in b_stems]
-    only_right = [n for n in right_names if n not in a_stems]
+@dataclass(frozen=True)
+class _Prompt:
+    """One prompt as the rules read it."""
+
+    text: str
+    sentences: list[list[str]]
+    """Its words as written, per sentence."""
+    tokens: list[str]
+    """The same words in one list, compared spelling (``_plain``)."""
+    names: list[tuple[int, str]]
+    """Its names, stemmed, with their place in ``tokens``."""
+    stems: frozenset[str]
+    """Every token, stemmed."""
+
+    @classmethod
+    def read(cls, text: str) -> _Prompt:
+        sentences = _sentences(text)
+        tokens = [_plain(w) for words in sentences for w in words]
+        names = [(at, _stem(name)) for at, name in _names(sentences)]
+        return cls(text, sentences, tokens, names, frozenset(_stem(t) for t in tokens))
+
+    def around(self, at: int) -> tuple[str, str]:
+        """The words left and right of ``tokens[at]`` ("" at either end)."""
+        return (self.tokens[at - 1] if at > 0 else "", "".join(self.tokens[at + 1 : at + 2]))
+
+    def says(self, name: str) -> bool:
+        """Whether the prompt names ``name``, in any of its short forms ("JS", "JavaScript")."""
+        return name in self.stems or bool(_ALIASES.get(name, frozenset()) & self.stems)
+
+
+def _order(a: _Prompt, b: _Prompt) -> str | None:
+    """The same names, two of them swapped: around the same directional word ("from MySQL
+    to Postgres", "Python faster than Java"), or each taking the other's neighbour ("in
+    French service ... British frigates"). Not reordered clauses ("VAT when selling to the
+    EU" / "When selling to the EU, ... VAT"), nor names joined by "and", "or", "vs"."""
+    left, right = [n for _, n in a.names], [n for _, n in b.names]
+    if len(left) < 2 or sorted(left) != sorted(right) or left == right:
+        return None
+    at_a = {n: i for i, n in reversed(a.names)}
+    at_b = {n: i for i, n in reversed(b.names)}
+    for x, y in itertools.permutations(at_a, 2):
+        if not at_a[x] < at_a[y] or not at_b[y] < at_b[x]:
+            continue
+        span_a, span_b = a.tokens[at_a[x] + 1 : at_a[y]], b.tokens[at_b[y] + 1 : at_b[x]]
+        if not set(span_a + span_b) - SYMMETRIC:
+            continue
+        directed = len(span_a) <= 4 and len(span_b) <= 4 and set(span_a) & set(span_b) & DIRECTIONAL
+        if directed or _took_place(b.around(at_b[x]), a.around(at_a[y]), a.around(at_a[x])):
+            return f"order: {' '.join(left)} / {' '.join(right)}"
+    return None
+
+
+def _took_place(moved: tuple[str, str], other: tuple[str, str], own: tuple[str, str]) -> bool:
+    """Whether a name's neighbours (left, right) now are another name's, not its own."""
+    return any(
+        word and word not in FILLERS and word == was and word != mine
+        for word, was, mine in zip(moved, other, own, strict=True)
+    )
+
+
+def _direction(a: _Prompt, b: _Prompt) -> str | None:
+    """ "from checking to savings" / "from savings to checking", words after the target
+    or not ("... to savings today")."""
+    moves = [_FROM_TO.search(p.text.lower()) for p in (a, b)]
+    if not (moves[0] and moves[1]):
+        return None
+    (source_a, target_a), (source_b, target_b) = moves[0].groups(), moves[1].groups()
+
+    def starts(target: str, source: str) -> bool:
+        return target.split()[: len(source.split())] == source.split()
+
+    if source_a != source_b and starts(target_b, source_a) and starts(target_a, source_b):
+        return f"direction: {source_a} -> {target_a} / {source_b} -> {target_b}"
+    return None
+
+
+def _entity(a: _Prompt, b: _Prompt) -> str | None:
+    only_left = [n for _, n in a.names if not b.says(n)]
+    only_right = [n for _, n in b.names if not a.says(n)]
     if only_left and only_right:
         return f"{' '.join(only_left)} / {' '.join(only_right)}"
-    if (
-        len(left_names) > 1
-        and sorted(left_names) == sorted(right_names)
-        and left_names != right_names
-    ):
-        return f"order: {' '.join(left_names)} / {' '.join(right_names)}"
-    moves = [_FROM_TO.search(text.lower()) for text in (a_text, b_text)]
-    if moves[0] and moves[1]:
-        (source_a, target_a), (source_b, target_b) = moves[0].groups(), moves[1].groups()
-        if source_a == target_b and target_a == source_b:
-            return f"direction: {source_a} -> {target_a} / {source_b} -> {target_b}"
+    found = _order(a, b) or _direction(a, b)
+    if found:
+        return found
     for kind in KINDS:
-        left, right = set(a) & kind, set(b) & kind
+        left, right = set(a.tokens) & kind, set(b.tokens) & kind
         if left and right and left != right:
             return f"{' '.join(sorted(left))} / {' '.join(sorted(right))}"
     return None
@@ -262,13 +266,13 @@ def _scope(a: list[str], b: list[str]) -> str | None:
 
 def contrasts(cached_prompt: str, new_prompt: str) -> list[Contrast]:
     """Every check on which the two prompts disagree (empty: none found)."""
-    a, b = _lower(cached_prompt), _lower(new_prompt)
+    a, b = _Prompt.read(cached_prompt), _Prompt.read(new_prompt)
     found = []
     for check, evidence in (
-        ("negation", _negation(a, b)),
-        ("number", _number(cached_prompt, a, new_prompt, b)),
-        ("entity", _entity(cached_prompt, a, new_prompt, b)),
-        ("scope", _scope(a, b)),
+        ("negation", _negation(a.tokens, b.tokens)),
+        ("number", _number(a, b)),
+        ("entity", _entity(a, b)),
+        ("scope", _scope(a.tokens, b.tokens)),
     ):
         if evidence is not None:
             found.append(Contrast(check, evidence))

@@ -9,7 +9,9 @@ from cache.contrast import contrasts
 
 class ContrastJudge(Judge):
     """False positive when the prompts disagree on negation, numbers, entities or scope;
-    otherwise the similarity decides between correct and uncertain."""
+    otherwise the similarity decides between correct and uncertain. Two identical prompts
+    (an exact repeat, an admission audit) have nothing to contrast: ``correct``, whatever
+    the rules would say, so an exact repeat is never judged wrong against itself."""
 
     name = "contrast/1"
 
@@ -21,6 +23,10 @@ class ContrastJudge(Judge):
 
     def decide(self, cached_prompt: str, new_prompt: str, similarity: float) -> Judgement:
         """The judgement for a prompt pair (synchronous: usable on the request path)."""
+        if cached_prompt == new_prompt:
+            return Judgement(
+                verdict="correct", score=1.0, reason="the same prompt", judge=self.name
+            )
         found = contrasts(cached_prompt, new_prompt)
         if found:
             reason = "; ".join(f"{c.check}: {c.evidence}" for c in found)

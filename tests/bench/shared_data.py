@@ -10,6 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 FOW_PAIRS = SHARED_DATA / "fow_cache" / "pairs.tsv"
+STS_PAIRS = SHARED_DATA / "sts2016_qq" / "pairs.tsv"
+PAWS_PAIRS = SHARED_DATA / "paws_wiki" / "pairs.tsv"
 
 
 def require(path: Path) -> Path:

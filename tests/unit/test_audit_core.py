@@ -255,3 +255,23 @@ async def test_jobs_the_queue_refuses_are_spilled_and_queued_again_in_order() ->
     key, lookup = served_hit("q6")  # an empty spill: straight to the queue
     await auditor.after_lookup(request_id="r6", key=key, lookup=lookup, key_id=None)
     assert [d.job.request_id for d in await queue.take("w", 10, 0.1)] == ["r6"]
+
+
+async def test_an_exact_repeat_is_never_judged_wrong_against_itself() -> None:
+    """Issue 18: the first exact repeat of a prompt with a mid-sentence "I'm" was judged a
+    false hit against itself, which raised the entry's bar to 1.0 (closing it) and stored
+    an identical pair as a hard negative."""
+    text = "Can you tell me what I'm supposed to bring, and what O'Brien said?"
+    entry = cached(text)
+    worker, queue, ledger, store = await worker_with(entry)
+    auditor = Auditor(AuditSettings(), queue, ledger, store, run_worker=False)
+    key = CacheKey(scope="s1", exact="x", text=text, tenant="t", namespace="shop", model="m")
+    repeat = Candidate(entry=entry, similarity=1.0, exact=True)
+    lookup = Lookup(outcome=Outcome.HIT, threshold=0.9, candidate=repeat)
+    await auditor.after_lookup(request_id="r1", key=key, lookup=lookup, key_id=None)
+    assert await worker.run_once(block_s=0.1) == 1  # burn-in: the repeat is audited
+    [recorded] = await ledger.query()
+    assert recorded.verdict == "correct", recorded.reason
+    assert await ledger.hard_negatives() == []
+    kept = await store.get_exact("s1", "x")
+    assert kept is not None and kept.min_similarity is None and not kept.quarantined

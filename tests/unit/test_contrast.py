@@ -4,6 +4,8 @@ quality script, not for tests that could be tuned to it)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from audit.judges.contrast import ContrastJudge
 from audit.schema import AuditJob
@@ -32,6 +34,27 @@ from cache.contrast import contrasts
         ("Does the blue cable carry power?", "Does the red cable carry power?", "entity"),
         ("Is my phone covered at home?", "Is my phone covered abroad?", "scope"),
         ("What leave do full-time staff get?", "What leave do part-time staff get?", "scope"),
+        # Issue 18's misses: "I" is a numeral here, the target has words after it, and
+        # within/outside are scope words.
+        ("When did World War I end?", "When did World War II end?", "number"),
+        (
+            "Move £20 from checking to savings today",
+            "Move £20 from savings to checking today",
+            "entity",
+        ),
+        ("Is shipping free within the EU?", "Is shipping free outside the EU?", "scope"),
+        ("Is Python faster than Java?", "Is Java faster than Python?", "entity"),
+        (
+            "How do I convert a Word file to PDF?",
+            "How do I convert a PDF to a Word file?",
+            "entity",
+        ),
+        (
+            "Did the French navy fight British ships?",
+            "Did the British navy fight French ships?",
+            "entity",
+        ),
+        ("Is the 2024 standard stricter?", "Is the 2025 standard stricter?", "number"),
     ],
 )
 def test_answer_changing_edits_are_found(cached: str, new: str, check: str) -> None:
@@ -52,6 +75,18 @@ def test_answer_changing_edits_are_found(cached: str, new: str, check: str) -> N
         ("How many vacation days do I have left?", "How much vacation do I have remaining?"),
         ("Is parking free on Sundays?", "Do I pay for parking on a Sunday?"),
         ("What's the refund policy for 30 days?", "What's the 30 day refund policy?"),
+        # Issue 18's false vetoes and misread numbers.
+        ("Can I take ibuprofen on an empty stomach?", "Is ibuprofen OK without eating first?"),
+        ("If you don't mind, how do I reset my router?", "How do I reset my router?"),
+        ("Do I charge VAT when selling to the EU?", "When selling to the EU, do I charge VAT?"),
+        ("How do I parse a date in JS?", "How do I parse a date in JavaScript?"),
+        ("What is 50 USD in euros?", "How much is 50 US dollars in euros?"),
+        ("Does a 15 percent tip suffice?", "Does a 15% tip suffice?"),
+        ("Which one is cheaper for 2 people?", "Which is cheaper for 2 people?"),
+        ("What does a 404 mean?", "What is the meaning of a 404?"),
+        ("What is the 2024 standard?", "What does the standard of 2024 say?"),
+        ("When did World War I end?", "When did World War 1 end?"),
+        ("Compare Python and Java", "Compare Java and Python"),
     ],
 )
 def test_same_intent_rewordings_pass(cached: str, new: str) -> None:
@@ -74,3 +109,32 @@ async def test_contrast_judge_verdicts() -> None:
     unsure = await judge.judge(job("Cancel my order", "Stop the thing I bought", 0.62))
     assert unsure.verdict == "uncertain"
     assert trap.judge == "contrast/1"
+
+
+# Prompts shaped like those that once contrasted with themselves: a mid-sentence "I'm", a
+# name with an apostrophe, "from A to A", numbers with units, Roman numerals.
+_PIECES = st.sampled_from(
+    "I'm I've I'd I'll O'Brien D'Angelo Australia's from to the my Paris War I II 2024 "
+    "15% 6pm 1st one which not don't mind JS JavaScript . ? , and".split()
+)
+_PROMPTS = st.one_of(st.text(max_size=80), st.lists(_PIECES, max_size=14).map(" ".join))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_PROMPTS)
+def test_no_prompt_contrasts_with_itself(text: str) -> None:
+    assert contrasts(text, text) == []
+    assert ContrastJudge().decide(text, text, 1.0).verdict == "correct"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Can you tell me what I'm supposed to bring?",
+        "Where do I go if I've lost my card and I'd like a new one I'll use abroad?",
+        "Is Mr O'Brien in the office today?",
+        "How do I move my files from home to home?",
+    ],
+)
+def test_seen_self_contrasts_are_gone(text: str) -> None:
+    assert contrasts(text, text) == []
