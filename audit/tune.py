@@ -31,6 +31,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from audit.estimate import weight
 from audit.ledgers.base import Ledger, similarity_bin
 from audit.schema import Verdict
 from audit.settings import AuditSettings
@@ -102,8 +103,8 @@ def labels_from_verdicts(
         job = verdict.job
         if namespace is not None and job.namespace != namespace:
             continue
-        if verdict.verdict not in ("correct", "false_positive") or job.admission:
-            continue  # an admission audit pairs a prompt with itself: no threshold evidence
+        if verdict.verdict not in ("correct", "false_positive") or job.admission or job.exact:
+            continue  # an admission audit or an exact repeat: no similarity decision to tune
         if job.near_miss:
             rate, kind = settings.near_miss_rate, "near_miss"
         else:
@@ -112,7 +113,8 @@ def labels_from_verdicts(
             TuneLabel(
                 similarity=job.similarity,
                 false_positive=verdict.verdict == "false_positive",
-                weight=1.0 / max(rate, 1e-6),
+                # the probability the job was sampled with, when recorded (burn-in: 1)
+                weight=weight(job) if job.sample_p else 1.0 / max(rate, 1e-6),
                 kind=kind,
             )
         )

@@ -113,3 +113,19 @@ def test_labels_take_the_effective_label_and_weigh_by_sampling_rate() -> None:
         (0.91, True, 10.0, "hit"),
         (0.93, False, 10.0, "hit"),  # the review overruled the judge
     ]
+
+
+def test_exact_repeats_are_no_threshold_evidence_and_recorded_probabilities_weigh() -> None:
+    """An exact repeat was served without a similarity decision; a job sampled in burn-in
+    (``sample_p`` 1.0) stands for one served hit, not for 1 / sample_rate."""
+    exact = AuditJob(
+        job_id="x", request_id="r", entry_id="e", new_prompt="a", cached_prompt="a",
+        cached_answer="c", similarity=1.0, threshold=0.9, namespace="shop", model="m",
+        exact=True, sample_p=1.0,
+    )  # fmt: skip
+    burn_in = exact.model_copy(update={"job_id": "b", "exact": False, "similarity": 0.94})
+    found = labels_from_verdicts(
+        [verdict(1.0, "correct", job=exact), verdict(0.94, "correct", job=burn_in)],
+        AuditSettings(sample_rate=0.1),
+    )
+    assert [(t.similarity, t.weight) for t in found] == [(0.94, 1.0)]
