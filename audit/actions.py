@@ -1,6 +1,8 @@
 """What a label does: a false hit raises its entry's bar (or quarantines it) and becomes a
-hard negative; a later outside label saying the pair was fine takes the hard negative back;
-an admission audit releases its new entry or discards it.
+hard negative; a later outside label saying the pair was fine takes the hard negative back and
+undoes what that verdict did to the entry (its guard is set to what the entry's remaining
+false labels call for: the bar of the highest, quarantine if any; none left, none at all); an
+admission audit releases its new entry or discards it.
 
 ``settle`` is the one sequence for every label, the worker's judge verdicts and the outside
 labels (feedback, reviews) alike: record it once, tell the observer, act. Acting is
@@ -19,6 +21,9 @@ from cache.errors import StoreError
 from cache.stores.base import Store
 
 log = logging.getLogger("vetcache.audit")
+LABELS_REREAD = 1000
+"""Newest verdicts of a namespace read to find an entry's remaining false labels when a
+person overturns one (older ones are not seen: the ledger is bounded anyway)."""
 
 
 async def settle(
@@ -48,6 +53,8 @@ async def act_on(verdict: Verdict, store: Store, ledger: Ledger, settings: Audit
         return
     if verdict.verdict == "correct" and verdict.source != "judge":
         await ledger.drop_hard_negative(pair_id(job.namespace, job.cached_prompt, job.new_prompt))
+        if not job.near_miss:
+            await _regard(verdict, store, ledger, settings)
         return
     if verdict.verdict != "false_positive":
         return
@@ -75,6 +82,34 @@ async def act_on(verdict: Verdict, store: Store, ledger: Ledger, settings: Audit
             await store.guard(job.scope, job.entry_id, quarantine=True)
     except StoreError as exc:
         log.warning("could not %s entry %s: %s", action, job.entry_id, type(exc).__name__)
+
+
+async def _regard(verdict: Verdict, store: Store, ledger: Ledger, settings: AuditSettings) -> None:
+    """Undo what a false label on ``verdict``'s job did to its entry, now that an outside
+    "correct" (``verdict``, already recorded) overturns it: the entry's guard becomes what its
+    false labels still in force call for (each job's newest label counts)."""
+    job = verdict.job
+    newest: dict[str, Verdict] = {}
+    overturned = False
+    for label in await ledger.query(namespace=job.namespace, limit=LABELS_REREAD):
+        if label.job.entry_id != job.entry_id or label.job.near_miss or label.id == verdict.id:
+            continue
+        if label.job.job_id == job.job_id:
+            overturned = overturned or (
+                label.job.job_id not in newest and label.verdict == "false_positive"
+            )
+        newest.setdefault(label.job.job_id, label)  # newest first: the first seen counts
+    if not overturned:
+        return  # the job's label was not a false one: nothing to undo
+    newest[job.job_id] = verdict
+    false = [v.job.similarity for v in newest.values() if v.verdict == "false_positive"]
+    action = settings.action_for(job.namespace)
+    bar = min(1.0, max(false) + settings.raise_margin) if action == "raise" and false else None
+    quarantined = action == "quarantine" and bool(false)
+    try:
+        await store.restore(job.scope, job.entry_id, min_similarity=bar, quarantined=quarantined)
+    except StoreError as exc:
+        log.warning("could not restore entry %s: %s", job.entry_id, type(exc).__name__)
 
 
 async def _settle_admission(verdict: Verdict, store: Store) -> None:
