@@ -12,6 +12,7 @@ idempotent, so a redelivered job or a repeated label changes nothing twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from audit.ledgers.base import Ledger
 from audit.observe import AuditObserver
@@ -24,6 +25,8 @@ log = logging.getLogger("vetcache.audit")
 LABELS_REREAD = 1000
 """Newest verdicts of a namespace read to find an entry's remaining false labels when a
 person overturns one (older ones are not seen: the ledger is bounded anyway)."""
+RANK = {"judge": 0, "feedback": 1, "review": 2}
+"""Which label of a job is in force: the highest-ranked source, then the newest."""
 
 
 async def settle(
@@ -87,22 +90,16 @@ async def act_on(verdict: Verdict, store: Store, ledger: Ledger, settings: Audit
 async def _regard(verdict: Verdict, store: Store, ledger: Ledger, settings: AuditSettings) -> None:
     """Undo what a false label on ``verdict``'s job did to its entry, now that an outside
     "correct" (``verdict``, already recorded) overturns it: the entry's guard becomes what its
-    false labels still in force call for (each job's newest label counts)."""
+    false labels still in force call for. Nothing changes unless the job's label in force was
+    false before and is ``verdict`` now (a person's "false" is not overturned by feedback)."""
     job = verdict.job
-    newest: dict[str, Verdict] = {}
-    overturned = False
-    for label in await ledger.query(namespace=job.namespace, limit=LABELS_REREAD):
-        if label.job.entry_id != job.entry_id or label.job.near_miss or label.id == verdict.id:
-            continue
-        if label.job.job_id == job.job_id:
-            overturned = overturned or (
-                label.job.job_id not in newest and label.verdict == "false_positive"
-            )
-        newest.setdefault(label.job.job_id, label)  # newest first: the first seen counts
-    if not overturned:
-        return  # the job's label was not a false one: nothing to undo
-    newest[job.job_id] = verdict
-    false = [v.job.similarity for v in newest.values() if v.verdict == "false_positive"]
+    found = await ledger.query(namespace=job.namespace, limit=LABELS_REREAD)
+    labels = [v for v in found if v.job.entry_id == job.entry_id and not v.job.near_miss]
+    before = _in_force(v for v in labels if v.id != verdict.id).get(job.job_id)
+    after = _in_force([*labels, verdict])
+    if before is None or before.verdict != "false_positive" or after[job.job_id] is not verdict:
+        return
+    false = [v.job.similarity for v in after.values() if v.verdict == "false_positive"]
     action = settings.action_for(job.namespace)
     bar = min(1.0, max(false) + settings.raise_margin) if action == "raise" and false else None
     quarantined = action == "quarantine" and bool(false)
@@ -110,6 +107,20 @@ async def _regard(verdict: Verdict, store: Store, ledger: Ledger, settings: Audi
         await store.restore(job.scope, job.entry_id, min_similarity=bar, quarantined=quarantined)
     except StoreError as exc:
         log.warning("could not restore entry %s: %s", job.entry_id, type(exc).__name__)
+
+
+def _in_force(labels: Iterable[Verdict]) -> dict[str, Verdict]:
+    """The label in force per job: a review beats feedback beats the judge, then the newest
+    (as ``audit.stats.effective``, but every tenant's feedback: it acted on the entry)."""
+    best: dict[str, Verdict] = {}
+    for label in labels:
+        current = best.get(label.job.job_id)
+        if current is None or (RANK[label.source], label.created_at) >= (
+            RANK[current.source],
+            current.created_at,
+        ):
+            best[label.job.job_id] = label
+    return best
 
 
 async def _settle_admission(verdict: Verdict, store: Store) -> None:

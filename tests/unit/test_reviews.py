@@ -89,3 +89,16 @@ async def test_a_review_of_a_label_that_was_not_false_changes_no_guard() -> None
     await entry.settle(label(fine, "correct"))
     await entry.settle(label(fine, "correct", source="review"))  # agrees with the judge
     assert await entry.guard() == (None, True)  # the other false verdict still holds
+
+
+async def test_the_apps_correct_does_not_overturn_a_persons_false() -> None:
+    entry = Entry(action="quarantine")
+    await entry.put()
+    judged = job("Don't cancel my order", 0.95)
+    await entry.settle(label(judged, "correct"))
+    await entry.settle(label(judged, "false_positive", source="review"))
+    assert await entry.guard() == (None, True)
+    await entry.settle(label(judged, "correct", source="feedback"))  # the app disagrees
+    assert await entry.guard() == (None, True)  # the person's word stands
+    await entry.settle(label(judged, "correct", source="review"))  # the person changes it
+    assert await entry.guard() == (None, False)
