@@ -1,6 +1,8 @@
 """What a label does: a false hit raises its entry's bar (or quarantines it) and becomes a
-hard negative; a later outside label saying the pair was fine takes the hard negative back;
-an admission audit releases its new entry or discards it.
+hard negative; a later outside label saying the pair was fine takes the hard negative back and
+undoes what that verdict did to the entry (its guard is set to what the entry's remaining
+false labels call for: the bar of the highest, quarantine if any; none left, none at all); an
+admission audit releases its new entry or discards it.
 
 ``settle`` is the one sequence for every label, the worker's judge verdicts and the outside
 labels (feedback, reviews) alike: record it once, tell the observer, act. Acting is
@@ -10,6 +12,7 @@ idempotent, so a redelivered job or a repeated label changes nothing twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from audit.ledgers.base import Ledger
 from audit.observe import AuditObserver
@@ -19,6 +22,11 @@ from cache.errors import StoreError
 from cache.stores.base import Store
 
 log = logging.getLogger("vetcache.audit")
+LABELS_REREAD = 1000
+"""Newest verdicts of a namespace read to find an entry's remaining false labels when a
+person overturns one (older ones are not seen: the ledger is bounded anyway)."""
+RANK = {"judge": 0, "feedback": 1, "review": 2}
+"""Which label of a job is in force: the highest-ranked source, then the newest."""
 
 
 async def settle(
@@ -48,6 +56,8 @@ async def act_on(verdict: Verdict, store: Store, ledger: Ledger, settings: Audit
         return
     if verdict.verdict == "correct" and verdict.source != "judge":
         await ledger.drop_hard_negative(pair_id(job.namespace, job.cached_prompt, job.new_prompt))
+        if not job.near_miss:
+            await _regard(verdict, store, ledger, settings)
         return
     if verdict.verdict != "false_positive":
         return
@@ -75,6 +85,42 @@ async def act_on(verdict: Verdict, store: Store, ledger: Ledger, settings: Audit
             await store.guard(job.scope, job.entry_id, quarantine=True)
     except StoreError as exc:
         log.warning("could not %s entry %s: %s", action, job.entry_id, type(exc).__name__)
+
+
+async def _regard(verdict: Verdict, store: Store, ledger: Ledger, settings: AuditSettings) -> None:
+    """Undo what a false label on ``verdict``'s job did to its entry, now that an outside
+    "correct" (``verdict``, already recorded) overturns it: the entry's guard becomes what its
+    false labels still in force call for. Nothing changes unless the job's label in force was
+    false before and is ``verdict`` now (a person's "false" is not overturned by feedback)."""
+    job = verdict.job
+    found = await ledger.query(namespace=job.namespace, limit=LABELS_REREAD)
+    labels = [v for v in found if v.job.entry_id == job.entry_id and not v.job.near_miss]
+    before = _in_force(v for v in labels if v.id != verdict.id).get(job.job_id)
+    after = _in_force([*labels, verdict])
+    if before is None or before.verdict != "false_positive" or after[job.job_id] is not verdict:
+        return
+    false = [v.job.similarity for v in after.values() if v.verdict == "false_positive"]
+    action = settings.action_for(job.namespace)
+    bar = min(1.0, max(false) + settings.raise_margin) if action == "raise" and false else None
+    quarantined = action == "quarantine" and bool(false)
+    try:
+        await store.restore(job.scope, job.entry_id, min_similarity=bar, quarantined=quarantined)
+    except StoreError as exc:
+        log.warning("could not restore entry %s: %s", job.entry_id, type(exc).__name__)
+
+
+def _in_force(labels: Iterable[Verdict]) -> dict[str, Verdict]:
+    """The label in force per job: a review beats feedback beats the judge, then the newest
+    (as ``audit.stats.effective``, but every tenant's feedback: it acted on the entry)."""
+    best: dict[str, Verdict] = {}
+    for label in labels:
+        current = best.get(label.job.job_id)
+        if current is None or (RANK[label.source], label.created_at) >= (
+            RANK[current.source],
+            current.created_at,
+        ):
+            best[label.job.job_id] = label
+    return best
 
 
 async def _settle_admission(verdict: Verdict, store: Store) -> None:

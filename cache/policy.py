@@ -9,6 +9,10 @@ exact or not; an answer a fallback model gave refuses it unless ``admit_fallback
 prompt (``unseen``: ``cache.blind_spots``); then each plugged-in ``Check`` may refuse a semantic
 (not exact) candidate under its own name; a namespace in shadow mode answers from the
 upstream what would have been served. Nothing after the policy changes its decision.
+
+A search returns up to ``cache.search_k`` candidates: ``choose`` decides each, most similar
+first, and takes the first it would serve, so a refused entry does not hide a second-best one
+that serves; the refused ones it passed are kept (``PassedOver``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from cache.embedder import Embedder
-from cache.schema import CacheKey, Candidate, Outcome, Refusal
+from cache.schema import CacheKey, Candidate, Outcome, PassedOver, Refusal
 from cache.settings import CacheSettings
 
 
@@ -52,6 +56,19 @@ class Decision(BaseModel):
 MISS = Decision(outcome=Outcome.MISS)
 
 
+class Choice(BaseModel):
+    """The policy's word on a lookup's candidates (``ServingPolicy.choose``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    candidate: Candidate | None
+    """The candidate served or would-be served; on a miss, the nearest (if any)."""
+    decision: Decision
+    """The decision on ``candidate``."""
+    passed_over: tuple[PassedOver, ...] = ()
+    """Refused candidates more similar than ``candidate``'s, most similar first."""
+
+
 class ServingPolicy:
     """Served, would-serve or refused-with-reason, for one lookup's candidate."""
 
@@ -62,10 +79,31 @@ class ServingPolicy:
         self.embedder = embedder
         self.checks = tuple(checks)
 
+    async def choose(
+        self, key: CacheKey, candidates: Sequence[Candidate], threshold: float
+    ) -> Choice:
+        """The most similar of ``candidates`` (most similar first) the policy would serve, or
+        would serve in shadow mode; else a miss on the nearest, refused for the nearest's
+        reason. Candidates under the threshold end the search: the rest are further still."""
+        passed: list[PassedOver] = []
+        for candidate in candidates:
+            decision = await self.decide(key, candidate, threshold)
+            if decision.refused is None:
+                if decision.outcome == Outcome.HIT or decision.shadow:
+                    return Choice(candidate=candidate, decision=decision, passed_over=tuple(passed))
+                break
+            passed.append(PassedOver(candidate=candidate, reason=decision.refused))
+        refused = passed[0].reason if passed else None
+        return Choice(
+            candidate=candidates[0] if candidates else None,
+            decision=Decision(outcome=Outcome.MISS, refused=refused),
+            passed_over=tuple(passed),
+        )
+
     async def decide(
         self, key: CacheKey, candidate: Candidate | None, threshold: float
     ) -> Decision:
-        """The decision for ``candidate`` (the nearest entry to ``key``, if any)."""
+        """The decision for one ``candidate`` of ``key``'s lookup (None: there was none)."""
         if candidate is None:
             return MISS
         entry = candidate.entry

@@ -118,6 +118,17 @@ class Candidate(BaseModel):
     """Found by the exact layer, without a vector search."""
 
 
+class PassedOver(BaseModel):
+    """A candidate the serving policy refused before it chose a later one (or none)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    candidate: Candidate
+    """The refused candidate."""
+    reason: str
+    """Why: a ``Refusal``, or the name of the check that refused it."""
+
+
 class Lookup(BaseModel):
     """What a lookup found and what the serving policy made of it; nothing rewrites it
     afterwards. The answer to admit later needs ``vector`` and ``pending``."""
@@ -130,13 +141,18 @@ class Lookup(BaseModel):
     threshold: float
     """Threshold in force for this request."""
     candidate: Candidate | None = None
-    """The nearest entry: served (hit), would-be served (``shadow``), refused (``refused``),
-    or short of the threshold (a miss that audits may sample as a near-miss)."""
+    """The entry served (hit) or would-be served (``shadow``): the most similar of the
+    search's candidates the policy would serve. When there is none, the nearest entry:
+    refused (``refused``), or short of the threshold (a miss audits may sample as a
+    near-miss)."""
     shadow: bool = False
     """Shadow mode: the policy would have served ``candidate``; the upstream answers."""
     refused: str | None = None
-    """Why ``candidate`` is not served although its similarity alone would not have stopped
-    it: a ``Refusal``, or the name of the check that refused it."""
+    """On a miss, why the nearest candidate is not served although its similarity alone
+    would not have stopped it: a ``Refusal``, or the name of the check that refused it."""
+    passed_over: tuple[PassedOver, ...] = ()
+    """Candidates more similar than ``candidate`` (or, on a miss, than the threshold) that the
+    policy refused, most similar first."""
     vector: Vector | None = None
     """The request's vector, reused at admission."""
     pending: CacheEntry | None = None
@@ -155,5 +171,5 @@ class Lookup(BaseModel):
 
     @property
     def best_similarity(self) -> float | None:
-        """Similarity of the nearest candidate (None when the scope had none)."""
+        """Similarity of ``candidate`` (None when the scope had none)."""
         return self.candidate.similarity if self.candidate is not None else None

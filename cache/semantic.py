@@ -1,11 +1,12 @@
 """``SemanticCache``: exact layer, then similarity search within the scope; fail-open.
 
 Similarity is cosine similarity of unit vectors, from -1 to 1 (1 = same direction). A lookup
-finds the nearest candidate; the serving policy (``cache.policy``) decides whether it is
-served. Every cache or embedder failure, and every lookup slower than ``lookup_budget_ms``,
-is a ``fail_open`` outcome: the caller answers from the upstream. The budget holds whatever
-Redis or the embedder do (``cache.deadline``: the lookup stops waiting at its deadline, it
-does not rely on cancelling them), and a lookup that cannot make it is shed before it starts
+finds the nearest candidate, and the ``search_k`` nearest when the serving policy
+(``cache.policy``) refuses it; the policy serves the most similar one it may, if any. Every
+cache or embedder failure, and every lookup slower than ``lookup_budget_ms``, is a
+``fail_open`` outcome: the caller answers from the upstream. The budget holds whatever Redis
+or the embedder do (``cache.deadline``: the lookup stops waiting at its deadline, it does not
+rely on cancelling them), and a lookup that cannot make it is shed before it starts
 (``Overloaded``). Incidents are logged by ``cache.incidents``.
 """
 
@@ -29,7 +30,7 @@ from cache.incidents import Incidents
 from cache.keys import derive_key
 from cache.observe import NULL_OBSERVER, Observer
 from cache.periodic import Periodic
-from cache.policy import Check, ServingPolicy
+from cache.policy import Check, Choice, ServingPolicy
 from cache.schema import CacheEntry, CacheKey, Candidate, Lookup, Outcome
 from cache.settings import CacheSettings, Confirm
 from cache.stores.base import Store
@@ -42,7 +43,8 @@ CLOSE_WAIT_S = 1.0
 class _Found(NamedTuple):
     """What a lookup found before the policy saw it."""
 
-    candidate: Candidate | None
+    candidates: tuple[Candidate, ...]
+    """Most similar first: the exact repeat alone, or the search's nearest."""
     vector: Vector | None = None
     pending: CacheEntry | None = None
 
@@ -138,8 +140,9 @@ class SemanticCache:
         return self.settings.threshold_for(namespace, self._live, requested, may_loosen)
 
     async def lookup(self, key: CacheKey, threshold: float) -> Lookup:
-        """The nearest candidate (exact layer first, then a similarity search within the
-        scope) and the serving policy's decision on it; ``fail_open`` within the budget."""
+        """The candidates (exact layer first, then the nearest within the scope; the
+        ``search_k`` nearest when the policy refused the nearest) and the serving policy's
+        choice among them; ``fail_open`` within the budget."""
         budget = self.settings.lookup_budget_ms / 1000.0
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -152,15 +155,48 @@ class SemanticCache:
         finally:
             self.observer.stage("lookup", loop.time() - started)
         self.incidents.succeeded()
-        decision = await self.policy.decide(key, found.candidate, threshold)
+        choice = await self.policy.choose(key, found.candidates, threshold)
+        if found.vector is not None and self._widens(found, choice):
+            choice = await self._look_further(key, found.vector, threshold, deadline, choice)
+        decision = choice.decision
         return Lookup(
             outcome=decision.outcome,
             threshold=threshold,
-            candidate=found.candidate,
+            candidate=choice.candidate,
             shadow=decision.shadow,
             refused=decision.refused,
+            passed_over=choice.passed_over,
             vector=found.vector,
             pending=found.pending,
+        )
+
+    def _widens(self, found: _Found, choice: Choice) -> bool:
+        """Whether to search the ``search_k`` nearest: the policy refused the one nearest
+        entry the first search read. The first reads one entry, the hot path's cost; a
+        refused entry costs one more search, never a hidden second-best."""
+        return (
+            self.settings.search_k > 1 and len(found.candidates) == 1 and bool(choice.passed_over)
+        )
+
+    async def _look_further(
+        self, key: CacheKey, vector: Vector, threshold: float, deadline: float, choice: Choice
+    ) -> Choice:
+        """The policy's choice among the ``search_k`` nearest, in what is left of the budget;
+        if the search fails or runs out of time, the refusal of the nearest stands."""
+        search = self._search(key, vector, self.settings.search_k)
+        try:
+            candidates = await self.deadlines.run(search, deadline)
+        except (CacheError, TimeoutError) as exc:
+            self._incident(exc)
+            return choice
+        return await self.policy.choose(key, candidates, threshold)
+
+    async def _search(self, key: CacheKey, vector: Vector, k: int) -> tuple[Candidate, ...]:
+        with self.observer.timed("vector_search"):
+            found = await self.store.search(key.scope, vector, k=k)
+        return tuple(
+            Candidate(entry=entry, similarity=min(1.0, max(-1.0, similarity)), exact=False)
+            for entry, similarity in found
         )
 
     async def _find(self, key: CacheKey, deadline: float) -> _Found:
@@ -173,19 +209,12 @@ class SemanticCache:
         with self.observer.timed("exact_lookup"):
             exact = await self.store.get_exact(key.scope, key.exact)
         if exact is not None and not exact.pending:
-            return _Found(Candidate(entry=exact, similarity=1.0, exact=True))
+            return _Found((Candidate(entry=exact, similarity=1.0, exact=True),))
         _in_time(deadline)
         with self.observer.timed("embed"):
             vector = await self.embedder.embed(key.text, deadline)
         _in_time(deadline)
-        with self.observer.timed("vector_search"):
-            found = await self.store.search(key.scope, vector, k=1)
-        candidate = None
-        if found:
-            entry, similarity = found[0]
-            similarity = min(1.0, max(-1.0, similarity))
-            candidate = Candidate(entry=entry, similarity=similarity, exact=False)
-        return _Found(candidate, vector, exact)
+        return _Found(await self._search(key, vector, 1), vector, exact)
 
     def admissible(
         self,

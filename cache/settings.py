@@ -97,6 +97,11 @@ class CacheSettings(BaseModel):
     """Default admission policy (against cache poisoning: see ``Admission``)."""
     namespace_admission: dict[str, Admission] = Field(default_factory=dict)
     """Per-namespace admission policies, overriding ``admission``."""
+    search_k: int = Field(default=4, ge=1, le=32)
+    """Nearest entries searched when the serving policy refused the nearest one (an audit
+    quarantined it or raised its bar, a check refused it): the most similar it would serve
+    answers, so a refused entry does not hide a second-best one. The first search reads one
+    entry; a refusal costs one more search (docs/performance.md). 1: never look further."""
     contrast_guard: bool = False
     """Check semantic hits with the offline contrast rules on the request path and answer
     fresh when the prompts disagree on negation, numbers, names or scope (~40 us a hit)."""

@@ -81,3 +81,11 @@ class Store(ABC):
     ) -> bool:
         """Raise an entry's own minimum similarity (never lower it) and/or quarantine it.
         False when the entry no longer exists."""
+
+    @abstractmethod
+    async def restore(
+        self, scope: str, entry_id: str, *, min_similarity: float | None, quarantined: bool
+    ) -> bool:
+        """Set an entry's guard to exactly this, lower or lifted included (a person's label
+        overturned the verdict that raised it): its own bar (None: none) and its quarantine.
+        False when the entry no longer exists."""

@@ -84,3 +84,11 @@ class FaultyStore(Store):
         return await self.inner.guard(
             scope, entry_id, min_similarity=min_similarity, quarantine=quarantine
         )
+
+    async def restore(
+        self, scope: str, entry_id: str, *, min_similarity: float | None, quarantined: bool
+    ) -> bool:
+        await self._gate()
+        return await self.inner.restore(
+            scope, entry_id, min_similarity=min_similarity, quarantined=quarantined
+        )

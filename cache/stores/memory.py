@@ -143,3 +143,14 @@ class MemoryStore(Store):
             update["quarantined"] = True
         self._entries[entry_id] = (entry.model_copy(update=update), vector, expires)
         return True
+
+    async def restore(
+        self, scope: str, entry_id: str, *, min_similarity: float | None, quarantined: bool
+    ) -> bool:
+        found = self._entries.get(entry_id)
+        if found is None or found[0].scope != scope:
+            return False
+        entry, vector, expires = found
+        update = {"min_similarity": min_similarity, "quarantined": quarantined}
+        self._entries[entry_id] = (entry.model_copy(update=update), vector, expires)
+        return True

@@ -366,6 +366,19 @@ class RedisStore(Store):
                 await self._redis.hset(key, mapping=mapping)
         return True
 
+    async def restore(
+        self, scope: str, entry_id: str, *, min_similarity: float | None, quarantined: bool
+    ) -> bool:
+        key = entry_key(scope, entry_id)
+        # Neither field is indexed: "" reads as no bar, anything but "1" as not quarantined.
+        bar = "" if min_similarity is None else repr(min_similarity)
+        with redis_errors():
+            if not await self._redis.exists(key):
+                return False
+            mapping: dict[Any, Any] = {"min_similarity": bar, "quarantined": str(int(quarantined))}
+            await self._redis.hset(key, mapping=mapping)
+        return True
+
     async def thresholds(self) -> dict[str, float]:
         with redis_errors():
             raw = await self._redis.hgetall(THRESHOLDS_KEY)

@@ -2,12 +2,13 @@
 
 Starts both with ``scripts/redis-stack.sh`` (loopback only, stopped at the end), fills each
 with the same entries (``--scopes`` scopes of ``--per-scope`` entries, 384-d random unit
-vectors), then times ``RedisStore.search`` (k=1) at concurrency 1 and 16. On a cluster a
+vectors), then times ``RedisStore.search`` at each ``--k`` (default 1 and 4: the cost of
+``cache.search_k``) at concurrency 1 and 16. On a cluster a
 lookup is a KNN on the scope's shard plus a pipelined HMGET of the hit (the shard's search
 cannot load fields of keys outside its index name's slot), so two round trips instead of
-one. Numbers only; nothing is asserted.
+one, and a cluster reads the fields of each of the k hits. Numbers only; nothing is asserted.
 
-    .venv/bin/python tests/bench/cluster_lookup.py [--scopes 50] [--per-scope 200]
+    .venv/bin/python tests/bench/cluster_lookup.py [--scopes 50] [--per-scope 200] [--k 1 4]
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ async def fill(store: RedisStore, scopes: list[str], per_scope: int, seed: int) 
             await store.put(entry, unit(rng), ttl_s=3600, cap=None)
 
 
-async def measure(store: RedisStore, scopes: list[str], requests: int, concurrency: int) -> str:
+async def measure(
+    store: RedisStore, scopes: list[str], requests: int, concurrency: int, k: int
+) -> str:
     rng = np.random.default_rng(7)
     queries = [(scopes[i % len(scopes)], unit(rng)) for i in range(requests)]
     samples: list[float] = []
@@ -61,7 +64,7 @@ async def measure(store: RedisStore, scopes: list[str], requests: int, concurren
     async def worker(mine: list[tuple[str, np.ndarray]]) -> None:
         for scope, vector in mine:
             start = time.perf_counter()
-            found = await store.search(scope, vector, k=1)
+            found = await store.search(scope, vector, k=k)
             samples.append(time.perf_counter() - start)
             assert found, "every scope has entries"
 
@@ -74,14 +77,18 @@ async def measure(store: RedisStore, scopes: list[str], requests: int, concurren
     )
 
 
-async def run(url: str, cluster: bool, scopes: list[str], per_scope: int, requests: int) -> None:
+async def run(
+    url: str, cluster: bool, scopes: list[str], per_scope: int, requests: int, ks: list[int]
+) -> None:
     store = RedisStore(url, cluster=cluster)
     await store.open(DIM)
     await fill(store, scopes, per_scope, seed=1)
-    await measure(store, scopes, 100, 1)  # warm connections
+    await measure(store, scopes, 100, 1, 1)  # warm connections
     name = "3-primary cluster" if cluster else "one server      "
-    for concurrency in (1, 16):
-        print(f"{name}  {await measure(store, scopes, requests, concurrency)}", flush=True)
+    for k in ks:
+        for concurrency in (1, 16):
+            found = await measure(store, scopes, requests, concurrency, k)
+            print(f"{name}  k={k:<2} {found}", flush=True)
     await store.close()
 
 
@@ -90,6 +97,7 @@ def main() -> None:
     parser.add_argument("--scopes", type=int, default=50)
     parser.add_argument("--per-scope", type=int, default=200)
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--k", type=int, nargs="+", default=[1, 4])
     args = parser.parse_args()
     scopes = [uuid.uuid4().hex for _ in range(args.scopes)]
     single = str(free_port())
@@ -97,14 +105,19 @@ def main() -> None:
     subprocess.run(["bash", SCRIPT, "start", single], check=True, capture_output=True)
     subprocess.run(["bash", SCRIPT, "cluster-start", *shards], check=True, capture_output=True)
     try:
-        print(
-            f"{args.scopes} scopes x {args.per_scope} entries, {DIM}-d, k=1, {args.requests} lookups"
+        print(f"{args.scopes} scopes x {args.per_scope} entries, {DIM}-d, {args.requests} lookups")
+        asyncio.run(
+            run(f"redis://127.0.0.1:{single}", False, scopes, args.per_scope, args.requests, args.k)
         )
         asyncio.run(
-            run(f"redis://127.0.0.1:{single}", False, scopes, args.per_scope, args.requests)
-        )
-        asyncio.run(
-            run(f"redis://127.0.0.1:{shards[0]}", True, scopes, args.per_scope, args.requests)
+            run(
+                f"redis://127.0.0.1:{shards[0]}",
+                True,
+                scopes,
+                args.per_scope,
+                args.requests,
+                args.k,
+            )
         )
     finally:
         subprocess.run(["bash", SCRIPT, "stop", single], check=False, capture_output=True)

@@ -176,6 +176,20 @@ async def test_guard_raises_the_bar_and_quarantines(store: Store) -> None:
     assert not await store.guard(scope, "no-such-entry", quarantine=True)
 
 
+async def test_restore_sets_the_guard_exactly_lowering_and_lifting_it(store: Store) -> None:
+    scope, ns = fresh(), fresh()
+    stored = entry(scope, ns, exact="r1")
+    await store.put(stored, unit(1), ttl_s=60, cap=None)
+    await store.guard(scope, stored.id, min_similarity=0.99, quarantine=True)
+    assert await store.restore(scope, stored.id, min_similarity=0.95, quarantined=False)
+    [(found, _)] = await store.search(scope, unit(1), k=1)
+    assert found.min_similarity == pytest.approx(0.95) and not found.quarantined
+    assert await store.restore(scope, stored.id, min_similarity=None, quarantined=True)
+    restored = await store.get_exact(scope, "r1")
+    assert restored is not None and restored.min_similarity is None and restored.quarantined
+    assert not await store.restore(scope, "no-such-entry", min_similarity=None, quarantined=False)
+
+
 async def test_search_returns_the_entry_id_it_was_admitted_with(store: Store) -> None:
     scope, ns = fresh(), fresh()
     stored = entry(scope, ns)

@@ -13,6 +13,12 @@ from redis.commands.search.field import TagField, VectorField
 from redis.commands.search.index_definition import IndexDefinition, IndexType
 from redis.commands.search.query import Query
 
+from cache import Outcome
+from cache.embedder import HashEmbedder
+from cache.semantic import SemanticCache
+from cache.settings import CacheSettings
+from cache.stores.redis import RedisStore
+
 pytestmark = pytest.mark.integration
 
 
@@ -52,3 +58,37 @@ async def test_hnsw_knn_with_tag_filter(client: redis.Redis) -> None:
         assert float(result.docs[0].distance) < 0.01
     finally:
         await index.dropindex(delete_documents=True)
+
+
+ANSWER = {"choices": [{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}
+
+
+def body(text: str) -> dict[str, object]:
+    return {"model": "m", "messages": [{"role": "user", "content": text}]}
+
+
+@pytest.mark.parametrize("guard", [{"quarantine": True}, {"min_similarity": 1.0}])
+async def test_the_search_serves_the_second_best_entry_when_the_nearest_is_refused(
+    redis_url: str, guard: dict[str, object]
+) -> None:
+    """``cache.search_k`` on the real index: a quarantined or raised nearest entry no longer
+    hides the second-best one, which is served."""
+    store = RedisStore(redis_url)
+    cache = SemanticCache(CacheSettings(threshold=-1.0), store, HashEmbedder())
+    await cache.open()
+    tenant = uuid.uuid4().hex  # a scope of its own
+    try:
+        for text in ("Cancel my order", "Please cancel the order I placed"):
+            await cache.admit(cache.key(body(text), tenant, "ns"), None, ANSWER)
+        key = cache.key(body("Cancel my order now"), tenant, "ns")
+        first = await cache.lookup(key, -1.0)
+        assert first.hit is not None and first.hit.entry.text == "Cancel my order"
+        await store.guard(key.scope, first.hit.entry.id, **guard)  # type: ignore[arg-type]
+        second = await cache.lookup(key, -1.0)
+        assert second.outcome == Outcome.HIT and second.refused is None
+        assert (
+            second.hit is not None and second.hit.entry.text == "Please cancel the order I placed"
+        )
+        assert [p.candidate.entry.id for p in second.passed_over] == [first.hit.entry.id]
+    finally:
+        await cache.close()

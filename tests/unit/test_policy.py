@@ -163,3 +163,81 @@ async def test_the_cache_acts_on_contrast_guard_and_reports_the_lookup_as_decide
         assert lookup.candidate is not None and lookup.candidate.entry.text == "Cancel my order"
         assert (lookup.hit is not None) == (outcome == Outcome.HIT)
         await cache.close()
+
+
+async def test_choose_takes_the_most_similar_candidate_it_would_serve() -> None:
+    nearest, second, third = (
+        candidate(0.99, id="e1", quarantined=True),
+        candidate(0.97, id="e2", min_similarity=0.98),
+        candidate(0.95, id="e3"),
+    )
+    choice = await policy().choose(KEY, [nearest, second, third], 0.9)
+    assert choice.decision.outcome == Outcome.HIT and choice.candidate == third
+    assert [(p.candidate.entry.id, p.reason) for p in choice.passed_over] == [
+        ("e1", Refusal.QUARANTINED),
+        ("e2", Refusal.ENTRY_BAR),
+    ]
+    shadow = await policy(shadow=True).choose(KEY, [nearest, third], 0.9)
+    assert shadow.decision.shadow and shadow.candidate == third
+
+
+async def test_choose_stops_at_the_threshold_and_misses_on_the_nearest() -> None:
+    refused, under = candidate(0.99, id="e1", quarantined=True), candidate(0.85, id="e2")
+    choice = await policy().choose(KEY, [refused, under], 0.9)
+    assert choice.decision.outcome == Outcome.MISS and choice.candidate == refused
+    assert choice.decision.refused == Refusal.QUARANTINED and len(choice.passed_over) == 1
+    plain = await policy().choose(KEY, [under], 0.9)
+    assert plain.candidate == under and plain.decision.refused is None
+    assert (await policy().choose(KEY, [], 0.9)).candidate is None
+
+
+async def test_a_refused_nearest_entry_does_not_hide_a_second_best_that_serves() -> None:
+    """``cache.search_k``: the lookup serves the second-best entry when audits quarantined
+    or raised the nearest; with ``search_k: 1`` the nearest hides it."""
+    for guard in ({"quarantine": True}, {"min_similarity": 1.0}):
+        lookups = []
+        for k in (4, 1):
+            store = MemoryStore()
+            cache = SemanticCache(CacheSettings(threshold=-1.0, search_k=k), store, HashEmbedder())
+            await cache.open()
+            for text in ("Cancel my order", "Please cancel the order I placed"):
+                await cache.admit(cache.key(body(text), "t", "ns"), None, ANSWER)
+            key = cache.key(body("Cancel my order now"), "t", "ns")
+            nearest = (await cache.lookup(key, -1.0)).candidate
+            assert nearest is not None and nearest.entry.text == "Cancel my order"
+            await store.guard(nearest.entry.scope, nearest.entry.id, **guard)
+            lookups.append(await cache.lookup(key, -1.0))
+            await cache.close()
+        found, hidden = lookups
+        assert found.hit is not None and found.hit.entry.text == "Please cancel the order I placed"
+        assert found.refused is None
+        assert [p.candidate.entry.text for p in found.passed_over] == ["Cancel my order"]
+        assert hidden.outcome == Outcome.MISS and hidden.refused is not None
+
+
+class CountingStore(MemoryStore):
+    """Remembers the ``k`` of every search."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ks: list[int] = []
+
+    async def search(self, scope: str, vector: Any, k: int = 1) -> list[tuple[CacheEntry, float]]:
+        self.ks.append(k)
+        return await super().search(scope, vector, k)
+
+
+async def test_the_hot_path_reads_one_entry_and_a_refusal_costs_one_wider_search() -> None:
+    store = CountingStore()
+    cache = SemanticCache(CacheSettings(threshold=-1.0, search_k=4), store, HashEmbedder())
+    await cache.open()
+    for text in ("Cancel my order", "Please cancel the order I placed"):
+        await cache.admit(cache.key(body(text), "t", "ns"), None, ANSWER)
+    key = cache.key(body("Cancel my order now"), "t", "ns")
+    served = await cache.lookup(key, -1.0)
+    assert served.hit is not None and store.ks == [1]
+    await store.guard(key.scope, served.hit.entry.id, quarantine=True)
+    again = await cache.lookup(key, -1.0)
+    assert again.hit is not None and again.hit.entry.id != served.hit.entry.id
+    assert store.ks == [1, 1, 4]
+    await cache.close()
