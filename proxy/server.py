@@ -19,6 +19,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "http": "h11",
         "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "timeout_keep_alive": settings.keep_alive_s,
         "access_log": False,  # the gateway writes its own access line, with the request id
         "log_config": None,  # the gateway's logging (proxy.logs) stays in place
     }

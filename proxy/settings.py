@@ -197,6 +197,10 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=64 * 1024, ge=4096)
     """Largest request line and headers accepted; the server (uvicorn's h11) answers larger
     ones with a plain-text 400 and closes the connection, before the app sees them."""
+    keep_alive_s: int = Field(default=30, ge=1)
+    """Seconds an idle client connection is kept open. Longer than HTTP clients keep idle
+    connections (httpx, under the openai SDK: 5 s), so a client never reuses a connection
+    the server is closing at that moment (uvicorn's 5 s default raced theirs: a read error)."""
     api_docs: bool = True
     """Serve the API reference without a key: ``/docs``, ``/redoc`` and ``/openapi.json``.
     Off in the production examples (``deploy/``): it tells anyone every route and setting."""
