@@ -9,7 +9,7 @@ Detection is py3langid (langid.py's bundled n-gram model, offline, no download) 
 to ``LANGUAGES``: of 1,451 short English prompts of the development pair sets it read 1,438
 as English and 13 as undetermined, none as another language (unrestricted, 12 were read as
 Pidgin or Norwegian), and all 57 prompts of ``tests/fixtures/languages.tsv`` right, at
-20-70 us a prompt on one core (``tests/bench/language.py``; langdetect: 97% and 52/57 at
+~40 us CPU a prompt, p99 ~220 us (``tests/bench/language.py``; langdetect: 97% and 52/57 at
 ~2 ms). The request path runs it only for semantic candidates over the threshold.
 """
 
