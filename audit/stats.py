@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from audit.estimate import Corrected, JudgeError, corrected, judge_error, weighted
 from audit.schema import Verdict
+from cache import language
 
 Z95 = 1.959963984540054
 
@@ -113,14 +114,20 @@ def fp_rate(
 
 
 def cohort(verdict: Verdict) -> dict[str, str]:
-    """The cohorts a verdict belongs to: model, similarity band, prompt-length bucket."""
-    band = math.floor(verdict.job.similarity * 20) / 20
+    """The cohorts a verdict belongs to: model, similarity band, prompt-length bucket,
+    language of the new prompt and judge. Every value but the model's (an operator's alias)
+    comes from a small fixed set, so each can be a metric label: 21 similarity bands, 3
+    lengths, 12 languages with ``other`` and ``und`` (``cache.language.label``), the judge's
+    kind without its version and model (``llm``, ``contrast``...; ``review``, ``feedback``)."""
+    band = math.floor(min(1.0, max(0.0, verdict.job.similarity)) * 20) / 20
     length = len(verdict.job.new_prompt)
     bucket = "short" if length < 40 else "medium" if length < 160 else "long"
     return {
         "model": verdict.job.model,
         "similarity": f"{band:.2f}-{band + 0.05:.2f}",
         "length": bucket,
+        "language": language.label(language.detect(verdict.job.new_prompt)),
+        "judge": (verdict.judge or verdict.source).split("/")[0],
     }
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from audit.schema import Verdict
-from audit.stats import FPRate, fp_rate
+from audit.stats import FPBreakdown, FPRate, fp_breakdown, fp_rate
 
 Since = Callable[[float], Awaitable[list[Verdict]]]
 """Verdicts recorded at or after a time, newest first (``Auditor.verdicts_since``)."""
@@ -45,3 +45,7 @@ class VerdictWindow:
         for verdict in self._verdicts.values():
             by_namespace.setdefault(verdict.job.namespace, []).append(verdict)
         return {namespace: fp_rate(found) for namespace, found in by_namespace.items()}
+
+    def breakdown(self) -> FPBreakdown:
+        """The window's verdicts (as of the last refresh) cut by cohort and shadow mode."""
+        return fp_breakdown(list(self._verdicts.values()), self.window_s)

@@ -7,8 +7,9 @@ raised bar (``entry_bar``; a bar at 1.0 closes the entry, exact repeats included
 exact or not; an answer a fallback model gave refuses it unless ``admit_fallbacks``
 (``fallback``); a semantic candidate is refused when the embedder does not see all of either
 prompt (``unseen``: ``cache.blind_spots``); then each plugged-in ``Check`` may refuse a semantic
-(not exact) candidate under its own name; a namespace in shadow mode answers from the
-upstream what would have been served. Nothing after the policy changes its decision.
+(not exact) candidate under its own name (``language``, ``contrast``); a namespace in shadow
+mode answers from the upstream what would have been served. Nothing after the policy changes
+its decision.
 
 A search returns up to ``cache.search_k`` candidates: ``choose`` decides each, most similar
 first, and takes the first it would serve, so a refused entry does not hide a second-best one
@@ -29,11 +30,15 @@ from cache.settings import CacheSettings
 
 
 class Check(ABC):
-    """A rule that may refuse a semantic candidate (the contrast guard; next, a learned
-    verifier). Cheap enough for the hit path: it runs on every would-be semantic hit."""
+    """A rule that may refuse a semantic candidate (the language check, the contrast guard;
+    next, a learned verifier). Cheap enough for the hit path: it runs on every would-be
+    semantic hit."""
 
     name: str
     """The refusal reason it reports (``x-vetcache-refused``, ``vetcache_refused_total``)."""
+
+    async def open(self) -> None:  # noqa: B027 (most checks have nothing to load)
+        """Load what the check needs before the first request (a model, a table)."""
 
     @abstractmethod
     async def refuses(self, cached_prompt: str, new_prompt: str, similarity: float) -> bool:
@@ -78,6 +83,11 @@ class ServingPolicy:
         self.settings = settings
         self.embedder = embedder
         self.checks = tuple(checks)
+
+    async def open(self) -> None:
+        """Open every check (at start, before the first request)."""
+        for check in self.checks:
+            await check.open()
 
     async def choose(
         self, key: CacheKey, candidates: Sequence[Candidate], threshold: float

@@ -32,7 +32,7 @@ class Outcome(StrEnum):
 class Refusal(StrEnum):
     """Why the serving policy refused the nearest candidate although its similarity alone
     would not have (``x-vetcache-refused``). Checks plugged into the policy refuse under
-    their own name (``ContrastCheck``: ``contrast``)."""
+    their own name (``LanguageCheck``: ``language``; ``ContrastCheck``: ``contrast``)."""
 
     EMBEDDER = "embedder"
     """The entry's vector is another embedding model's: vectors of two models are never

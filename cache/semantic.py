@@ -28,6 +28,7 @@ from cache.embedder import Embedder, Vector
 from cache.errors import CacheError, EmbedderError, Overloaded, StoreError, StoreUnusable
 from cache.incidents import Incidents
 from cache.keys import derive_key
+from cache.language_check import LanguageCheck
 from cache.observe import NULL_OBSERVER, Observer
 from cache.periodic import Periodic
 from cache.policy import Check, Choice, ServingPolicy
@@ -49,6 +50,17 @@ class _Found(NamedTuple):
     pending: CacheEntry | None = None
 
 
+def default_checks(settings: CacheSettings) -> list[Check]:
+    """The checks the settings turn on: the language check (cheapest, first), the contrast
+    guard."""
+    checks: list[Check] = []
+    if settings.embedder_languages:
+        checks.append(LanguageCheck(settings.embedder_languages))
+    if settings.contrast_guard:
+        checks.append(ContrastCheck())
+    return checks
+
+
 class SemanticCache:
     """The cache the gateway asks before calling the upstream."""
 
@@ -60,14 +72,13 @@ class SemanticCache:
         observer: Observer = NULL_OBSERVER,
         checks: Sequence[Check] | None = None,
     ) -> None:
-        """``checks`` plug into the serving policy (default: the contrast guard when
-        ``settings.contrast_guard``)."""
+        """``checks`` plug into the serving policy (default: ``default_checks``)."""
         self.settings = settings
         self.store = store
         self.embedder = embedder
         self.observer = observer
         if checks is None:
-            checks = [ContrastCheck()] if settings.contrast_guard else []
+            checks = default_checks(settings)
         self.policy = ServingPolicy(settings, embedder, checks)
         self.errors = 0
         self.incidents = Incidents(settings.lookup_budget_ms)
@@ -82,6 +93,7 @@ class SemanticCache:
         """Load the embedder and prepare the store. A store that cannot be reached now is
         retried on later lookups; one that can never work (``StoreUnusable``) raises."""
         await self.embedder.open()
+        await self.policy.open()
         await self._open_store()
         self._refresher.start()
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cache.embedder import BUNDLED_MODEL
+from cache.language import LANGUAGES
 from cache.schema import ContextPolicy
 
 
@@ -105,6 +106,21 @@ class CacheSettings(BaseModel):
     contrast_guard: bool = False
     """Check semantic hits with the offline contrast rules on the request path and answer
     fresh when the prompts disagree on negation, numbers, names or scope (~40 us a hit)."""
+
+    embedder_languages: tuple[str, ...] = ("en",)
+    """Languages the embedding model reads (ISO 639-1 codes among ``cache.language.LANGUAGES``;
+    empty: all). A semantic hit where either prompt is in another language is refused
+    (``language``; exact repeats are served): the default fits the bundled English model, whose
+    similarities between French or Spanish prompts mean nothing. Set ``[]`` for a multilingual
+    model."""
+
+    @field_validator("embedder_languages")
+    @classmethod
+    def _known_languages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(LANGUAGES))
+        if unknown:
+            raise ValueError(f"unknown language codes {unknown}; known: {', '.join(LANGUAGES)}")
+        return value
 
     def admission_for(self, namespace: str) -> Admission:
         """The admission policy of ``namespace``."""

@@ -2,9 +2,10 @@
 
 ``Metrics`` is the observer the cache and the audit path report to, plus what the chat
 service counts. Gauges that summarise shared state (queue depth, FP rate, thresholds,
-entries) are set by ``proxy.refresher``; ``proxy.exposition`` renders ``/metrics`` (every
-worker's samples with ``--workers N``). Audit workers expose their own ``/metrics`` on
-``--metrics-port`` (default 9102): scrape both.
+entries; FP rate per cohort in ``proxy.cohort_metrics``) are set by ``proxy.refresher``;
+``proxy.exposition`` renders ``/metrics`` (every worker's samples with ``--workers N``).
+Audit workers expose their own ``/metrics`` on ``--metrics-port`` (default 9102): scrape
+both.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from audit.observe import AuditObserver
 from audit.schema import AuditJob, Verdict, job_kind
 from audit.stats import FPRate
 from cache import Lookup, Outcome
+from proxy.cohort_metrics import CohortGauges
 from proxy.logs import note_stage
 from proxy.tracing import Tracing
 
@@ -74,6 +76,7 @@ class Metrics(AuditObserver):
         self._declare_audits(registry)
         self._declare_shared_state(registry)
         self._declare_views(registry)
+        self.cohorts = CohortGauges(registry, self.namespace, OTHER)
 
     def _declare_requests(self, r: CollectorRegistry) -> None:
         """What each chat request counts."""

@@ -1,10 +1,12 @@
 """The gauges of shared state (live thresholds, entries, audit queue depth, spilled jobs,
-FP rates) and the windowed views of the request counters (``proxy.views``), refreshed in
-the background every ``metrics.refresh_s``, never while a scrape waits. Failures are logged
-once per streak and leave the last values in place."""
+FP rates per namespace, per cohort and of shadow mode) and the windowed views of the
+request counters (``proxy.views``), refreshed in the background every ``metrics.refresh_s``,
+never while a scrape waits. Failures are logged once per streak and leave the last values in
+place."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from audit import Auditor
@@ -56,6 +58,8 @@ class MetricsRefresher:
             if self.auditor is not None:
                 self.metrics.queue_depth.set(await self.auditor.queue_depth())
                 self.metrics.set_fp_rates(await self._fp_rates(self.auditor))
+                # Off the event loop: a prompt's language is detected once (~50 us; memoized).
+                self.metrics.cohorts.set(await asyncio.to_thread(self.window.breakdown))
         except (StoreError, AuditError) as exc:
             if not self._failing:
                 log.warning("metrics refresh failed: %s", type(exc).__name__)

@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from audit.stats import wilson
-from cache.embedder import SentenceTransformerEmbedder
+from cache.embedder import HashEmbedder, SentenceTransformerEmbedder
+from cache.language import LABELS
 from cache.semantic import SemanticCache
 from cache.settings import CacheSettings
 from cache.stores.memory import MemoryStore
@@ -309,3 +310,55 @@ def test_streams_are_counted_once_when_they_end(
         value(m, "vetcache_requests_total", namespace="default", model="cut", outcome="error") == 1
     )
     assert value(m, "vetcache_stage_duration_seconds_count", stage="upstream") == 2
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_cohort_metrics_stay_within_fixed_label_sets(
+    gateway_client: Callable[..., TestClient],
+) -> None:
+    """Hits in 19 languages and every length, all audited: the cohort gauges on ``/metrics``
+    take their labels from small fixed sets, whatever the prompts were."""
+    # Threshold -1 with a meaningless embedder: every prompt hits the one entry; every
+    # language is one the embedder "reads", so none is refused.
+    settings = CacheSettings(threshold=-1.0, lookup_budget_ms=5000, embedder_languages=())
+    client = gateway_client(
+        cache=SemanticCache(settings, MemoryStore(), HashEmbedder()),
+        audit={"burn_in": 1000, "sample_rate": 1.0, "near_miss_rate": 0.0},
+        metrics={"refresh_s": 0.1},
+    )
+    rows = (FIXTURES / "languages.tsv").read_text(encoding="utf-8").splitlines()
+    texts = [row.split("\t", 1)[1] for row in rows if row]
+    texts += [f"Tell me about item {i}. " * (1 + i * 3) for i in range(12)]  # 24-1,000 chars
+
+    def ask(text: str) -> str:
+        body = {"model": "fake-gpt", "messages": [{"role": "user", "content": text}]}
+        return str(client.post("/v1/chat/completions", json=body).headers["x-vetcache"])
+
+    ask("How do I reset my password?")
+    wait(lambda: ask("How do I reset my password?") == "hit", "the first answer was never admitted")
+    assert [ask(text) for text in texts] == ["hit"] * len(texts)
+
+    def cohorts() -> dict[str, set[str]]:
+        """Label values of the cohort gauges, by dimension."""
+        found: dict[str, set[str]] = {}
+        for name, labels in scrape(client.get("/metrics").text):
+            if name.startswith("vetcache_cohort_"):
+                label = dict(labels)
+                found.setdefault(label["dimension"], set()).add(label["cohort"])
+        return found
+
+    # Every hit judged (the contrast judge finds most pairs "uncertain": labelled 0, NaN
+    # rate, but the cohort is there) and in the window of a refresh after.
+    wait(lambda: "long" in cohorts().get("length", set()), "the hits never reached the cohorts")
+    found = cohorts()
+    assert set(found) == {"language", "length", "similarity", "judge", "model"}
+    assert {"en", "fr", "zh", "other"} <= found["language"] <= LABELS | {"other", "und"}
+    assert found["length"] == {"short", "medium", "long"}
+    assert found["judge"] == {"contrast"} and found["model"] == {"fake-gpt"}
+    assert len(found["similarity"]) <= 21
+    series = sum(
+        name.startswith("vetcache_cohort_") for name, _ in scrape(client.get("/metrics").text)
+    )
+    assert series <= 3 * (len(LABELS) + 2 + 3 + 21 + 1 + 1)

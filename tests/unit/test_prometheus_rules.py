@@ -175,6 +175,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
     assert names == {
         "VetcacheFalsePositiveRateOverBudget",
         "VetcacheFalsePositiveSpike",
+        "VetcacheCohortFalsePositiveRateHigh",
         "VetcacheHitRatioCollapse",
         "VetcacheLatencyP99OverBudget",
         "VetcacheAuditBacklog",

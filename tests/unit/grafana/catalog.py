@@ -56,7 +56,8 @@ class Family(NamedTuple):
 
 NAMESPACES = ("a", "b")
 KINDS = ("hit", "near_miss")
-REFUSAL_REASONS = ("entry_bar", "quarantined", "contrast", "embedder")
+REFUSAL_REASONS = ("entry_bar", "quarantined", "language", "contrast", "embedder")
+COHORTS: dict[str, tuple[str, ...]] = {"dimension": ("language", "length"), "cohort": ("en", "fr")}
 OUTCOMES = ("hit", "miss", "bypass", "fail_open", "error")
 CATALOG = (
     Family(
@@ -93,6 +94,11 @@ CATALOG = (
     Family("vetcache_tokens_saved", "counter", {"namespace": NAMESPACES}),
     Family("vetcache_cost_saved_usd", "counter", {"namespace": NAMESPACES}),
     Family("vetcache_cache_errors", "counter", {"kind": ("store", "embedder", "timeout", "audit")}),
+    Family("vetcache_cohort_false_positive_rate", "gauge", COHORTS),
+    Family("vetcache_cohort_false_positive_rate_upper", "gauge", COHORTS),
+    Family("vetcache_cohort_false_positive_labelled", "gauge", COHORTS),
+    Family("vetcache_shadow_false_positive_rate", "gauge", {"namespace": NAMESPACES}),
+    Family("vetcache_shadow_false_positive_labelled", "gauge", {"namespace": NAMESPACES}),
     Family(
         "vetcache_refused",
         "counter",

@@ -24,6 +24,11 @@ GAUGE_VALUES = {
     "vetcache_threshold": 0.9,
     "vetcache_cache_entries": 1000.0,
     "vetcache_audit_queue_depth": 3.0,
+    "vetcache_cohort_false_positive_rate": 0.04,
+    "vetcache_cohort_false_positive_rate_upper": 0.09,
+    "vetcache_cohort_false_positive_labelled": 60.0,
+    "vetcache_shadow_false_positive_rate": 0.05,
+    "vetcache_shadow_false_positive_labelled": 40.0,
 }
 STEPS = 40  # 10 minutes of 15 s samples
 

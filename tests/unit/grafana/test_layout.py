@@ -114,3 +114,24 @@ def test_false_positive_rate_is_drawn_in_its_band(dashboard: Json) -> None:
             assert panel.get("repeat") == "namespace", panel["title"]
             banded.append(panel["title"])
     assert banded
+
+
+def test_false_positive_rate_by_cohort_and_of_shadow_mode_have_panels(dashboard: Json) -> None:
+    """The cohort view: one line per (dimension, cohort), so a spike in one language or band
+    shows apart from the overall rate; and the rate shadow mode would have served."""
+    reads = {
+        panel["title"]: [target["expr"] for target in panel["targets"]]
+        for panel in all_panels(dashboard["panels"])
+    }
+    cohort = [
+        expr
+        for exprs in reads.values()
+        for expr in exprs
+        if metric_names(expr) == {"vetcache_cohort_false_positive_rate"}
+    ]
+    assert cohort and all("by (dimension, cohort)" in expr for expr in cohort), cohort
+    assert any(
+        metric_names(expr) == {"vetcache_shadow_false_positive_rate"}
+        for exprs in reads.values()
+        for expr in exprs
+    ), reads
