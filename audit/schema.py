@@ -78,7 +78,7 @@ class Judgement(BaseModel):
     reason: str
     """One line on why."""
     judge: str
-    """Judge name and version, e.g. ``contrast/1``."""
+    """Judge name and version, e.g. ``contrast/2``."""
 
 
 def job_kind(job: AuditJob) -> Literal["hit", "exact", "near_miss", "shadow", "admission"]:

@@ -151,7 +151,7 @@ async def record_verdicts(
             namespace=namespace, model="fake-gpt",
         )  # fmt: skip
         await ledger.record(
-            Verdict(id=job.job_id, job=job, verdict=verdict, judge="contrast/1",
+            Verdict(id=job.job_id, job=job, verdict=verdict, judge="contrast/2",
                     created_at=time.time())
         )  # fmt: skip
 

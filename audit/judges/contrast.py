@@ -13,7 +13,9 @@ class ContrastJudge(Judge):
     (an exact repeat, an admission audit) have nothing to contrast: ``correct``, whatever
     the rules would say, so an exact repeat is never judged wrong against itself."""
 
-    name = "contrast/1"
+    name = "contrast/2"
+    # 2: prompts never contrast with themselves, numbers on word boundaries, fewer false
+    # vetoes (issue 18); verdicts of version 1 stay told apart in the ledger.
 
     def __init__(self, confident_similarity: float = 0.85) -> None:
         self.confident_similarity = confident_similarity

@@ -43,7 +43,7 @@ def fill(metrics: object) -> None:
             for outcome in Outcome:
                 metrics.request(name, model, outcome, rng.uniform(0.001, 2), rng.uniform(0.5, 1))
         for verdict in ("correct", "false_positive", "uncertain", "error"):
-            for judge in ("contrast/1", "review", "feedback"):
+            for judge in ("contrast/2", "review", "feedback"):
                 metrics.verdicts.labels(name, verdict, judge, "hit").inc()
         metrics.saved(name, 120, 0.0004)
         for reason in Refusal:

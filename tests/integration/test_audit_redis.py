@@ -196,7 +196,7 @@ def assert_judged_false(verdicts: dict[str, Verdict], false_hit: Reply, good: Re
     assert bad.job.similarity == pytest.approx(
         float(false_hit.headers["x-vetcache-similarity"]), abs=1e-4
     )
-    assert bad.job.threshold == 0.5 and bad.job.embedder and bad.judge == "contrast/1"
+    assert bad.job.threshold == 0.5 and bad.job.embedder and bad.judge == "contrast/2"
     assert verdicts["Cancel my subscription, please"].verdict == "correct"
     assert good.headers["x-vetcache-entry"] == bad.job.entry_id
     return bad

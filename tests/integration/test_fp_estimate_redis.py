@@ -39,7 +39,7 @@ async def record(
     )  # fmt: skip
     now = time.time()
     await ledger.record(
-        Verdict(id=job.job_id, job=job, verdict=said, judge="contrast/1", created_at=now)
+        Verdict(id=job.job_id, job=job, verdict=said, judge="contrast/2", created_at=now)
     )
     if truth is not None:
         await ledger.record(

@@ -161,7 +161,7 @@ def assert_stages_counted(m: Samples) -> None:
 def assert_audits_counted(m: Samples, ns: str) -> None:
     """Jobs and verdicts, the FP rate's interval, and the gauges beside it."""
     assert value(m, "vetcache_audit_jobs_total", namespace=ns, kind="hit") == 2
-    judge = {"namespace": ns, "judge": "contrast/1", "kind": "hit"}
+    judge = {"namespace": ns, "judge": "contrast/2", "kind": "hit"}
     assert value(m, "vetcache_audit_verdicts_total", verdict="false_positive", **judge) == 1
     assert value(m, "vetcache_audit_verdicts_total", verdict="correct", **judge) == 1
     assert value(m, "vetcache_audit_lag_seconds_count") == 2

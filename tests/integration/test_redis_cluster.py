@@ -208,7 +208,7 @@ async def test_ledger_and_queue_keep_their_multi_key_steps_in_one_slot(
 
         # The record script touches three keys; on a cluster they must share a slot.
         first = Verdict(id=uuid.uuid4().hex, job=jobs[0], verdict="false_positive",
-                        judge="contrast/1", created_at=time.time())  # fmt: skip
+                        judge="contrast/2", created_at=time.time())  # fmt: skip
         assert await ledger.record(first)
         again = first.model_copy(update={"id": uuid.uuid4().hex})
         assert not await ledger.record(again)  # one judge verdict per job, across shards

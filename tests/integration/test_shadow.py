@@ -73,7 +73,7 @@ def assert_metrics_report_would_be_hits(client: TestClient, shadowed: str) -> No
     fp = {
         "namespace": shadowed,
         "verdict": "false_positive",
-        "judge": "contrast/1",
+        "judge": "contrast/2",
         "kind": "shadow",
     }
     assert value(m, "vetcache_audit_verdicts_total", **fp) == 1

@@ -137,7 +137,7 @@ async def test_false_hit_raises_the_entry_bar() -> None:
     assert await worker.run_once(block_s=0.1) == 1
     [recorded] = await ledger.query()
     assert recorded.verdict == "false_positive" and "negation" in recorded.reason
-    assert recorded.job.cached_prompt == "Cancel my order" and recorded.judge == "contrast/1"
+    assert recorded.job.cached_prompt == "Cancel my order" and recorded.judge == "contrast/2"
     entry = await store.get_exact("s1", "x")
     assert entry is not None and entry.min_similarity == pytest.approx(0.94)
     assert await queue.depth() == 0
@@ -190,7 +190,7 @@ async def test_a_redelivered_job_repeats_a_lost_action_without_judging_again() -
     lost = job()
     # A worker recorded this verdict and died before acting on it or acknowledging it.
     await ledger.record(
-        Verdict(id=lost.job_id, job=lost, verdict="false_positive", judge="contrast/1",
+        Verdict(id=lost.job_id, job=lost, verdict="false_positive", judge="contrast/2",
                 created_at=time.time())
     )  # fmt: skip
     await queue.put(lost)

@@ -108,7 +108,7 @@ async def test_contrast_judge_verdicts() -> None:
     assert same.verdict == "correct" and same.score == pytest.approx(0.96)
     unsure = await judge.judge(job("Cancel my order", "Stop the thing I bought", 0.62))
     assert unsure.verdict == "uncertain"
-    assert trap.judge == "contrast/1"
+    assert trap.judge == "contrast/2"
 
 
 # Prompts shaped like those that once contrasted with themselves: a mid-sentence "I'm", a

@@ -40,7 +40,7 @@ def label(
     on = on or job(**extra)
     return Verdict.model_validate(
         {"id": uuid.uuid4().hex, "source": source, "job": on, "verdict": verdict,
-         "judge": "contrast/1" if source == "judge" else source, "created_at": time.time()}
+         "judge": "contrast/2" if source == "judge" else source, "created_at": time.time()}
     )  # fmt: skip
 
 

@@ -34,7 +34,7 @@ def verdict(namespace: str, kind: VerdictKind, at: float) -> Verdict:
         cached_prompt="c", cached_answer="a", similarity=0.93, threshold=0.9,
         namespace=namespace, model="fake-gpt",
     )  # fmt: skip
-    return Verdict(id=job.job_id, job=job, verdict=kind, judge="contrast/1", created_at=at)
+    return Verdict(id=job.job_id, job=job, verdict=kind, judge="contrast/2", created_at=at)
 
 
 def scrape(registry: CollectorRegistry) -> dict[tuple[str, str], float]:

@@ -79,7 +79,7 @@ CATALOG = (
         {
             "namespace": NAMESPACES,
             "verdict": ("correct", "false_positive", "uncertain", "error"),
-            "judge": ("contrast/1", "review", "feedback"),
+            "judge": ("contrast/2", "review", "feedback"),
             "kind": KINDS,
         },
     ),
