@@ -224,7 +224,9 @@ async def _audited(
     false_hits = [v for v in verdicts if v.verdict == "false_positive" and not v.job.near_miss]
     again = Replay()
     for verdict in false_hits:
-        await _ask(http, verdict.job.namespace, verdict.job.new_prompt, again)
+        reply = await _ask(http, verdict.job.namespace, verdict.job.new_prompt, again)
+        if reply.headers.get("x-vetcache-entry") == verdict.job.entry_id:
+            again.outcomes[verdict.job.namespace]["same_entry"] += 1
     tunes = {
         ns: await auditor.tune(ns, args.target_fp, hours=168, current=args.threshold)
         for ns in groups
@@ -244,6 +246,17 @@ def _ms(values: list[float], q: float) -> str:
     return f"{1000 * ordered[index]:.1f} ms"
 
 
+def _outcomes(replay: Replay, namespace: str | None) -> dict[str, int]:
+    """Outcomes counted for ``namespace`` (None: all of them)."""
+    if namespace is not None:
+        return dict(replay.outcomes[namespace])
+    total: dict[str, int] = {}
+    for seen in replay.outcomes.values():
+        for outcome, count in seen.items():
+            total[outcome] = total.get(outcome, 0) + count
+    return total
+
+
 def _report(
     groups: dict[str, list[dict[str, Any]]],
     replay: Replay,
@@ -253,22 +266,23 @@ def _report(
     tunes: dict[str, Any],
 ) -> str:
     lines = ["", "Namespace   requests  hits  hit rate  judged  false hits  FP rate  95% interval"]
-    for ns in groups:
-        seen = replay.outcomes[ns]
-        requests = sum(seen.values())
-        hits = seen.get("hit", 0)
-        rate = fp_rate(v for v in verdicts if v.job.namespace == ns)
+    names = [*groups, "all"]
+    for ns in names:
+        seen = _outcomes(replay, None if ns == "all" else ns)
+        requests, hits = sum(seen.values()), seen.get("hit", 0)
+        mine = [v for v in verdicts if ns == "all" or v.job.namespace == ns]
+        rate, exact = fp_rate(mine), fp_rate(mine, exact=True)
+        shown = "" if ns == "all" else _pct(hits / requests if requests else None)
         lines.append(
-            f"{ns:<11} {requests:>8} {hits:>5} {_pct(hits / requests if requests else None):>9}"
-            f" {rate.labelled:>7} {rate.false_positives:>11} {_pct(rate.rate):>8}"
+            f"{ns:<11} {requests:>8} {hits:>5} {shown:>9}"
+            f" {rate.labelled + exact.labelled:>7}"
+            f" {rate.false_positives + exact.false_positives:>11} {_pct(rate.rate):>8}"
             f"  {_pct(rate.lower)}-{_pct(rate.upper)}"
         )
-    overall = fp_rate(verdicts)
+    repeats = fp_rate(verdicts, exact=True).labelled
     lines.append(
-        f"{'all':<11} {sum(sum(s.values()) for s in replay.outcomes.values()):>8} "
-        f"{sum(s.get('hit', 0) for s in replay.outcomes.values()):>5} {'':>9}"
-        f" {overall.labelled:>7} {overall.false_positives:>11} {_pct(overall.rate):>8}"
-        f"  {_pct(overall.lower)}-{_pct(overall.upper)}"
+        f"(judged: every hit; FP rate: semantic hits only. {repeats} judged hits were exact "
+        "repeats, which make no similarity decision.)"
     )
     lines += ["", "Latency (client side, 4 in flight)  p50       p99"]
     for outcome in ("hit", "miss"):
@@ -282,10 +296,13 @@ def _report(
                 f'  "{job.new_prompt}" was served the answer to "{job.cached_prompt}" '
                 f"(similarity {job.similarity:.3f}; {verdict.reason})"
             )
-        now_miss = sum(s.get("miss", 0) for s in again.outcomes.values())
+        asked = _outcomes(again, None)
         lines.append(
-            f"Asked again after the verdicts, {now_miss} of {len(false_hits)} now miss: each "
-            "false hit raised its entry's own similarity bar above it."
+            f"Asked again after the verdicts, {len(false_hits) - asked.get('same_entry', 0)} of "
+            f"{len(false_hits)} are no longer served the entry judged wrong for them: each "
+            "false hit raised that entry's own similarity bar above it. "
+            f"{asked.get('miss', 0)} now miss; {asked.get('hit', 0)} are served the next "
+            "nearest entry the policy accepts (cache.search_k), which the audits judge in turn."
         )
     lines += ["", f"vetcache tune (target FP {next(iter(tunes.values())).target_fp:g}):"]
     for ns, report in tunes.items():

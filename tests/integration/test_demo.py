@@ -32,9 +32,13 @@ def test_demo_prints_its_report() -> None:
     assert requests == 120 and 0 < hits < requests
     assert judged == hits  # every hit is audited in the demo
     assert false_hits > 0  # the traps are there to be caught
-    caught = re.search(r"Asked again after the verdicts, (\d+) of (\d+) now miss", out)
+    caught = re.search(
+        r"Asked again after the verdicts, (\d+) of (\d+) are no longer served the entry", out
+    )
     assert caught is not None and caught.group(2) == str(false_hits)
     assert int(caught.group(1)) == false_hits  # every entry's bar was raised above its false hit
+    again = re.search(r"(\d+) now miss; (\d+) are served the next nearest entry", out)
+    assert again is not None and int(again.group(1)) + int(again.group(2)) == false_hits
     assert "p50" in out and "p99" in out and "recommended threshold" in out
     assert "WARNING" not in done.stderr  # the report is not buried in library chatter
 
