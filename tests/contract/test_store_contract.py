@@ -96,10 +96,13 @@ async def test_search_is_fenced_by_scope_and_ordered(store: Store) -> None:
 
 async def test_entries_expire(store: Store) -> None:
     scope, ns = fresh(), fresh()
-    await store.put(entry(scope, ns, exact="gone"), unit(1), ttl_s=1, cap=None)
+    gone = entry(scope, ns, exact="gone")
+    await store.put(gone, unit(1), ttl_s=1, cap=None)
+    assert await store.add_label(scope, gone.id, Label(id="l", correct=False, similarity=0.9))
     assert await store.count(ns) == 1
     await asyncio.sleep(2.1)  # bounded wait past the TTL; asserts expiry, not timing
     assert await store.get_exact(scope, "gone") is None
+    assert await store.labels(scope, gone.id) == []  # the labels expire with it
     assert await store.search(scope, unit(1), k=1) == []
     assert await store.count(ns) == 0
 
