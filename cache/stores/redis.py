@@ -48,7 +48,7 @@ from cache.redis_client import (
 from cache.redis_replies import is_index_exists, is_missing_index, is_missing_query_engine
 from cache.schema import CacheEntry
 from cache.stores.base import Store
-from cache.stores.redis_labels import RedisLabels
+from cache.stores.redis_labels import RedisLabels, labels_key
 from cache.stores.redis_layout import (
     DISCARD,
     ENTRY_PREFIX,
@@ -311,6 +311,7 @@ class RedisStore(RedisLabels, Store):
                 pipe.delete(key)
                 if scope is not None and exact is not None:
                     pipe.delete(exact_key(as_text(scope), as_text(exact)))
+                    pipe.delete(labels_key(as_text(scope), key.rsplit(":", 1)[-1]))
             await pipe.execute()
 
     async def count(self, namespace: str, tenant: str | None = None) -> int:

@@ -3,8 +3,8 @@
     vc:l:{<scope>}:<id>       hash: label id -> the label as JSON
 
 in the entry's hash slot (its scope's tag), so adding a label, trimming the set and flagging
-the entry is one script on one node, on a Redis Cluster too. The hash expires with the entry;
-an entry without a TTL keeps its labels (at most ``LABELS_KEPT``) after it is evicted.
+the entry is one script on one node, on a Redis Cluster too. The hash expires with the entry
+and is deleted when the entry is evicted over its namespace's cap.
 """
 
 from __future__ import annotations

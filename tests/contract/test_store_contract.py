@@ -115,8 +115,10 @@ async def test_namespace_cap_evicts_the_oldest(store: Store) -> None:
         item = item.model_copy(update={"created_at": time.time() + i * 0.001})
         stored.append(item)
         await store.put(item, unit(1, i), ttl_s=60, cap=3)
+        await store.add_label(scope, item.id, Label(id="l", correct=True, similarity=0.9))
     assert await store.count(ns) == 3
     assert await store.get_exact(scope, "x0") is None
+    assert await store.labels(scope, stored[0].id) == []  # evicted with its entry
     assert await store.get_exact(scope, "x1") is None
     assert await store.get_exact(scope, "x4") == stored[4]
     texts = {e.text for e, _ in await store.search(scope, unit(1), k=10)}
