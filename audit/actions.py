@@ -1,8 +1,11 @@
-"""What a label does: a false hit raises its entry's bar (or quarantines it) and becomes a
-hard negative; a later outside label saying the pair was fine takes the hard negative back and
+"""What a label does. A false hit becomes a hard negative and, under the namespace's action:
+``raise``, joins its entry's labelled neighbourhood (``cache.neighbourhood``: when its job kept
+the request's vector, or was an exact repeat) or else raises the entry's bar; ``quarantine``,
+quarantines it. A correct hit joins the neighbourhood too. A later outside label saying the
+pair was fine takes the hard negative back, replaces the false label in the neighbourhood, and
 undoes what that verdict did to the entry (its guard is set to what the entry's remaining
-false labels call for: the bar of the highest, quarantine if any; none left, none at all); an
-admission audit releases its new entry or discards it.
+false labels without a vector call for: the bar of the highest, quarantine if any; none left,
+none at all); an admission audit releases its new entry or discards it.
 
 ``settle`` is the one sequence for every label, the worker's judge verdicts and the outside
 labels (feedback, reviews) alike: record it once, tell the observer, act. Acting is
@@ -16,9 +19,10 @@ from collections.abc import Iterable
 
 from audit.ledgers.base import Ledger
 from audit.observe import AuditObserver
-from audit.schema import HardNegative, Verdict, pair_id
+from audit.schema import AuditJob, HardNegative, Verdict, pair_id
 from audit.settings import AuditSettings
 from cache.errors import StoreError
+from cache.neighbourhood import Label
 from cache.stores.base import Store
 
 log = logging.getLogger("vetcache.audit")
@@ -54,13 +58,23 @@ async def act_on(verdict: Verdict, store: Store, ledger: Ledger, settings: Audit
     if job.admission:
         await _settle_admission(verdict, store)
         return
+    if verdict.verdict == "correct" and verdict.source == "judge" and not job.near_miss:
+        await _label(verdict, store)
     if verdict.verdict == "correct" and verdict.source != "judge":
         await ledger.drop_hard_negative(pair_id(job.namespace, job.cached_prompt, job.new_prompt))
         if not job.near_miss:
             await _regard(verdict, store, ledger, settings)
         return
-    if verdict.verdict != "false_positive":
-        return
+    if verdict.verdict == "false_positive":
+        await _false_hit(verdict, store, ledger, settings)
+
+
+async def _false_hit(
+    verdict: Verdict, store: Store, ledger: Ledger, settings: AuditSettings
+) -> None:
+    """A hard negative; for a served hit, a false label of the entry (``raise`` with a
+    vector), its bar raised (``raise`` without) or its quarantine."""
+    job = verdict.job
     await ledger.add_hard_negative(
         HardNegative(
             cached_prompt=job.cached_prompt,
@@ -77,6 +91,8 @@ async def act_on(verdict: Verdict, store: Store, ledger: Ledger, settings: Audit
     if job.near_miss:
         return  # nothing was served, so there is nothing to guard
     action = settings.action_for(job.namespace)
+    if action == "raise" and await _label(verdict, store):
+        return  # the neighbourhood decides: no bar for paraphrases further from the trap
     try:
         if action == "raise":
             bar = min(1.0, job.similarity + settings.raise_margin)
@@ -97,9 +113,15 @@ async def _regard(verdict: Verdict, store: Store, ledger: Ledger, settings: Audi
     labels = [v for v in found if v.job.entry_id == job.entry_id and not v.job.near_miss]
     before = _in_force(v for v in labels if v.id != verdict.id).get(job.job_id)
     after = _in_force([*labels, verdict])
+    if after[job.job_id] is verdict:
+        await _label(verdict, store)  # replaces the job's false label, if it had one
     if before is None or before.verdict != "false_positive" or after[job.job_id] is not verdict:
         return
-    false = [v.job.similarity for v in after.values() if v.verdict == "false_positive"]
+    false = [
+        v.job.similarity
+        for v in after.values()
+        if v.verdict == "false_positive" and _as_label(v) is None  # labels set no bar
+    ]
     action = settings.action_for(job.namespace)
     bar = min(1.0, max(false) + settings.raise_margin) if action == "raise" and false else None
     quarantined = action == "quarantine" and bool(false)
@@ -107,6 +129,34 @@ async def _regard(verdict: Verdict, store: Store, ledger: Ledger, settings: Audi
         await store.restore(job.scope, job.entry_id, min_similarity=bar, quarantined=quarantined)
     except StoreError as exc:
         log.warning("could not restore entry %s: %s", job.entry_id, type(exc).__name__)
+
+
+def _as_label(verdict: Verdict) -> Label | None:
+    """``verdict`` as a label of its entry's neighbourhood: None when its job kept no vector
+    (a near-miss, a job recorded before vectors were kept, a feedback label)."""
+    job: AuditJob = verdict.job
+    if job.vector is None and not job.exact:
+        return None
+    return Label(
+        id=job.job_id,
+        correct=verdict.verdict == "correct",
+        similarity=job.similarity,
+        vector=job.vector,
+        created_at=verdict.created_at,
+    )
+
+
+async def _label(verdict: Verdict, store: Store) -> bool:
+    """Keep ``verdict`` among its entry's labels; whether it was kept (a store error is
+    logged: a false label then falls back to the bar)."""
+    label = _as_label(verdict)
+    if label is None:
+        return False
+    try:
+        return await store.add_label(verdict.job.scope, verdict.job.entry_id, label)
+    except StoreError as exc:
+        log.warning("could not label entry %s: %s", verdict.job.entry_id, type(exc).__name__)
+        return False
 
 
 def _in_force(labels: Iterable[Verdict]) -> dict[str, Verdict]:

@@ -37,6 +37,7 @@ from audit.trace_context import traceparent
 from audit.tune import DEFAULT_MIN_BAND_LABELS, TuneReport, report_from_ledger
 from audit.worker import AuditWorker
 from cache.errors import StoreError
+from cache.neighbourhood import pack
 from cache.schema import CacheEntry, CacheKey, Candidate, Lookup, Outcome
 from cache.semantic import SemanticCache
 from cache.stores.base import Store
@@ -154,7 +155,9 @@ class Auditor:
             seen = 1
         if self.sampler.hit(key.namespace, seen):
             p = self.sampler.hit_probability(key.namespace, seen)
-            await self.spill.put(job.model_copy(update={"sample_p": p}))
+            vector = lookup.vector if not served.exact else None
+            packed = pack(vector) if vector is not None else None
+            await self.spill.put(job.model_copy(update={"sample_p": p, "vector": packed}))
 
     def _failed(self, what: str, request_id: str, exc: Exception) -> None:
         self.errors += 1

@@ -59,6 +59,10 @@ class AuditJob(BaseModel):
     """The probability with which this job was sampled for audit (1.0 during an entry's
     burn-in): its label stands for 1 / ``sample_p`` served hits in the FP estimate. None on
     jobs recorded before it was kept (weighted 1)."""
+    vector: str | None = None
+    """The request's vector (``cache.neighbourhood.pack``) on a sampled semantic hit: a
+    verdict on it becomes a label of the entry's neighbourhood. None on exact repeats (their
+    vector is the entry's), near-misses, and jobs recorded before it was kept."""
     queued_at: float = 0.0
     """Unix time the job was queued (audit lag is measured from it)."""
     traceparent: str = ""

@@ -3,8 +3,9 @@ would be served (shadow mode), or refused, and why.
 
 In order: an entry embedded by another model is never compared (``embedder``); a candidate
 under the threshold in force is a plain miss; an audit's quarantine (``quarantined``) or
-raised bar (``entry_bar``; a bar at 1.0 closes the entry, exact repeats included) refuses it,
-exact or not; an answer a fallback model gave refuses it unless ``admit_fallbacks``
+nearest labelled neighbour judged false (``neighbourhood``: ``cache.neighbourhood``) or raised
+bar (``entry_bar``; a bar at 1.0 closes the entry, exact repeats included) refuses it, exact
+or not; an answer a fallback model gave refuses it unless ``admit_fallbacks``
 (``fallback``); a semantic candidate is refused when the embedder does not see all of either
 prompt (``unseen``: ``cache.blind_spots``); then each plugged-in ``Check`` may refuse a semantic
 (not exact) candidate under its own name (``language``, ``contrast``); a namespace in shadow
@@ -25,6 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from cache.embedder import Embedder
+from cache.neighbourhood import nearest_is_false
 from cache.schema import CacheKey, Candidate, Outcome, PassedOver, Refusal
 from cache.settings import CacheSettings
 
@@ -135,10 +137,14 @@ class ServingPolicy:
 
     @staticmethod
     def _audited(candidate: Candidate) -> Refusal | None:
-        """What audits did to the entry: quarantined it, or raised its own bar."""
+        """What audits did to the entry: quarantined it, labelled a false hit whose prompt is
+        the request's nearest labelled neighbour, or raised its own bar (set only by false
+        labels that kept no vector: ``audit.actions``)."""
         entry = candidate.entry
         if entry.quarantined:
             return Refusal.QUARANTINED
+        if entry.labelled and nearest_is_false(candidate.similarity, candidate.neighbours):
+            return Refusal.NEIGHBOURHOOD
         bar = entry.min_similarity
         # A bar at 1.0 was raised by a false hit at (or within the margin of) 1.0: no
         # similarity clears it, an exact repeat's 1.0 included (audit.actions caps bars at 1.0).

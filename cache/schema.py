@@ -46,6 +46,9 @@ class Refusal(StrEnum):
     """The embedder does not see all of one of the two prompts (tokens past its window, or a
     word it reads as unknown), so their similarity does not compare them whole; exact
     repeats are still served."""
+    NEIGHBOURHOOD = "neighbourhood"
+    """The nearest of the entry's labelled neighbours (the prompts audits judged against it,
+    the entry's own counting as correct) is a false hit (``cache.neighbourhood``)."""
     FALLBACK = "fallback"
     """The entry's answer came from a fallback model, not the alias asked for
     (``cache.admit_fallbacks`` is off)."""
@@ -100,6 +103,9 @@ class CacheEntry(BaseModel):
     """Unix time of admission."""
     min_similarity: float | None = None
     """The entry's own bar, raised by audits above the similarity of a false hit."""
+    labelled: bool = False
+    """An audit judged a hit on it false and kept the prompt's vector: the lookup reads its
+    labels and the policy decides by the nearest (``cache.neighbourhood``)."""
     quarantined: bool = False
     """Set by audits: the entry is kept for review but never served."""
     pending: bool = False
@@ -116,6 +122,9 @@ class Candidate(BaseModel):
     """Cosine similarity of the request's text to the entry's (1.0 for exact repeats)."""
     exact: bool
     """Found by the exact layer, without a vector search."""
+    neighbours: tuple[tuple[float, bool], ...] = ()
+    """A ``labelled`` entry's labels as the request sees them: (similarity of the request
+    to the labelled prompt, judged correct), read by the lookup."""
 
 
 class PassedOver(BaseModel):

@@ -29,6 +29,7 @@ from cache.errors import CacheError, EmbedderError, Overloaded, StoreError, Stor
 from cache.incidents import Incidents
 from cache.keys import derive_key
 from cache.language_check import LanguageCheck
+from cache.neighbourhood import neighbours
 from cache.observe import NULL_OBSERVER, Observer
 from cache.periodic import Periodic
 from cache.policy import Check, Choice, ServingPolicy
@@ -206,9 +207,31 @@ class SemanticCache:
     async def _search(self, key: CacheKey, vector: Vector, k: int) -> tuple[Candidate, ...]:
         with self.observer.timed("vector_search"):
             found = await self.store.search(key.scope, vector, k=k)
+        return await self._labelled(
+            [
+                Candidate(entry=entry, similarity=min(1.0, max(-1.0, similarity)), exact=False)
+                for entry, similarity in found
+            ],
+            vector,
+        )
+
+    async def _labelled(
+        self, candidates: Sequence[Candidate], vector: Vector | None
+    ) -> tuple[Candidate, ...]:
+        """``candidates`` with the neighbours of the ``labelled`` ones (their labels read in
+        one concurrent round trip, within the lookup's deadline; unflagged entries cost
+        nothing). ``vector`` None: an exact repeat."""
+        flagged = [c for c in candidates if c.entry.labelled]
+        if not flagged:
+            return tuple(candidates)
+        read = [self.store.labels(c.entry.scope, c.entry.id) for c in flagged]
+        found = {
+            c.entry.id: neighbours(labels, vector, c.similarity)
+            for c, labels in zip(flagged, await asyncio.gather(*read), strict=True)
+        }
         return tuple(
-            Candidate(entry=entry, similarity=min(1.0, max(-1.0, similarity)), exact=False)
-            for entry, similarity in found
+            c.model_copy(update={"neighbours": found[c.entry.id]}) if c.entry.labelled else c
+            for c in candidates
         )
 
     async def _find(self, key: CacheKey, deadline: float) -> _Found:
@@ -221,7 +244,9 @@ class SemanticCache:
         with self.observer.timed("exact_lookup"):
             exact = await self.store.get_exact(key.scope, key.exact)
         if exact is not None and not exact.pending:
-            return _Found((Candidate(entry=exact, similarity=1.0, exact=True),))
+            return _Found(
+                await self._labelled([Candidate(entry=exact, similarity=1.0, exact=True)], None)
+            )
         _in_time(deadline)
         with self.observer.timed("embed"):
             vector = await self.embedder.embed(key.text, deadline)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from cache.embedder import Vector
+from cache.neighbourhood import Label
 from cache.schema import CacheEntry
 
 
@@ -89,3 +90,13 @@ class Store(ABC):
         """Set an entry's guard to exactly this, lower or lifted included (a person's label
         overturned the verdict that raised it): its own bar (None: none) and its quarantine.
         False when the entry no longer exists."""
+
+    @abstractmethod
+    async def add_label(self, scope: str, entry_id: str, label: Label) -> bool:
+        """Keep ``label`` among the entry's labels (replacing the one with its id; at most
+        ``LABELS_KEPT``, ``neighbourhood.trim``); a false one flags the entry ``labelled``.
+        The labels expire with the entry. False when the entry no longer exists."""
+
+    @abstractmethod
+    async def labels(self, scope: str, entry_id: str) -> list[Label]:
+        """The entry's labels, in no particular order (none: an empty list)."""

@@ -6,6 +6,7 @@ import asyncio
 
 from cache.embedder import Vector
 from cache.errors import StoreError
+from cache.neighbourhood import Label
 from cache.schema import CacheEntry
 from cache.stores.base import Store
 
@@ -92,3 +93,11 @@ class FaultyStore(Store):
         return await self.inner.restore(
             scope, entry_id, min_similarity=min_similarity, quarantined=quarantined
         )
+
+    async def add_label(self, scope: str, entry_id: str, label: Label) -> bool:
+        await self._gate()
+        return await self.inner.add_label(scope, entry_id, label)
+
+    async def labels(self, scope: str, entry_id: str) -> list[Label]:
+        await self._gate()
+        return await self.inner.labels(scope, entry_id)

@@ -9,6 +9,7 @@ from collections import OrderedDict, defaultdict
 import numpy as np
 
 from cache.embedder import Vector
+from cache.neighbourhood import Label, trim
 from cache.schema import CacheEntry
 from cache.stores.base import Store
 
@@ -25,6 +26,7 @@ class MemoryStore(Store):
         self._by_namespace: dict[tuple[str, str], OrderedDict[str, None]] = defaultdict(OrderedDict)
         self._thresholds: dict[str, float] = {}
         self._askers: dict[str, set[str]] = defaultdict(set)  # pending entry -> who asked
+        self._labels: dict[str, dict[str, Label]] = {}  # entry -> label id -> label
 
     def _live(self, entry_id: str, now: float) -> tuple[CacheEntry, Vector] | None:
         found = self._entries.get(entry_id)
@@ -45,6 +47,7 @@ class MemoryStore(Store):
             del self._exact[(entry.scope, entry.exact)]
         self._by_namespace[(entry.namespace, entry.tenant)].pop(entry_id, None)
         self._askers.pop(entry_id, None)
+        self._labels.pop(entry_id, None)
 
     async def get_exact(self, scope: str, exact: str) -> CacheEntry | None:
         entry_id = self._exact.get((scope, exact))
@@ -154,3 +157,21 @@ class MemoryStore(Store):
         update = {"min_similarity": min_similarity, "quarantined": quarantined}
         self._entries[entry_id] = (entry.model_copy(update=update), vector, expires)
         return True
+
+    async def add_label(self, scope: str, entry_id: str, label: Label) -> bool:
+        live = self._live(entry_id, time.time())
+        if live is None or live[0].scope != scope:
+            return False
+        labels = self._labels.setdefault(entry_id, {})
+        labels[label.id] = label
+        trim(labels)
+        if not label.correct:
+            entry, vector, expires = self._entries[entry_id]
+            self._entries[entry_id] = (entry.model_copy(update={"labelled": True}), vector, expires)
+        return True
+
+    async def labels(self, scope: str, entry_id: str) -> list[Label]:
+        live = self._live(entry_id, time.time())
+        if live is None or live[0].scope != scope:
+            return []
+        return list(self._labels.get(entry_id, {}).values())

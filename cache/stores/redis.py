@@ -6,6 +6,7 @@ Layout (``{...}`` are hash tags, so one scope's keys share a cluster slot):
     vc:p:{<scope>}:<id>       hash: the same for a pending entry (admission policy), outside
                               the index's prefix so no search finds it; released by RENAME
     vc:a:{<scope>}:<id>       set: distinct askers of a pending entry (``confirm: N``)
+    vc:l:{<scope>}:<id>       hash: the entry's labels (``cache.stores.redis_labels``)
     vc:x:{<scope>}:<exact>    string: id of the entry admitted under that exact key
     vc:n:<namespace>:<tenant> sorted set: one tenant's entry keys in a namespace, scored by
                               expiry time (count and cap: the cap is per tenant and namespace)
@@ -47,6 +48,7 @@ from cache.redis_client import (
 from cache.redis_replies import is_index_exists, is_missing_index, is_missing_query_engine
 from cache.schema import CacheEntry
 from cache.stores.base import Store
+from cache.stores.redis_labels import RedisLabels, labels_key
 from cache.stores.redis_layout import (
     DISCARD,
     ENTRY_PREFIX,
@@ -73,7 +75,7 @@ from cache.stores.redis_layout import (
 from cache.stores.redis_shards import search_reply, shard_tags
 
 
-class RedisStore(Store):
+class RedisStore(RedisLabels, Store):
     """Entries in Redis hashes, searched with an HNSW index."""
 
     def __init__(
@@ -309,6 +311,7 @@ class RedisStore(Store):
                 pipe.delete(key)
                 if scope is not None and exact is not None:
                     pipe.delete(exact_key(as_text(scope), as_text(exact)))
+                    pipe.delete(labels_key(as_text(scope), key.rsplit(":", 1)[-1]))
             await pipe.execute()
 
     async def count(self, namespace: str, tenant: str | None = None) -> int:

@@ -27,7 +27,7 @@ TEXT_FIELDS = (
     "response",
     "embedder",
 )
-FIELDS = (*TEXT_FIELDS, "created_at", "min_similarity", "quarantined", "answered_by")
+FIELDS = (*TEXT_FIELDS, "created_at", "min_similarity", "quarantined", "answered_by", "labelled")
 
 
 def entry_key(scope: str, entry_id: str) -> str:
@@ -120,5 +120,6 @@ def entry_from(values: dict[str, Any], pending: bool = False) -> CacheEntry:
         created_at=float(as_text(values["created_at"])),
         min_similarity=float(as_text(floor)) if floor else None,
         quarantined=as_text(values.get("quarantined") or "") == "1",
+        labelled=as_text(values.get("labelled") or "") == "1",
         pending=pending,
     )

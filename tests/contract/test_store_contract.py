@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+from cache.neighbourhood import LABELS_KEPT, Label, pack
 from cache.schema import CacheEntry
 from cache.stores.base import Store
 from cache.stores.memory import MemoryStore
@@ -95,10 +96,13 @@ async def test_search_is_fenced_by_scope_and_ordered(store: Store) -> None:
 
 async def test_entries_expire(store: Store) -> None:
     scope, ns = fresh(), fresh()
-    await store.put(entry(scope, ns, exact="gone"), unit(1), ttl_s=1, cap=None)
+    gone = entry(scope, ns, exact="gone")
+    await store.put(gone, unit(1), ttl_s=1, cap=None)
+    assert await store.add_label(scope, gone.id, Label(id="l", correct=False, similarity=0.9))
     assert await store.count(ns) == 1
     await asyncio.sleep(2.1)  # bounded wait past the TTL; asserts expiry, not timing
     assert await store.get_exact(scope, "gone") is None
+    assert await store.labels(scope, gone.id) == []  # the labels expire with it
     assert await store.search(scope, unit(1), k=1) == []
     assert await store.count(ns) == 0
 
@@ -111,8 +115,10 @@ async def test_namespace_cap_evicts_the_oldest(store: Store) -> None:
         item = item.model_copy(update={"created_at": time.time() + i * 0.001})
         stored.append(item)
         await store.put(item, unit(1, i), ttl_s=60, cap=3)
+        await store.add_label(scope, item.id, Label(id="l", correct=True, similarity=0.9))
     assert await store.count(ns) == 3
     assert await store.get_exact(scope, "x0") is None
+    assert await store.labels(scope, stored[0].id) == []  # evicted with its entry
     assert await store.get_exact(scope, "x1") is None
     assert await store.get_exact(scope, "x4") == stored[4]
     texts = {e.text for e, _ in await store.search(scope, unit(1), k=10)}
@@ -188,6 +194,32 @@ async def test_restore_sets_the_guard_exactly_lowering_and_lifting_it(store: Sto
     restored = await store.get_exact(scope, "r1")
     assert restored is not None and restored.min_similarity is None and restored.quarantined
     assert not await store.restore(scope, "no-such-entry", min_similarity=None, quarantined=False)
+
+
+async def test_labels_flag_the_entry_are_bounded_and_replaced_by_id(store: Store) -> None:
+    scope = fresh()
+    stored = entry(scope, fresh(), exact="l1")
+    await store.put(stored, unit(1), ttl_s=60, cap=None)
+    correct = Label(id="c", correct=True, similarity=0.95, vector=pack(unit(1, 1)), created_at=1)
+    assert await store.add_label(scope, stored.id, correct)
+    found = await store.get_exact(scope, "l1")
+    assert found is not None and not found.labelled  # correct labels alone change nothing
+    false = Label(id="f", correct=False, similarity=0.951, vector=pack(unit(1, 0, 1)), created_at=2)
+    assert await store.add_label(scope, stored.id, false)
+    [(searched, _)] = await store.search(scope, unit(1))
+    flagged = await store.get_exact(scope, "l1")
+    assert searched.labelled and flagged is not None and flagged.labelled
+    assert sorted(await store.labels(scope, stored.id), key=lambda x: x.id) == [correct, false]
+    for n in range(LABELS_KEPT):  # over the bound: the oldest correct one goes first
+        more = Label(id=f"n{n}", correct=True, similarity=0.9, created_at=3 + n)
+        assert await store.add_label(scope, stored.id, more)
+    ids = {x.id for x in await store.labels(scope, stored.id)}
+    assert len(ids) == LABELS_KEPT and "f" in ids and not {"c", "n0"} & ids
+    overturned = false.model_copy(update={"correct": True})
+    assert await store.add_label(scope, stored.id, overturned)  # same id: replaced
+    assert overturned in await store.labels(scope, stored.id)
+    assert not await store.add_label(scope, "no-such-entry", false)
+    assert await store.labels(scope, "no-such-entry") == []
 
 
 async def test_search_returns_the_entry_id_it_was_admitted_with(store: Store) -> None:

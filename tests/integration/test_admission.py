@@ -268,8 +268,9 @@ async def test_a_fallback_answer_kept_by_choice_records_who_answered(
 async def test_a_wrong_label_on_an_exact_repeat_stops_it_being_served(
     gateway: Callable[..., TestClient], store: RedisStore
 ) -> None:
-    """The default action ``raise`` lifts the entry's bar to 1.0: no request clears it, an
-    exact repeat included."""
+    """Under the default action ``raise`` the false exact repeat is a false label at the entry
+    itself (``cache.neighbourhood``): it ties with the entry, so no request is served from it,
+    an exact repeat included."""
     ns = uuid.uuid4().hex[:12]
     client = gateway({})
     ask(client, ns, "k1", QUESTION)
@@ -284,7 +285,7 @@ async def test_a_wrong_label_on_an_exact_repeat_stops_it_being_served(
     assert label.status_code == 200, label.text
     again = ask(client, ns, "k2", QUESTION)
     assert again.headers["x-vetcache"] == "miss"
-    assert again.headers["x-vetcache-refused"] == "entry_bar"
+    assert again.headers["x-vetcache-refused"] == "neighbourhood"
     assert (
         ask(client, ns, "k3", PARAPHRASE).headers.get("x-vetcache-entry")
         != hit.headers["x-vetcache-entry"]

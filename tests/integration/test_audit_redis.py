@@ -287,8 +287,8 @@ async def test_false_hit_is_judged_acted_on_and_not_served_again(
     bad = assert_judged_false(verdicts, false_hit, good)
 
     again = ask("Don't cancel my subscription")
-    assert again.headers["x-vetcache"] == "miss"  # the entry's own bar is now above it
-    assert again.headers["x-vetcache-refused"] == "entry_bar"
+    assert again.headers["x-vetcache"] == "miss"  # its nearest labelled neighbour is false
+    assert again.headers["x-vetcache-refused"] == "neighbourhood"
     still = ask("Cancel my subscription, please")
     assert still.headers["x-vetcache"] == "hit"  # still served
     assert "x-vetcache-refused" not in still.headers

@@ -56,7 +56,7 @@ class Family(NamedTuple):
 
 NAMESPACES = ("a", "b")
 KINDS = ("hit", "near_miss")
-REFUSAL_REASONS = ("entry_bar", "quarantined", "language", "contrast", "embedder")
+REFUSAL_REASONS = ("neighbourhood", "entry_bar", "quarantined", "language", "contrast", "embedder")
 COHORTS: dict[str, tuple[str, ...]] = {"dimension": ("language", "length"), "cohort": ("en", "fr")}
 OUTCOMES = ("hit", "miss", "bypass", "fail_open", "error")
 CATALOG = (
