@@ -300,7 +300,8 @@ def _report(
         lines.append(
             f"Asked again after the verdicts, {len(false_hits) - asked.get('same_entry', 0)} of "
             f"{len(false_hits)} are no longer served the entry judged wrong for them: each "
-            "false hit raised that entry's own similarity bar above it. "
+            "false hit is now a false label beside that entry, and a prompt nearer to it than to "
+            "the entry is refused (its neighbourhood). "
             f"{asked.get('miss', 0)} now miss; {asked.get('hit', 0)} are served the next "
             "nearest entry the policy accepts (cache.search_k), which the audits judge in turn."
         )
