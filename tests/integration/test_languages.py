@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from cache.embedder import HashEmbedder
 from cache.semantic import SemanticCache
 from cache.settings import CacheSettings
 from cache.stores.memory import MemoryStore
+from tests.integration.test_contrast_guard import refusals
 
 pytestmark = pytest.mark.integration
 
@@ -41,15 +41,6 @@ def admitted(client: TestClient, text: str) -> None:
     while ask(client, text).headers["x-vetcache"] != "hit":
         assert time.monotonic() < deadline, f"{text!r} was never admitted"
         time.sleep(0.05)
-
-
-def refusals(client: TestClient) -> dict[str, float]:
-    found: dict[str, float] = {}
-    for family in text_string_to_metric_families(client.get("/metrics").text):
-        for sample in family.samples:
-            if sample.name == "vetcache_refused_total":
-                found[sample.labels["reason"]] = sample.value
-    return found
 
 
 def test_a_french_paraphrase_of_an_english_prompt_is_answered_fresh_and_repeats_exactly(
