@@ -53,11 +53,15 @@ def workload() -> dict[str, list[dict[str, Any]]]:
     return data
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports: all sockets are held until every port is
+    known (one released before the next is asked for can be handed out again, which once
+    put the gateway and the fake upstream on one port)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 @contextlib.asynccontextmanager
@@ -183,7 +187,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     groups = workload()
     first, second = _order(groups, args.seed)
-    upstream_port, gateway_port = _free_port(), _free_port()
+    upstream_port, gateway_port = _free_ports(2)
     settings = demo_settings(upstream_port, gateway_port, args.threshold)
     app = create_app(settings)
     replay = Replay()
