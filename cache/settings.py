@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from cache.embedder import BUNDLED_MODEL
 from cache.language import LANGUAGES
 from cache.schema import ContextPolicy
+from cache.verifier_settings import VerifierSettings
 
 
 class Confirm(BaseModel):
@@ -106,6 +107,10 @@ class CacheSettings(BaseModel):
     contrast_guard: bool = False
     """Check semantic hits with the offline contrast rules on the request path and answer
     fresh when the prompts disagree on negation, numbers, names or scope (~40 us a hit)."""
+
+    verifier: VerifierSettings | None = None
+    """The learned verifier (``cache.verifier_settings``): off when absent. With it on, set
+    ``threshold`` to the band's floor (docs/cache.md: the operating point)."""
 
     embedder_languages: tuple[str, ...] = ("en",)
     """Languages the embedding model reads (ISO 639-1 codes among ``cache.language.LANGUAGES``;
