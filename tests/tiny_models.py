@@ -35,8 +35,9 @@ def tiny_base(folder: Path) -> Path:
         shutil.copy(source / name, folder / name)
     config = BertConfig(
         vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=128, num_labels=1,
+        intermediate_size=128,
     )  # fmt: skip
+    config.num_labels = 1
     torch.manual_seed(0)
     BertForSequenceClassification(config).save_pretrained(folder)
     return folder

@@ -36,5 +36,8 @@ class Hyperparameters(BaseModel):
     """Tokens read of a (cached, new) pair."""
     both_orders: bool = True
     """Train on (a, b) and (b, a) of each pair."""
+    threads: int = Field(default=2, ge=1, le=64)
+    """torch threads while training and scoring (the weights depend on it: fixed, not the
+    machine's core count, so a run is reproducible)."""
     seed: int = 13
     """Seed of the splits, the head's initialization and the data order."""

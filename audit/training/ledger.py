@@ -80,13 +80,13 @@ def _pair(verdict: Verdict) -> TrainingPair:
 
 
 def ledger_pairs(verdicts: Iterable[Verdict]) -> list[TrainingPair]:
-    """One pair per labelled job of ``verdicts`` (any order), oldest job first."""
+    """One pair per labelled job of ``verdicts`` (any order), oldest first."""
     by_job: dict[str, list[Verdict]] = defaultdict(list)
     for verdict in verdicts:
         if _learnable(verdict.job):
             by_job[verdict.job.job_id].append(verdict)
     chosen = [found for group in by_job.values() if (found := _strongest(group)) is not None]
-    chosen.sort(key=lambda v: (v.job.queued_at, v.job.job_id))
+    chosen.sort(key=lambda v: (v.job.queued_at, v.created_at, v.job.job_id))
     return [_pair(verdict) for verdict in chosen]
 
 

@@ -31,7 +31,7 @@ from audit.training.metrics import Metrics, Scored, by_cohort, operating_point, 
 from audit.training.records import TrainingPair
 from audit.training.scorer import CrossEncoderScorer
 from audit.training.splits import DEFAULT_FRACTIONS, Split, split_pairs
-from audit.training.trainer import base_path, load_base, train
+from audit.training.trainer import base_path, load_base, torch_threads, train
 from cache.settings import CacheSettings
 
 Similarities = Callable[[Sequence[Pair], CacheSettings], Awaitable[tuple[list[float], str]]]
@@ -114,13 +114,16 @@ async def run_training(plan: TrainPlan, out: Path, similarities: Similarities) -
     if plan.external:
         groups["external"] = list(plan.external)
     sims, fingerprint = await _similarities(plan, groups, similarities)
-    model = load_base(plan.hyperparameters)
-    train(model, splits["train"], plan.hyperparameters)
-    scorer = CrossEncoderScorer(model)
-    items: dict[str, list[Scored]] = {
-        name: scored(members, sims[name], scorer.scores([(p.text_a, p.text_b) for p in members]))
-        for name, members in groups.items()
-    }
+    with torch_threads(plan.hyperparameters.threads):
+        model = load_base(plan.hyperparameters)
+        train(model, splits["train"], plan.hyperparameters)
+        scorer = CrossEncoderScorer(model)
+        items: dict[str, list[Scored]] = {
+            name: scored(
+                members, sims[name], scorer.scores([(p.text_a, p.text_b) for p in members])
+            )
+            for name, members in groups.items()
+        }
     chosen = operating_point(items["validation"], plan.target_fp, plan.floor)
     threshold = 1.0 if chosen is None else chosen
     metrics = {name: by_cohort(found, threshold, plan.floor, 1.0) for name, found in items.items()}

@@ -4,15 +4,17 @@ weights, with sentence-transformers' ``CrossEncoderTrainer`` and ``BinaryCrossEn
 Class balance: the positive class is weighted by negatives / positives (``pos_weight``).
 Each pair is trained in both orders (the cached prompt may be either). On CPU the run is a
 function of its inputs: the seed sets the head's initialization and the data order, there
-is one process and no dataloader workers, so the same pairs and seed give the same weights.
+is one process, a fixed thread count (``torch_threads``) and no dataloader workers, so the
+same pairs and seed give the same weights.
 torch and the trainer are imported here, inside the functions, so the CLI's ``--help`` and
 the gate do not pay for them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from audit.errors import InputError
@@ -22,6 +24,21 @@ from cache.embedder import resolve_model
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run torch on ``count`` intra-op threads inside the block (then as before): the
+    weights depend on the thread count (the order floats are summed in), and the count a
+    process ends up with depends on what ran before, so training sets it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def base_path(hyperparameters: Hyperparameters) -> str:

@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="batch size")
     parser.add_argument("--max-length", type=int, default=defaults.max_length, help="tokens")
+    parser.add_argument(
+        "--threads", type=int, default=defaults.threads, help="torch threads (weights depend on it)"
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed")
     parser.add_argument(
         "--target-fp", type=float, default=DEFAULT_TARGET_FP,
@@ -86,7 +89,7 @@ def command_line(args: argparse.Namespace) -> list[str]:
         line += ["--holdout-source", source]
     for product in args.holdout_product:
         line += ["--holdout-product", product]
-    for name in ("base", "layers", "epochs", "lr", "batch_size", "max_length", "seed"):
+    for name in ("base", "layers", "epochs", "lr", "batch_size", "max_length", "threads", "seed"):
         line += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     return [*line, "--target-fp", str(args.target_fp), "--floor", str(args.floor)]
 
@@ -121,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         hyperparameters = Hyperparameters(
             base=args.base, layers=args.layers, epochs=args.epochs, lr=args.lr,
-            batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
+            batch_size=args.batch_size, max_length=args.max_length, threads=args.threads,
+            seed=args.seed,
         )  # fmt: skip
     except ValidationError as exc:
         first = exc.errors()[0]

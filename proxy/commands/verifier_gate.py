@@ -87,12 +87,8 @@ def _render(args: argparse.Namespace, metrics: dict[str, Metrics], result: GateR
         return json.dumps(document, indent=2) + "\n"
     notes = {name: "; ".join(problems) for name, problems in result.failures.items()}
     notes.update({n: "gated" for n in result.gated if n not in notes})
-    verdict = (
-        "passed"
-        if result.passed
-        else "REFUSED: "
-        + "; ".join(f"{name}: {', '.join(problems)}" for name, problems in result.failures.items())
-    )
+    failing = ", ".join(result.failures)
+    verdict = "passed" if result.passed else f"REFUSED: gated cohorts failing: {failing}"
     return f"{table(metrics, notes)}\n{verdict}\n"
 
 
