@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -22,6 +22,8 @@ from audit.errors import InputError
 from audit.training.metrics import Metrics
 from audit.training.records import COHORT_FIELDS, TrainingPair
 
+Name = TypeVar("Name", bound=str)
+"""A split's name."""
 CARD_FILE = "vetcache-verifier.json"
 CREATED_BY = "vetcache train"
 
@@ -83,7 +85,7 @@ class VerifierCard(BaseModel):
     """Versions of Python, torch, transformers, sentence-transformers and vetcache."""
 
 
-def counts(splits: Mapping[str, Sequence[TrainingPair]]) -> Counts:
+def counts(splits: Mapping[Name, Sequence[TrainingPair]]) -> Counts:
     """The counts of ``splits``."""
     source: Counter[str] = Counter()
     per_cohort: dict[str, dict[str, int]] = {}
@@ -103,7 +105,7 @@ def counts(splits: Mapping[str, Sequence[TrainingPair]]) -> Counts:
     )
 
 
-def data_digest(splits: Mapping[str, Sequence[TrainingPair]]) -> str:
+def data_digest(splits: Mapping[Name, Sequence[TrainingPair]]) -> str:
     """SHA-256 over every pair's split, texts, label and family, in a fixed order."""
     digest = hashlib.sha256()
     rows = sorted(
