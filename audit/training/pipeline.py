@@ -28,7 +28,7 @@ from audit.training.card import (
 )
 from audit.training.hyperparameters import Hyperparameters
 from audit.training.metrics import Metrics, Scored, by_cohort, operating_point, scored
-from audit.training.records import TrainingPair
+from audit.training.records import TrainingPair, normalize
 from audit.training.scorer import CrossEncoderScorer
 from audit.training.splits import DEFAULT_FRACTIONS, Split, split_pairs
 from audit.training.trainer import base_path, load_base, torch_threads, train
@@ -64,6 +64,8 @@ class Outcome:
     card: VerifierCard
     met_target: bool
     """False when no threshold met the target FP share on validation (threshold 1.0)."""
+    external_overlap: int = 0
+    """``--test-pairs`` pairs sharing a prompt with the training split (not held out)."""
 
 
 def _check(splits: dict[Split, list[TrainingPair]]) -> None:
@@ -136,7 +138,11 @@ async def run_training(plan: TrainPlan, out: Path, similarities: Similarities) -
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    return Outcome(card=card, met_target=chosen is not None)
+    trained = {normalize(t) for p in splits["train"] for t in (p.text_a, p.text_b)}
+    overlap = sum(
+        1 for p in plan.external if normalize(p.text_a) in trained or normalize(p.text_b) in trained
+    )
+    return Outcome(card=card, met_target=chosen is not None, external_overlap=overlap)
 
 
 def _card(

@@ -159,6 +159,12 @@ async def _train(args: argparse.Namespace, settings: Settings, hp: Hyperparamete
             print(f"\n{split} ({card.counts.split[split]} pairs)\n{table(card.metrics[split])}")
     print(f"\nwrote {args.out}: threshold {card.threshold:.4f} (floor {card.floor}), "
           f"version {card.version}")  # fmt: skip
+    if outcome.external_overlap:
+        print(
+            f"vetcache: train: warning: {outcome.external_overlap} --test-pairs pairs share a "
+            "prompt with the training split: they are not held out",
+            file=sys.stderr,
+        )
     if not outcome.met_target:
         return common.fail(NAME, f"no threshold met --target-fp {args.target_fp} on validation", 1)
     return 0

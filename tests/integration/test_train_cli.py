@@ -114,3 +114,21 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(work: Path) -> None:
     (work / "taken").mkdir()
     result = train(work, "train.tsv", "taken")
     assert result.returncode == 2 and "already exists" in result.stderr
+
+
+def test_the_default_base_is_the_bundled_model_read_as_a_cross_encoder_offline() -> None:
+    from torch import nn
+
+    from audit.training.hyperparameters import Hyperparameters
+    from audit.training.scorer import CrossEncoderScorer
+    from audit.training.trainer import load_base
+
+    defaults = Hyperparameters()
+    assert defaults.base == "bundled:all-MiniLM-L6-v2"
+    model = load_base(defaults.model_copy(update={"layers": 3}))
+    network = model.model
+    assert network is not None and network.config.num_hidden_layers == 3
+    blocks = network.base_model.get_submodule("encoder.layer")
+    assert isinstance(blocks, nn.ModuleList) and len(blocks) == 3
+    (score,) = CrossEncoderScorer(model).scores([("Cancel my order", "Do not cancel my order")])
+    assert 0.0 < score < 1.0

@@ -5,6 +5,7 @@ On fakes: a scorer that reads its scores from a table, similarities fixed per pa
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -142,3 +143,16 @@ async def test_bad_input_is_exit_2(tmp_path: Path) -> None:
     bad.write_text(HEADER + "x\tf\tp\tk\ten\ta\tb\tmaybe\n")
     status, _, err = await gate("--verifier", str(tmp_path), "--pairs", str(bad))
     assert status == 2 and "bad.tsv:2: label must be 0 or 1" in err
+
+
+async def test_the_json_form_names_the_failures(tmp_path: Path) -> None:
+    pairs = pair_file(tmp_path / "p.tsv")
+    flipped = folder(tmp_path / "flip", 0.1, 0.9)
+    status, out, _ = await gate(
+        "--verifier", str(flipped), "--pairs", str(pairs), "--format", "json"
+    )
+    document = json.loads(out)
+    assert status == 1 and document["passed"] is False
+    assert "kind=negation" not in document["failures"]  # traps alone: no limit without --against
+    assert document["failures"]["kind=paraphrase"] == ["recall 0.000 < 0.500"]
+    assert document["cohorts"]["all"]["fp_share"] == 1.0
