@@ -110,6 +110,8 @@ async def _similarities(
 async def run_training(plan: TrainPlan, out: Path, similarities: Similarities) -> Outcome:
     """Train, measure, and write ``out`` (which must not exist); ``InputError`` on data
     that cannot train a model (nothing is written then)."""
+    if not plan.pairs:
+        raise InputError(["no labelled pairs to train on"])
     splits = split_pairs(plan.pairs, seed=plan.hyperparameters.seed, held_out=plan.held_out)
     _check(splits)
     groups: dict[str, list[TrainingPair]] = {name: list(pairs) for name, pairs in splits.items()}

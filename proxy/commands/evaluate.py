@@ -96,6 +96,9 @@ async def evaluate(
     out, err = out or sys.stdout, err or sys.stderr
     if args.verifier is not None:
         return await verifier_gate.run_gate(args, similarities=similarities, out=out, err=err)
+    if args.against is not None:
+        print("vetcache: eval: --against needs --verifier (the candidate)", file=err)
+        return 2
     try:
         pairs = load_pairs(args.pairs, cohort_depth=args.cohort_depth)
         pairs = apply_policy(pairs, args.context_policy, args.last_turns)
