@@ -13,9 +13,10 @@ the gate do not pay for them.
 from __future__ import annotations
 
 import contextlib
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from audit.errors import InputError
 from audit.training.hyperparameters import Hyperparameters
@@ -24,6 +25,7 @@ from cache.embedder import resolve_model
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
+    from transformers import TrainerCallback
 
 
 @contextlib.contextmanager
@@ -80,6 +82,20 @@ def _truncate(model: CrossEncoder, layers: int) -> None:
         network.config.num_hidden_layers = layers
 
 
+def _progress_callback() -> TrainerCallback:
+    """A trainer callback saying each epoch's loss on stderr (long runs are not silent)."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            logs = kwargs.get("logs") or {}
+            if "loss" in logs:
+                epochs = f"{state.epoch:.1f}/{args.num_train_epochs:g}"
+                print(f"vetcache: train: epoch {epochs} loss {logs['loss']:.4f}", file=sys.stderr)
+
+    return Progress()
+
+
 def _rows(pairs: Sequence[TrainingPair], both_orders: bool) -> dict[str, list[object]]:
     first: list[object] = []
     second: list[object] = []
@@ -120,7 +136,7 @@ def train(model: CrossEncoder, pairs: Sequence[TrainingPair], hp: Hyperparameter
             seed=hp.seed,
             data_seed=hp.seed,
             save_strategy="no",
-            logging_strategy="no",
+            logging_strategy="epoch",
             report_to="none",
             use_cpu=True,
             dataloader_num_workers=0,
@@ -133,4 +149,5 @@ def train(model: CrossEncoder, pairs: Sequence[TrainingPair], hp: Hyperparameter
             loss=loss,
         )
         trainer.remove_callback(PrinterCallback)  # its log dicts went to stdout
+        trainer.add_callback(_progress_callback())
         trainer.train()
