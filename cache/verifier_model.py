@@ -44,9 +44,9 @@ def read_card(path: Path) -> dict[str, Any]:
         raise VerifierError(f"verifier model card {str(path / CARD)!r}: {exc}") from None
     threshold = card.get("threshold") if isinstance(card, dict) else None
     if not isinstance(card, dict) or not isinstance(card.get("name"), str):
-        raise VerifierError(f"{str(path / CARD)!r} names no model (\"name\")")
+        raise VerifierError(f'{str(path / CARD)!r} names no model ("name")')
     if not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0:
-        raise VerifierError(f"{str(path / CARD)!r} has no 0-1 operating point (\"threshold\")")
+        raise VerifierError(f'{str(path / CARD)!r} has no 0-1 operating point ("threshold")')
     return card
 
 

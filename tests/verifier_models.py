@@ -53,8 +53,9 @@ def tiny_verifier(out: Path, steps: int = 60) -> Path:
     base.mkdir(parents=True)
     config = BertConfig(
         vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=128, max_position_embeddings=128, num_labels=1,
+        intermediate_size=128, max_position_embeddings=128,
     )  # fmt: skip
+    config.num_labels = 1
     BertForSequenceClassification(config).save_pretrained(base)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         shutil.copy(bundled / name, base / name)
@@ -84,6 +85,6 @@ def _train(model: object, steps: int) -> None:
         logits = classifier(**encoded).logits[:, 0]
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
         optimizer.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
     classifier.eval()
