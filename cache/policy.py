@@ -128,22 +128,35 @@ class ServingPolicy:
             await check.close()
 
     async def choose(
-        self, key: CacheKey, candidates: Sequence[Candidate], threshold: float
+        self,
+        key: CacheKey,
+        candidates: Sequence[Candidate],
+        threshold: float,
+        earlier: Choice | None = None,
     ) -> Choice:
         """The most similar of ``candidates`` (most similar first) the policy would serve, or
         would serve in shadow mode; else a miss on the nearest, refused for the nearest's
-        reason. Candidates under the threshold end the search: the rest are further still."""
+        reason. Candidates under the threshold end the search: the rest are further still.
+        ``earlier``: the choice among the first of them, whose refusals stand (a check is not
+        asked twice about one candidate)."""
+        before = {p.candidate.entry.id: p for p in earlier.passed_over} if earlier else {}
         passed: list[PassedOver] = []
         nearest = MISS
         for candidate in candidates:
-            decision = await self.decide(key, candidate, threshold)
+            refused = before.get(candidate.entry.id)
+            if refused is None:
+                decision = await self.decide(key, candidate, threshold)
+            elif earlier is not None and refused is earlier.passed_over[0]:
+                decision = earlier.decision  # the nearest's, with its score
+            else:
+                decision = Decision(outcome=Outcome.MISS, refused=refused.reason)
             if decision.refused is None:
                 if decision.outcome == Outcome.HIT or decision.shadow:
                     return Choice(candidate=candidate, decision=decision, passed_over=tuple(passed))
                 break
             if not passed:
                 nearest = decision  # the miss reports the nearest's refusal and its score
-            passed.append(PassedOver(candidate=candidate, reason=decision.refused))
+            passed.append(refused or PassedOver(candidate=candidate, reason=decision.refused))
         return Choice(
             candidate=candidates[0] if candidates else None,
             decision=nearest,

@@ -213,7 +213,7 @@ class SemanticCache:
         except (CacheError, TimeoutError) as exc:
             self._incident(exc)
             return choice
-        return await self.policy.choose(key, candidates, threshold)
+        return await self.policy.choose(key, candidates, threshold, earlier=choice)
 
     async def _search(self, key: CacheKey, vector: Vector, k: int) -> tuple[Candidate, ...]:
         with self.observer.timed("vector_search"):
