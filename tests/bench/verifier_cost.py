@@ -87,13 +87,18 @@ async def through_check(scorer: VerifierModel, pairs: list[tuple[str, str]], n: 
     return took[20:]  # warm-up dropped
 
 
-def alone(scorer: VerifierModel, pairs: list[tuple[str, str]], n: int) -> list[float]:
-    took = []
+def alone(
+    scorer: VerifierModel, pairs: list[tuple[str, str]], n: int
+) -> tuple[list[float], list[float]]:
+    """Milliseconds per pair of the model alone: wall clock, and this thread's CPU time (the
+    model runs on it, one thread: what the pair costs when nothing else wants the CPU)."""
+    wall, cpu = [], []
     for i in range(n + 20):
-        started = time.perf_counter()
+        started, used = time.perf_counter(), time.thread_time()
         scorer.scores([pairs[i % len(pairs)]])
-        took.append((time.perf_counter() - started) * 1000)
-    return took[20:]
+        wall.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.thread_time() - used) * 1000)
+    return wall[20:], cpu[20:]
 
 
 def tokens(model: Path, pairs: list[tuple[str, str]]) -> float:
@@ -111,15 +116,36 @@ def measure(model: Path, onnx_dir: Path, requests: int) -> None:
           f"long {tokens(model, long):.0f}")  # fmt: skip
     print(
         f"{'precision':>9} {'pairs':>6} {'check p50':>10} {'p99':>7} {'model p50':>10} {'p99':>7}"
+        f" {'cpu p50':>8} {'p99':>7}"
     )
     precisions: tuple[Precision, ...] = ("int8", "fp32")
     for precision in precisions:
         scorer = load_scorer(model, precision, onnx_dir, threads=1)
         for kind, pairs in (("short", short), ("long", long)):
             check = asyncio.run(through_check(scorer, pairs, requests))
-            bare = alone(scorer, pairs, requests)
+            bare, cpu = alone(scorer, pairs, requests)
             print(f"{precision:>9} {kind:>6} {pct(check, 0.5):>10.2f} {pct(check, 0.99):>7.2f} "
-                  f"{pct(bare, 0.5):>10.2f} {pct(bare, 0.99):>7.2f}")  # fmt: skip
+                  f"{pct(bare, 0.5):>10.2f} {pct(bare, 0.99):>7.2f} "
+                  f"{pct(cpu, 0.5):>8.2f} {pct(cpu, 0.99):>7.2f}")  # fmt: skip
+
+
+def yardstick(onnx_dir: Path, requests: int) -> None:
+    """The int8 embedder's time per query on the same machine, now: a busy machine slows
+    both alike (docs/performance.md has the embedder's numbers on an idle one)."""
+    from cache.onnx_embedder import OnnxEmbedder
+
+    embedder = OnnxEmbedder(precision="int8", directory=onnx_dir)
+    embedder._load()
+    texts = [b for _, b in short_pairs()]
+    took, cpu = [], []
+    for i in range(requests + 20):
+        started, used = time.perf_counter(), time.thread_time()
+        embedder._encode([texts[i % len(texts)]])
+        took.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.thread_time() - used) * 1000)
+    print(f"yardstick: the int8 embedder, one short prompt: p50 {pct(took[20:], 0.5):.2f} "
+          f"p99 {pct(took[20:], 0.99):.2f} ms; cpu p50 {pct(cpu[20:], 0.5):.2f} "
+          f"p99 {pct(cpu[20:], 0.99):.2f} ms")  # fmt: skip
 
 
 def main() -> None:
@@ -133,6 +159,7 @@ def main() -> None:
         models += [cut_model(n, Path(tmp) / f"minilm-{n}l") for n in args.layers]
         if not models:
             parser.error("give --model DIR or --layers N")
+        yardstick(Path(tmp) / "onnx", args.requests)
         for model in models:
             measure(model, Path(tmp) / "onnx", args.requests)
 
