@@ -11,8 +11,8 @@ upstream, then measures, for N in ``--entries`` (default 1000 and 100000):
 
 With ``--verifier DIR`` (a verifier folder; ``tests/bench/verifier_cost.py`` builds
 untrained ones of a given size), the gateway is measured twice: without a verifier, then with
-it verifying every semantic hit (``min_score: 0``, so the same hits are served and only its
-cost differs; exact repeats are never verified).
+it verifying every semantic hit (``min_score: 0`` and a 2 s timeout, so the same hits are
+served and only its cost differs; exact repeats are never verified).
 
 Numbers only; nothing is asserted.
 
@@ -184,7 +184,10 @@ async def run(
     try:
         wait_http(f"http://127.0.0.1:{upstream_port}/v1/models", fake)
         for model in (None, verifier) if verifier else (None,):
-            extra = f", verifier: {{model: '{model}', min_score: 0.0}}" if model else ""
+            # min_score 0 and a long timeout: every semantic hit is verified and still served,
+            # so only the verifier's cost differs (a timeout would turn hits into misses).
+            verify = f"{{model: '{model}', min_score: 0.0, timeout_ms: 2000}}"
+            extra = f", verifier: {verify}" if model else ""
             cache = (
                 f"{{lookup_budget_ms: 5000, threshold: 0.85, embedding_backend: {backend}, "
                 f"onnx_dir: '{onnx_dir}'{extra}}}"
