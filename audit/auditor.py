@@ -145,7 +145,14 @@ class Auditor:
         """Remember a served (or would-be served) hit, which counts its lookup too; audit
         it if the sampler says so (always during the entry's burn-in)."""
         job = _job(request_id, key, served.entry, served.similarity, lookup.threshold)
-        job = job.model_copy(update={"shadow": lookup.shadow, "exact": served.exact})
+        job = job.model_copy(
+            update={
+                "shadow": lookup.shadow,
+                "exact": served.exact,
+                "verifier": lookup.verifier,
+                "verifier_score": lookup.verifier_score,
+            }
+        )
         try:
             seen = await self.ledger.remember(
                 Served(job=job, key_id=key_id), self.settings.served_ttl_s

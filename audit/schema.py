@@ -44,6 +44,11 @@ class AuditJob(BaseModel):
     """Tenant of the request."""
     embedder: str = ""
     """Fingerprint of the embedding model."""
+    verifier: str = ""
+    """Fingerprint of the learned verifier that scored the pair on the hit path ("" when none
+    did: no verifier, outside its band, an exact repeat, a timeout)."""
+    verifier_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    """The verifier's score (0-1) of the pair when it scored it."""
     near_miss: bool = False
     """True when the entry was not served: the similarity fell just under the threshold."""
     shadow: bool = False

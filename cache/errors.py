@@ -4,13 +4,16 @@
     ├── NotCacheable           the request has no trailing user text the key fully
     │                          understands (``reason``: why, for ``x-vetcache-bypass``)
     ├── EmbedderError          the embedding model could not be loaded, or failed on an input
+    ├── VerifierError          the verifier's model folder is not a verifier, or cannot be
+    │                          exported or loaded (stops a gateway at start)
     ├── Overloaded             a lookup was shed: it could not finish within its budget
     └── StoreError             the store failed: unreachable, timed out, an error reply
         └── StoreUnusable      the store can never work as configured (e.g. Redis without
                                the Query Engine, or a cluster node without ``redis_cluster``)
 
 A lookup turns ``EmbedderError``, ``StoreError``, ``Overloaded`` and a blown budget into a
-fail-open miss (``cache.semantic``); only ``StoreUnusable`` stops a gateway at start. Redis'
+fail-open miss (``cache.semantic``); only ``StoreUnusable`` and ``VerifierError`` stop a
+gateway at start. Redis'
 own exceptions become ``StoreError`` (or the audit package's errors) in one place:
 ``cache.redis_client.redis_errors``.
 """
@@ -34,6 +37,11 @@ class NotCacheable(CacheError):
 
 class EmbedderError(CacheError):
     """The embedding model could not be loaded or failed on an input."""
+
+
+class VerifierError(CacheError):
+    """The verifier's model folder is not a verifier (no model card, no operating point), or
+    it cannot be exported or loaded: a configuration error, raised at start."""
 
 
 class Overloaded(CacheError):

@@ -25,6 +25,11 @@ class Observer:
         """The cache failed open: ``store``, ``embedder``, ``timeout`` (over the lookup
         budget) or ``shed`` (a lookup refused before it ran: it could not make the budget)."""
 
+    def verified(self, verdict: str, mode: str, score: float | None, seconds: float) -> None:
+        """The learned verifier's word on one candidate (``cache.verifier``): ``agree``,
+        ``refuse`` (in ``shadow`` mode: would refuse), ``timeout`` or ``error``; its score
+        (None when it gave none) and how long the candidate waited for it."""
+
     @contextmanager
     def timed(self, stage: Stage) -> Iterator[None]:
         """Time the block as ``stage`` (also when it raises)."""

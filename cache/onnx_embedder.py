@@ -13,13 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import os
-import shutil
-import tempfile
-import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -32,40 +27,16 @@ from cache.embedder import (
     resolve_model,
 )
 from cache.errors import EmbedderError
+from cache.onnx_export import GRAPH, Precision, default_dir, publish, session, trace
 
-Precision = Literal["fp32", "int8"]
-GRAPH = "model.onnx"
 META = "vetcache-onnx.json"
-
-
-def default_dir() -> Path:
-    """Where exported models are kept (``VETCACHE_ONNX_DIR``, else the user's cache)."""
-    root = os.environ.get("VETCACHE_ONNX_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vetcache", "onnx"
-    )
-    return Path(root)
 
 
 def export(model_path: str, out: Path, precision: Precision) -> Path:
     """Write ``out/model.onnx`` (and the tokenizer, and what the runtime needs to know) for
-    the sentence-transformers model at ``model_path``; return ``out``.
-
-    Written into a private folder renamed to ``out`` when complete: gateway workers starting
-    together may all export, and none must read (or write into) another's half-written
-    files. The first rename wins; the others' folders are dropped."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        _export(model_path, staging, precision)
-        try:
-            staging.rename(out)
-        except OSError:
-            if not (out / META).is_file():  # left half-written by an older, non-atomic export
-                shutil.rmtree(out, ignore_errors=True)
-                staging.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out
+    the sentence-transformers model at ``model_path``; return ``out``. Published whole
+    (``cache.onnx_export.publish``): workers starting together never read half an export."""
+    return publish(out, lambda staging: _export(model_path, staging, precision), META)
 
 
 def _export(model_path: str, out: Path, precision: Precision) -> None:
@@ -78,11 +49,11 @@ def _export(model_path: str, out: Path, precision: Precision) -> None:
     pooling = json.loads((Path(model_path) / "1_Pooling" / "config.json").read_text())
     if not pooling.get("pooling_mode_mean_tokens") or len(model) != 3:
         raise EmbedderError("the onnx backend supports mean-pooling, normalized models only")
-    fp32 = out / ("fp32.onnx" if precision == "int8" else GRAPH)
-    _trace(model, fp32)
-    if precision == "int8":
-        _quantize(fp32, out / GRAPH)
-        fp32.unlink()
+    transformer: Any = model[0].auto_model
+    transformer.eval()
+    sample = model.tokenizer(["an example sentence"], return_tensors="pt")
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    trace(_pooled(transformer), {n: sample[n] for n in names}, out / GRAPH, "embedding", precision)
     tokenizer = Path(model_path) / "tokenizer.json"
     (out / "tokenizer.json").write_bytes(tokenizer.read_bytes())
     meta = {
@@ -112,58 +83,6 @@ def _pooled(transformer: Any) -> Any:
             return torch.nn.functional.normalize(mean, p=2.0, dim=1)
 
     return Pooled(transformer)
-
-
-def _trace(model: Any, path: Path) -> None:
-    """Export the pooled, normalizing encoder to ``path`` (fp32)."""
-    import torch
-
-    transformer: Any = model[0].auto_model
-    transformer.eval()
-    sample = model.tokenizer(["an example sentence"], return_tensors="pt")
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    # The TorchScript exporter (dynamo=False) on purpose: it traces this small encoder into a
-    # graph onnxruntime's dynamic quantizer handles; it warns that it is the legacy path, and
-    # the tracer warns about shape-dependent Python branches in the model (fine for export).
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", getattr(torch.jit, "TracerWarning", UserWarning))
-        # The attention mask's advanced indexing; its indices are never negative (and the
-        # vectors are checked against torch's in tests/integration/test_onnx_embedder.py).
-        warnings.filterwarnings("ignore", "Exporting aten::index", UserWarning)
-        torch.onnx.export(
-            _pooled(transformer),
-            tuple(sample[name] for name in names),
-            str(path),
-            input_names=names,
-            output_names=["embedding"],
-            dynamic_axes={
-                **{n: {0: "batch", 1: "tokens"} for n in names},
-                "embedding": {0: "batch"},
-            },
-            opset_version=17,
-            dynamo=False,
-        )
-
-
-def _quantize(fp32: Path, int8: Path) -> None:
-    """Per-channel dynamic int8 quantization of the MatMul weights."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # The quantizer logs advice (shape inference first) to the root logger as a warning on
-    # every run; it changes nothing for this graph (the vectors are tested).
-    logging.getLogger().addFilter(_not_advice)
-    try:
-        quantize_dynamic(
-            str(fp32), str(int8), per_channel=True, weight_type=QuantType.QInt8,
-            op_types_to_quantize=["MatMul"],
-        )  # fmt: skip
-    finally:
-        logging.getLogger().removeFilter(_not_advice)
-
-
-def _not_advice(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("Please consider to run pre-processing")
 
 
 def _dimension(model: Any) -> int:
@@ -200,7 +119,7 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
 
     def _load(self) -> None:
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401 - checked here, opened by ``session``
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise EmbedderError("the onnx backend needs onnxruntime and tokenizers") from exc
@@ -212,12 +131,7 @@ class OnnxEmbedder(SentenceTransformerEmbedder):
         if not (folder / META).is_file():
             export(path, folder, self.precision)
         meta = json.loads((folder / META).read_text())
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        self._model = ort.InferenceSession(
-            str(folder / GRAPH), options, providers=["CPUExecutionProvider"]
-        )
+        self._model = session(folder / GRAPH, self.threads)
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         tokenizer.enable_truncation(max_length=meta["max_tokens"])
         tokenizer.enable_padding(

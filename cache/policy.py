@@ -8,9 +8,9 @@ bar (``entry_bar``; a bar at 1.0 closes the entry, exact repeats included) refus
 or not; an answer a fallback model gave refuses it unless ``admit_fallbacks``
 (``fallback``); a semantic candidate is refused when the embedder does not see all of either
 prompt (``unseen``: ``cache.blind_spots``); then each plugged-in ``Check`` may refuse a semantic
-(not exact) candidate under its own name (``language``, ``contrast``); a namespace in shadow
-mode answers from the upstream what would have been served. Nothing after the policy changes
-its decision.
+(not exact) candidate under its own name (``language``, ``contrast``, and last the learned
+``verifier``, whose score the decision carries); a namespace in shadow mode answers from the
+upstream what would have been served. Nothing after the policy changes its decision.
 
 A search returns up to ``cache.search_k`` candidates: ``choose`` decides each, most similar
 first, and takes the first it would serve, so a refused entry does not hide a second-best one
@@ -27,24 +27,51 @@ from pydantic import BaseModel, ConfigDict
 
 from cache.embedder import Embedder
 from cache.neighbourhood import nearest_is_false
+from cache.observe import NULL_OBSERVER, Observer
 from cache.schema import CacheKey, Candidate, Outcome, PassedOver, Refusal
 from cache.settings import CacheSettings
 
 
+class Assessment(BaseModel):
+    """A check's word on one candidate, with the score behind it when a model gave one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    refused: bool
+    """The candidate must not be served."""
+    score: float | None = None
+    """The model's score (0-1) when one scored the pair (the verifier)."""
+    scorer: str = ""
+    """Fingerprint of the model asked ("" for rules): kept with the decision and the audit."""
+
+
+AGREE = Assessment(refused=False)
+REFUSE = Assessment(refused=True)
+
+
 class Check(ABC):
-    """A rule that may refuse a semantic candidate (the language check, the contrast guard;
-    next, a learned verifier). Cheap enough for the hit path: it runs on every would-be
-    semantic hit."""
+    """A rule that may refuse a semantic candidate (the language check, the contrast guard,
+    the learned verifier). Cheap enough for the hit path: it runs on every would-be semantic
+    hit. A rule says yes or no (``refuses``); a model also says how sure (``assess``)."""
 
     name: str
     """The refusal reason it reports (``x-vetcache-refused``, ``vetcache_refused_total``)."""
+    observer: Observer = NULL_OBSERVER
+    """Where it reports what it spends (set by the policy when it opens)."""
 
     async def open(self) -> None:  # noqa: B027 (most checks have nothing to load)
         """Load what the check needs before the first request (a model, a table)."""
 
+    async def close(self) -> None:  # noqa: B027 (most checks hold nothing)
+        """Release what ``open`` took (threads)."""
+
     @abstractmethod
     async def refuses(self, cached_prompt: str, new_prompt: str, similarity: float) -> bool:
         """Whether the answer cached for ``cached_prompt`` must not serve ``new_prompt``."""
+
+    async def assess(self, cached_prompt: str, new_prompt: str, similarity: float) -> Assessment:
+        """``refuses`` with the score behind it (none, for a rule)."""
+        return REFUSE if await self.refuses(cached_prompt, new_prompt, similarity) else AGREE
 
 
 class Decision(BaseModel):
@@ -58,6 +85,10 @@ class Decision(BaseModel):
     """Shadow mode: it would have been served."""
     refused: str | None = None
     """Why it is not served although it cleared the threshold (or was another model's)."""
+    verifier: str = ""
+    """Fingerprint of the verifier that scored the candidate ("" when none did)."""
+    verifier_score: float | None = None
+    """The verifier's score (0-1); None when it did not score (not in its band, timed out)."""
 
 
 MISS = Decision(outcome=Outcome.MISS)
@@ -86,29 +117,49 @@ class ServingPolicy:
         self.embedder = embedder
         self.checks = tuple(checks)
 
-    async def open(self) -> None:
-        """Open every check (at start, before the first request)."""
+    async def open(self, observer: Observer = NULL_OBSERVER) -> None:
+        """Open every check (at start, before the first request), reporting to ``observer``."""
         for check in self.checks:
+            check.observer = observer
             await check.open()
 
+    async def close(self) -> None:
+        for check in self.checks:
+            await check.close()
+
     async def choose(
-        self, key: CacheKey, candidates: Sequence[Candidate], threshold: float
+        self,
+        key: CacheKey,
+        candidates: Sequence[Candidate],
+        threshold: float,
+        earlier: Choice | None = None,
     ) -> Choice:
         """The most similar of ``candidates`` (most similar first) the policy would serve, or
         would serve in shadow mode; else a miss on the nearest, refused for the nearest's
-        reason. Candidates under the threshold end the search: the rest are further still."""
+        reason. Candidates under the threshold end the search: the rest are further still.
+        ``earlier``: the choice among the first of them, whose refusals stand (a check is not
+        asked twice about one candidate)."""
+        before = {p.candidate.entry.id: p for p in earlier.passed_over} if earlier else {}
         passed: list[PassedOver] = []
+        nearest = MISS
         for candidate in candidates:
-            decision = await self.decide(key, candidate, threshold)
+            refused = before.get(candidate.entry.id)
+            if refused is None:
+                decision = await self.decide(key, candidate, threshold)
+            elif earlier is not None and refused is earlier.passed_over[0]:
+                decision = earlier.decision  # the nearest's, with its score
+            else:
+                decision = Decision(outcome=Outcome.MISS, refused=refused.reason)
             if decision.refused is None:
                 if decision.outcome == Outcome.HIT or decision.shadow:
                     return Choice(candidate=candidate, decision=decision, passed_over=tuple(passed))
                 break
-            passed.append(PassedOver(candidate=candidate, reason=decision.refused))
-        refused = passed[0].reason if passed else None
+            if not passed:
+                nearest = decision  # the miss reports the nearest's refusal and its score
+            passed.append(refused or PassedOver(candidate=candidate, reason=decision.refused))
         return Choice(
             candidate=candidates[0] if candidates else None,
-            decision=Decision(outcome=Outcome.MISS, refused=refused),
+            decision=nearest,
             passed_over=tuple(passed),
         )
 
@@ -123,17 +174,20 @@ class ServingPolicy:
             return Decision(outcome=Outcome.MISS, refused=Refusal.EMBEDDER)
         if candidate.similarity < threshold:
             return MISS
-        refused = (
-            self._audited(candidate)
-            or self._fallback(candidate)
-            or self._unseen(key, candidate)
-            or await self._checked(key, candidate)
+        audited = (
+            self._audited(candidate) or self._fallback(candidate) or self._unseen(key, candidate)
         )
-        if refused is not None:
-            return Decision(outcome=Outcome.MISS, refused=refused)
-        if self.settings.is_shadow(key.namespace):
-            return Decision(outcome=Outcome.MISS, shadow=True)
-        return Decision(outcome=Outcome.HIT)
+        if audited is not None:
+            return Decision(outcome=Outcome.MISS, refused=audited)
+        refused, scored = await self._checked(key, candidate)
+        shadow = refused is None and self.settings.is_shadow(key.namespace)
+        return Decision(
+            outcome=Outcome.HIT if refused is None and not shadow else Outcome.MISS,
+            shadow=shadow,
+            refused=refused,
+            verifier=scored.scorer,
+            verifier_score=scored.score,
+        )
 
     @staticmethod
     def _audited(candidate: Candidate) -> Refusal | None:
@@ -167,12 +221,16 @@ class ServingPolicy:
             return Refusal.UNSEEN
         return None
 
-    async def _checked(self, key: CacheKey, candidate: Candidate) -> str | None:
+    async def _checked(self, key: CacheKey, candidate: Candidate) -> tuple[str | None, Assessment]:
         """The first check that refuses a semantic candidate (an exact repeat asks the very
-        same thing: no check applies)."""
+        same thing: no check applies), and the last assessment a model scored."""
+        scored = AGREE
         if candidate.exact:
-            return None
+            return None, scored
         for check in self.checks:
-            if await check.refuses(candidate.entry.text, key.text, candidate.similarity):
-                return check.name
-        return None
+            assessment = await check.assess(candidate.entry.text, key.text, candidate.similarity)
+            if assessment.scorer:
+                scored = assessment
+            if assessment.refused:
+                return check.name, scored
+        return None, scored

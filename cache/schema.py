@@ -32,7 +32,8 @@ class Outcome(StrEnum):
 class Refusal(StrEnum):
     """Why the serving policy refused the nearest candidate although its similarity alone
     would not have (``x-vetcache-refused``). Checks plugged into the policy refuse under
-    their own name (``LanguageCheck``: ``language``; ``ContrastCheck``: ``contrast``)."""
+    their own name (``LanguageCheck``: ``language``; ``ContrastCheck``: ``contrast``;
+    ``VerifierCheck``: ``verifier``)."""
 
     EMBEDDER = "embedder"
     """The entry's vector is another embedding model's: vectors of two models are never
@@ -162,6 +163,11 @@ class Lookup(BaseModel):
     passed_over: tuple[PassedOver, ...] = ()
     """Candidates more similar than ``candidate`` (or, on a miss, than the threshold) that the
     policy refused, most similar first."""
+    verifier: str = ""
+    """Fingerprint of the learned verifier that scored ``candidate`` ("" when none did)."""
+    verifier_score: float | None = None
+    """Its score (0-1): on a hit or shadow hit the served candidate's, on a refusal the
+    nearest's; None when it did not score (outside its band, timed out, failed)."""
     vector: Vector | None = None
     """The request's vector, reused at admission."""
     pending: CacheEntry | None = None

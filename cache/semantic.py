@@ -53,12 +53,19 @@ class _Found(NamedTuple):
 
 def default_checks(settings: CacheSettings) -> list[Check]:
     """The checks the settings turn on: the language check (cheapest, first), the contrast
-    guard."""
+    guard, the learned verifier (dearest, last; its model loads in ``open``)."""
     checks: list[Check] = []
     if settings.embedder_languages:
         checks.append(LanguageCheck(settings.embedder_languages))
     if settings.contrast_guard:
         checks.append(ContrastCheck())
+    if settings.verifier is not None:
+        from pathlib import Path
+
+        from cache.verifier import VerifierCheck
+
+        onnx_dir = Path(settings.onnx_dir) if settings.onnx_dir else None
+        checks.append(VerifierCheck(settings.verifier, onnx_dir))
     return checks
 
 
@@ -91,10 +98,11 @@ class SemanticCache:
         )
 
     async def open(self) -> None:
-        """Load the embedder and prepare the store. A store that cannot be reached now is
-        retried on later lookups; one that can never work (``StoreUnusable``) raises."""
+        """Load the embedder and the checks' models and prepare the store. A store that cannot
+        be reached now is retried on later lookups; one that can never work
+        (``StoreUnusable``) raises, as does a verifier that is not one (``VerifierError``)."""
         await self.embedder.open()
-        await self.policy.open()
+        await self.policy.open(self.observer)
         await self._open_store()
         self._refresher.start()
 
@@ -110,6 +118,7 @@ class SemanticCache:
 
     async def close(self) -> None:
         await self._refresher.stop()
+        await self.policy.close()
         await self.embedder.close()
         await self.store.close()
         await self.deadlines.drain(CLOSE_WAIT_S)
@@ -178,6 +187,8 @@ class SemanticCache:
             candidate=choice.candidate,
             shadow=decision.shadow,
             refused=decision.refused,
+            verifier=decision.verifier,
+            verifier_score=decision.verifier_score,
             passed_over=choice.passed_over,
             vector=found.vector,
             pending=found.pending,
@@ -202,7 +213,7 @@ class SemanticCache:
         except (CacheError, TimeoutError) as exc:
             self._incident(exc)
             return choice
-        return await self.policy.choose(key, candidates, threshold)
+        return await self.policy.choose(key, candidates, threshold, earlier=choice)
 
     async def _search(self, key: CacheKey, vector: Vector, k: int) -> tuple[Candidate, ...]:
         with self.observer.timed("vector_search"):

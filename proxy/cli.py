@@ -7,6 +7,8 @@
     vetcache prepare-embedder [--config F]
     vetcache fake-upstream [--host H] [--port P] [--latency-ms L] [--embeddings hash|model] ...
     vetcache eval --pairs F [--model M] [--backend B] [--min-margin 0.18] [--format text|json]
+    vetcache train --out DIR [--pairs F...] [--ledger] [--test-pairs F...] [--seed S] ...
+    vetcache eval --verifier DIR --pairs F [--against DIR] [--max-fp 0.05] [--min-recall 0.5]
     vetcache tune [--config F] [--namespace N] --target-fp T [--pairs F] [--apply] [--plot F]
     vetcache hash-key            (reads a key on stdin, prints its SHA-256)
     vetcache version             (or vetcache --version)
@@ -30,6 +32,7 @@ from proxy.commands import (
     hash_key,
     prepare_embedder,
     serve,
+    train,
     tune,
     version,
 )
@@ -42,6 +45,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     prepare_embedder,
     fake_upstream,
     evaluate,
+    train,
     tune,
     hash_key,
     version,

@@ -43,6 +43,7 @@ SIMILARITY_BUCKETS = (
     0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.82, 0.84, 0.86, 0.88, 0.9, 0.91, 0.92, 0.93,
     0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0,
 )  # fmt: skip
+SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0)
 
 OTHER = "_other"
@@ -144,6 +145,23 @@ class Metrics(AuditObserver):
             ["namespace", "outcome"],
             registry=r,
         )
+        self.verifier_verdicts = Counter(
+            "vetcache_verifier_verdicts_total",
+            "The learned verifier's verdicts on candidates in its band: agree, refuse (in "
+            "shadow mode: would refuse), timeout, error (mode: serve or shadow).",
+            ["verdict", "mode"],
+            registry=r,
+        )
+        self.verifier_duration = Histogram(
+            "vetcache_verifier_duration_seconds",
+            "Time a candidate waited for the learned verifier (queue and model).",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.verifier_score = Histogram(
+            "vetcache_verifier_score",
+            "The learned verifier's scores (0-1) of candidates in its band.",
+            ["mode"], buckets=SCORE_BUCKETS, registry=r,
+        )  # fmt: skip
         self.autopilot_moves = Counter(
             "vetcache_autopilot_moves_total",
             "Threshold moves the autopilot made (direction: up or down).",
@@ -319,6 +337,12 @@ class Metrics(AuditObserver):
 
     def cache_error(self, kind: str) -> None:
         self.cache_errors.labels(kind).inc()
+
+    def verified(self, verdict: str, mode: str, score: float | None, seconds: float) -> None:
+        self.verifier_verdicts.labels(verdict, mode).inc()
+        self.verifier_duration.observe(seconds)
+        if score is not None:
+            self.verifier_score.labels(mode).observe(score)
 
     def job_queued(self, job: AuditJob) -> None:
         self.jobs.labels(self.namespace(job.namespace, job.tenant), job_kind(job)).inc()

@@ -37,6 +37,9 @@ class CacheReport(BaseModel):
     check's name)."""
     bypass: str | None = None
     """Why a cacheable-looking request was not cacheable (``NotCacheable.reason``)."""
+    verifier_score: float | None = None
+    """The learned verifier's score of the candidate served, would-be served or refused
+    (``Lookup.verifier_score``)."""
 
 
 BYPASS = CacheReport(outcome=Outcome.BYPASS)
@@ -58,6 +61,7 @@ def report(lookup: Lookup | None, bypass: str | None = None) -> CacheReport:
         age_s=age,
         shadow_hit=lookup.shadow,
         refused=lookup.refused,
+        verifier_score=lookup.verifier_score,
     )
 
 
@@ -78,4 +82,6 @@ def headers(report: CacheReport) -> dict[str, str]:
         found["x-vetcache-refused"] = report.refused
     if report.bypass is not None:
         found["x-vetcache-bypass"] = report.bypass
+    if report.verifier_score is not None:
+        found["x-vetcache-verifier"] = f"{report.verifier_score:.4f}"
     return found

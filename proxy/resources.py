@@ -9,7 +9,7 @@ import logging
 from audit import Auditor, build_auditor
 from audit.autopilot import Autopilot
 from cache import SemanticCache, build_cache
-from cache.errors import StoreUnusable
+from cache.errors import StoreUnusable, VerifierError
 from proxy.chat_service import ChatService
 from proxy.metrics import Metrics
 from proxy.refresher import MetricsRefresher
@@ -46,7 +46,8 @@ class Resources:
         self._autopilot: Autopilot | None = None
 
     async def open(self) -> None:
-        """Open everything; ``StoreUnusable`` (a Redis that can never work) stops the start."""
+        """Open everything; ``StoreUnusable`` (a Redis that can never work) and
+        ``VerifierError`` (a verifier model that is not one) stop the start."""
         settings, cache = self.settings, self.cache
         if cache is not None:
             cache.observer = self.metrics
@@ -55,7 +56,7 @@ class Resources:
             )
             try:
                 await cache.open()
-            except StoreUnusable as exc:
+            except (StoreUnusable, VerifierError) as exc:
                 log.error("cannot start: %s", exc)
                 raise
             if settings.audit.enabled:

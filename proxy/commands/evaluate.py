@@ -4,6 +4,7 @@ different-answer pairs well enough to ship? A CI gate for embedder releases.
     vetcache eval --pairs FILE [--model M] [--backend B] [--min-margin 0.18]
                   [--thresholds 0.80,0.85,...] [--cohort-depth 1] [--gate-single-class]
                   [--context-policy P] [--last-turns N] [--format text|json]
+    vetcache eval --verifier DIR --pairs FILE [--against DIR] ...   (``verifier_gate``)
 
 The pairs file (TSV or JSONL, pairs, triplets or conversation pairs) is read by
 ``audit.pairs``; conversation pairs are keyed under ``--context-policy`` by
@@ -36,12 +37,14 @@ from cache.embedder import BUNDLED_MODEL
 from cache.errors import EmbedderError
 from cache.schema import ContextPolicy
 from cache.settings import EMBEDDING_BACKENDS, CacheSettings
+from proxy.commands import verifier_gate
 
 NAME = "eval"
 HELP = "how well the embedder separates same-answer pairs from traps, per cohort"
 EXIT_HELP = (
-    "exit status: 0 every gated margin >= --min-margin; 1 one is below; 2 bad input, model "
-    "or usage; 3 cannot gate: the file has no positives or no negatives"
+    "exit status: 0 every gated margin >= --min-margin (with --verifier: every gated cohort "
+    "passes); 1 one is below (the verifier is refused); 2 bad input, model or usage; 3 "
+    "cannot gate: the file has no positives or no negatives"
 )
 MAX_ERRORS_SHOWN = 20
 
@@ -91,6 +94,11 @@ async def evaluate(
     """Parse, embed, score, print; the exit status (0 pass, 1 a margin too small, 2 bad
     input or model, 3 a class missing). ``args`` as ``add_arguments`` defines them."""
     out, err = out or sys.stdout, err or sys.stderr
+    if args.verifier is not None:
+        return await verifier_gate.run_gate(args, similarities=similarities, out=out, err=err)
+    if args.against is not None:
+        print("vetcache: eval: --against needs --verifier (the candidate)", file=err)
+        return 2
     try:
         pairs = load_pairs(args.pairs, cohort_depth=args.cohort_depth)
         pairs = apply_policy(pairs, args.context_policy, args.last_turns)
@@ -190,6 +198,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "is below --min-margin",
     )
     _add_conversation_arguments(parser)
+    verifier_gate.add_arguments(parser)
     parser.add_argument(
         "--format", choices=("text", "json"), default="text", help="a table, or one JSON object"
     )

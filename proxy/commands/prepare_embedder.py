@@ -1,6 +1,7 @@
-"""``vetcache prepare-embedder``: load the configured embedder once. An ONNX backend exports
-the model on first use, so an image build or an install step can pay that (~15 s) instead
-of the first start, and a read-only container finds the export in place."""
+"""``vetcache prepare-embedder``: load the configured embedder (and the learned verifier, when
+``cache.verifier`` is set) once. An ONNX backend exports the model on first use, so an image
+build or an install step can pay that (~15 s) instead of the first start, and a read-only
+container finds the export in place."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from proxy.commands.common import CONFIG_HELP, configure_logging, fail, load
 
 if TYPE_CHECKING:
     from cache.embedder import Embedder
+    from cache.settings import CacheSettings
 
 NAME = "prepare-embedder"
-HELP = "load the configured embedder (exporting it to ONNX if needed)"
+HELP = "load the configured embedder and verifier (exporting them to ONNX if needed)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from cache import build_embedder
-    from cache.errors import EmbedderError
+    from cache.errors import EmbedderError, VerifierError
 
     settings = load(args.config, auth={"enabled": False})  # only `cache:` matters here
     configure_logging("warning")
@@ -41,7 +43,26 @@ def run(args: argparse.Namespace) -> int:
         f"ok: {settings.cache.embedding_backend} embedder {embedder.fingerprint} ready in "
         f"{time.perf_counter() - started:.1f} s" + (f" (exports in {where})" if where else "")
     )
+    try:
+        _prepare_verifier(settings.cache)
+    except (VerifierError, OSError) as exc:
+        return fail(NAME, f"cannot prepare the verifier: {exc}")
     return 0
+
+
+def _prepare_verifier(settings: CacheSettings) -> None:
+    """Export (if not yet) and load the configured verifier; say which one is ready."""
+    import time
+
+    from cache.verifier_model import load_scorer
+
+    verifier = settings.verifier
+    if verifier is None:
+        return
+    started = time.perf_counter()
+    where = Path(settings.onnx_dir) if settings.onnx_dir else None
+    scorer = load_scorer(verifier.model, verifier.precision, where, verifier.threads)
+    print(f"ok: verifier {scorer.fingerprint} ready in {time.perf_counter() - started:.1f} s")
 
 
 async def _open_and_close(embedder: Embedder) -> None:

@@ -9,10 +9,15 @@ upstream, then measures, for N in ``--entries`` (default 1000 and 100000):
   and exact-repeat hits (no embedding) through HTTP at concurrency 1 and 16, p50/p99, hits/s;
 - the split of a semantic hit's p50 into embed / vector search / rest (HTTP, auth, JSON).
 
+With ``--verifier DIR`` (a verifier folder; ``tests/bench/verifier_cost.py`` builds
+untrained ones of a given size), the gateway is measured twice: without a verifier, then with
+it verifying every semantic hit (``min_score: 0`` and a 2 s timeout, so the same hits are
+served and only its cost differs; exact repeats are never verified).
+
 Numbers only; nothing is asserted.
 
     .venv/bin/python tests/bench/hit_path.py [--entries 1000 100000] [--requests 400]
-        [--backend torch|onnx-fp32|onnx-int8]
+        [--backend torch|onnx-fp32|onnx-int8] [--verifier DIR]
 """
 
 from __future__ import annotations
@@ -158,7 +163,9 @@ def make_embedder(backend: str, onnx_dir: str) -> SentenceTransformerEmbedder:
     return build_embedder(CacheSettings(embedding_backend=backend, onnx_dir=onnx_dir))
 
 
-async def run(redis_url: str, entries: int, requests: int, backend: str, onnx_dir: str) -> None:
+async def run(
+    redis_url: str, entries: int, requests: int, backend: str, onnx_dir: str, verifier: str | None
+) -> None:
     embedder = make_embedder(backend, onnx_dir)
     await embedder.open()
     store = RedisStore(redis_url)
@@ -171,49 +178,71 @@ async def run(redis_url: str, entries: int, requests: int, backend: str, onnx_di
     await fill(store, scope, entries, filler_bases(embedder))
     filled = time.perf_counter() - started
     print(f"\n== {backend}: {entries} entries in one scope (filled in {filled:.0f} s)")
-
-    upstream_port, gateway_port = free_port(), free_port()
+    bare = await floor(store, embedder, scope)
+    upstream_port = free_port()
     fake = vetcache("fake-upstream", "--port", str(upstream_port))
+    try:
+        wait_http(f"http://127.0.0.1:{upstream_port}/v1/models", fake)
+        for model in (None, verifier) if verifier else (None,):
+            # min_score 0 and a long timeout: every semantic hit is verified and still served,
+            # so only the verifier's cost differs (a timeout would turn hits into misses).
+            verify = f"{{model: '{model}', min_score: 0.0, timeout_ms: 2000}}"
+            extra = f", verifier: {verify}" if model else ""
+            cache = (
+                f"{{lookup_budget_ms: 5000, threshold: 0.85, embedding_backend: {backend}, "
+                f"onnx_dir: '{onnx_dir}'{extra}}}"
+            )
+            print(f"-- verifier: {model or 'none'}")
+            await through_gateway(redis_url, upstream_port, cache, requests, bare)
+    finally:
+        stop(fake)
+        await store.close()
+        await embedder.close()
+
+
+async def through_gateway(
+    redis_url: str, upstream_port: int, cache: str, requests: int, bare: dict[str, list[float]]
+) -> None:
+    """Start ``vetcache serve`` with the ``cache:`` block given and print its hit latencies."""
+    gateway_port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.yaml"
         config.write_text(
             f"auth: {{enabled: false}}\naccess_log: false\nlog_level: warning\nredis_url: '{redis_url}'\n"
-            f"cache: {{lookup_budget_ms: 5000, threshold: 0.85, embedding_backend: {backend}, "
-            f"onnx_dir: '{onnx_dir}'}}\nmodel_list:\n"
+            f"cache: {cache}\nmodel_list:\n"
             f"  - {{model_name: fake-gpt, model: openai/fake-gpt, api_base: 'http://127.0.0.1:{upstream_port}/v1'}}\n"
         )
         gateway = vetcache("serve", "--config", str(config), "--port", str(gateway_port))
         try:
-            wait_http(f"http://127.0.0.1:{upstream_port}/v1/models", fake)
-            wait_http(f"http://127.0.0.1:{gateway_port}/readyz", gateway, timeout=120)
+            wait_http(f"http://127.0.0.1:{gateway_port}/readyz", gateway, timeout=180)
             url = f"http://127.0.0.1:{gateway_port}"
             await hits(url, QUESTIONS, len(QUESTIONS), 1, store=True)  # admit the questions
             await asyncio.sleep(1.0)
-            bare = await floor(store, embedder, scope)
-            embed50, search50 = pct(bare["embed"], 0.5), pct(bare["search"], 0.5)
-            print(f"floor: embed p50 {embed50:.2f} p99 {pct(bare['embed'], 0.99):.2f} ms; "
-                  f"KNN p50 {search50:.2f} p99 {pct(bare['search'], 0.99):.2f} ms; "
-                  f"embed+KNN p50 {embed50 + search50:.2f} ms")  # fmt: skip
-            print(f"{'kind':>8} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'hits/s':>8}  outcomes")
-            for kind, texts in (
-                ("semantic", [variant(q) for q in QUESTIONS]),
-                ("exact", QUESTIONS),
-            ):
-                for concurrency in (1, 16):
-                    await hits(url, texts, 50, concurrency)  # warm-up
-                    latencies, rate, outcomes = await hits(url, texts, requests, concurrency)
-                    print(f"{kind:>8} {concurrency:>4} {pct(latencies, 0.5):>8.2f} "
-                          f"{pct(latencies, 0.99):>8.2f} {rate:>8.0f}  {','.join(sorted(outcomes))}")  # fmt: skip
-                    if kind == "semantic" and concurrency == 1:
-                        p50 = pct(latencies, 0.5)
-                        print(f"         split of the c=1 p50: embed {embed50:.2f} + KNN {search50:.2f} "
-                              f"+ rest {p50 - embed50 - search50:.2f} ms; "
-                              f"{p50 / (embed50 + search50):.2f}x the floor")  # fmt: skip
+            await measure(url, requests, bare)
         finally:
             stop(gateway)
-            stop(fake)
-            await store.close()
-            await embedder.close()
+
+
+async def measure(url: str, requests: int, bare: dict[str, list[float]]) -> None:
+    embed50, search50 = pct(bare["embed"], 0.5), pct(bare["search"], 0.5)
+    print(f"floor: embed p50 {embed50:.2f} p99 {pct(bare['embed'], 0.99):.2f} ms; "
+          f"KNN p50 {search50:.2f} p99 {pct(bare['search'], 0.99):.2f} ms; "
+          f"embed+KNN p50 {embed50 + search50:.2f} ms")  # fmt: skip
+    print(f"{'kind':>8} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'hits/s':>8}  outcomes")
+    for kind, texts in (
+        ("semantic", [variant(q) for q in QUESTIONS]),
+        ("exact", QUESTIONS),
+    ):
+        for concurrency in (1, 16):
+            await hits(url, texts, 50, concurrency)  # warm-up
+            latencies, rate, outcomes = await hits(url, texts, requests, concurrency)
+            print(f"{kind:>8} {concurrency:>4} {pct(latencies, 0.5):>8.2f} "
+                  f"{pct(latencies, 0.99):>8.2f} {rate:>8.0f}  {','.join(sorted(outcomes))}")  # fmt: skip
+            if kind == "semantic" and concurrency == 1:
+                p50 = pct(latencies, 0.5)
+                print(f"         split of the c=1 p50: embed {embed50:.2f} + KNN {search50:.2f} "
+                      f"+ rest {p50 - embed50 - search50:.2f} ms; "
+                      f"{p50 / (embed50 + search50):.2f}x the floor")  # fmt: skip
 
 
 def main() -> None:
@@ -223,6 +252,7 @@ def main() -> None:
     parser.add_argument(
         "--backend", choices=EMBEDDING_BACKENDS, default=CacheSettings().embedding_backend
     )
+    parser.add_argument("--verifier", help="a verifier folder: measure with it too")
     args = parser.parse_args()
     onnx_dir = tempfile.mkdtemp(prefix="vetcache-onnx-")  # exported once, shared with serve
     script = str(ROOT / "scripts" / "redis-stack.sh")
@@ -231,7 +261,7 @@ def main() -> None:
         subprocess.run(["bash", script, "start", port], check=True, capture_output=True)
         try:
             url = f"redis://127.0.0.1:{port}/0"
-            asyncio.run(run(url, entries, args.requests, args.backend, onnx_dir))
+            asyncio.run(run(url, entries, args.requests, args.backend, onnx_dir, args.verifier))
         finally:
             subprocess.run(["bash", script, "stop", port], check=False, capture_output=True)
 

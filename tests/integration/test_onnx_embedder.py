@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 
 from cache import onnx_embedder
 from cache.embedder import SentenceTransformerEmbedder
-from cache.onnx_embedder import OnnxEmbedder, Precision
+from cache.onnx_embedder import OnnxEmbedder
+from cache.onnx_export import Precision
 from proxy.app import create_app
 from proxy.settings import Settings
 from tests.conftest import PROMPT_PAIRS

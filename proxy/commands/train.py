@@ -1,0 +1,206 @@
+"""``vetcache train``: build a verifier from labelled pairs with provenance
+(``audit.training``).
+
+    vetcache train --out DIR [--pairs FILE...] [--ledger [--config F] [--namespace N]]
+                   [--test-pairs FILE...] [--holdout-source S] [--holdout-product P]
+                   [--base M] [--layers N] [--epochs E] [--lr LR] [--batch-size B]
+                   [--seed S] [--target-fp 0.03] [--floor 0.75]
+
+Writes DIR (a CrossEncoder and its card, ``vetcache-verifier.json``) and prints metrics per
+cohort. Bad input is one line on stderr and exit status 2, with nothing written; DIR must
+not exist. Exit status 1 when no threshold met ``--target-fp`` on the validation split (the
+model is written with threshold 1.0: it serves nothing until retrained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from audit.errors import InputError, LedgerError
+from audit.training.hyperparameters import DEFAULT_FLOOR, DEFAULT_TARGET_FP, Hyperparameters
+from audit.training.records import TrainingPair
+from proxy.commands import common
+from proxy.commands.common import CONFIG_HELP
+from proxy.settings import Settings
+
+NAME = "train"
+HELP = "train a verifier from labelled pairs and the audit ledger; write it with its card"
+SOURCES = ("file", "ledger", "review", "feedback")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Hyperparameters()
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write")
+    parser.add_argument(
+        "--pairs", type=Path, nargs="+", action="extend", default=[], metavar="FILE",
+        help="labelled pair files (8-column TSV, or what vetcache eval reads)",
+    )  # fmt: skip
+    parser.add_argument("--ledger", action="store_true", help="add the audit ledger's labels")
+    parser.add_argument("--config", type=Path, help=f"{CONFIG_HELP}; the ledger and embedder")
+    parser.add_argument("--namespace", help="only this namespace's ledger labels")
+    parser.add_argument(
+        "--test-pairs", type=Path, nargs="+", action="extend", default=[], metavar="FILE",
+        help="held-out pair files: scored only, never trained or tuned on",
+    )  # fmt: skip
+    parser.add_argument(
+        "--holdout-source", action="append", choices=SOURCES, default=[],
+        help="put every family with a pair from this source in the test split",
+    )  # fmt: skip
+    parser.add_argument(
+        "--holdout-product", action="append", default=[], metavar="PRODUCT",
+        help="put every family with a pair of this product in the test split",
+    )  # fmt: skip
+    parser.add_argument("--base", default=defaults.base, help="weights to start from")
+    parser.add_argument("--layers", type=int, default=defaults.layers, help="encoder layers kept")
+    parser.add_argument("--epochs", type=float, default=defaults.epochs, help="epochs")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="batch size")
+    parser.add_argument("--max-length", type=int, default=defaults.max_length, help="tokens")
+    parser.add_argument(
+        "--threads", type=int, default=defaults.threads, help="torch threads (weights depend on it)"
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed")
+    parser.add_argument(
+        "--target-fp", type=float, default=DEFAULT_TARGET_FP,
+        help="FP share of served hits the operating point is chosen for (validation split)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--floor", type=float, default=DEFAULT_FLOOR,
+        help="similarity under which a pair is no candidate (the threshold in force)",
+    )  # fmt: skip
+
+
+def command_line(args: argparse.Namespace) -> list[str]:
+    """The command that rebuilds the same model: every option spelled out."""
+    line = ["vetcache", "train", "--out", str(args.out)]
+    for name in ("pairs", "test_pairs"):
+        if values := getattr(args, name):
+            line += [f"--{name.replace('_', '-')}", *map(str, values)]
+    if args.ledger:
+        line.append("--ledger")
+    for name in ("config", "namespace"):
+        if getattr(args, name) is not None:
+            line += [f"--{name}", str(getattr(args, name))]
+    for source in args.holdout_source:
+        line += ["--holdout-source", source]
+    for product in args.holdout_product:
+        line += ["--holdout-product", product]
+    for name in ("base", "layers", "epochs", "lr", "batch_size", "max_length", "threads", "seed"):
+        line += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    return [*line, "--target-fp", str(args.target_fp), "--floor", str(args.floor)]
+
+
+def _problem(args: argparse.Namespace, settings: Settings) -> str | None:
+    if args.out.exists():
+        return f"--out {args.out} already exists (a model is never overwritten)"
+    if not args.out.parent.is_dir():
+        return f"--out {args.out}: the folder {args.out.parent} does not exist"
+    if not args.pairs and not args.ledger:
+        return "nothing to train on: give --pairs FILE... and/or --ledger"
+    if args.ledger and not settings.redis_url:
+        return "--ledger needs redis_url (in --config or VETCACHE_REDIS_URL)"
+    if not 0 < args.target_fp < 1:
+        return "--target-fp must be between 0 and 1"
+    if not -1 <= args.floor <= 1:
+        return "--floor must be a similarity in [-1, 1]"
+    return None
+
+
+def fail(message: str) -> int:
+    return common.fail(NAME, message)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command; its exit status."""
+    from pydantic import ValidationError
+
+    settings = common.load(args.config)
+    if problem := _problem(args, settings):
+        return fail(problem)
+    try:
+        hyperparameters = Hyperparameters(
+            base=args.base, layers=args.layers, epochs=args.epochs, lr=args.lr,
+            batch_size=args.batch_size, max_length=args.max_length, threads=args.threads,
+            seed=args.seed,
+        )  # fmt: skip
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return fail(f"--{'-'.join(map(str, first['loc']))}: {first['msg']}")
+    return asyncio.run(_train(args, settings, hyperparameters))
+
+
+async def _train(args: argparse.Namespace, settings: Settings, hp: Hyperparameters) -> int:
+    from audit.pairs import embed_similarities
+    from audit.training.pipeline import TrainPlan, run_training
+    from audit.training.report import table
+    from cache.errors import EmbedderError
+
+    try:
+        pairs = _file_pairs(args.pairs) + (await _ledger_pairs(args, settings))
+        plan = TrainPlan(
+            pairs=pairs, hyperparameters=hp, target_fp=args.target_fp, floor=args.floor,
+            embedder=settings.cache, command=command_line(args),
+            external=_file_pairs(args.test_pairs), held_out=_held_out(args),
+        )  # fmt: skip
+        outcome = await run_training(plan, args.out, embed_similarities)
+    except InputError as exc:
+        return fail("; ".join(exc.errors[:5]))
+    except EmbedderError as exc:
+        return fail(f"embedder: {exc}")
+    except LedgerError as exc:
+        return fail(f"ledger unreachable: {exc}")
+    card = outcome.card
+    for split in ("validation", "test", "external"):
+        if split in card.metrics:
+            print(f"\n{split} ({card.counts.split[split]} pairs)\n{table(card.metrics[split])}")
+    print(f"\nwrote {args.out}: threshold {card.threshold:.4f} (floor {card.floor}), "
+          f"version {card.version}")  # fmt: skip
+    if outcome.external_overlap:
+        print(
+            f"vetcache: train: warning: {outcome.external_overlap} --test-pairs pairs share a "
+            "prompt with the training split: they are not held out",
+            file=sys.stderr,
+        )
+    if not outcome.met_target:
+        return common.fail(NAME, f"no threshold met --target-fp {args.target_fp} on validation", 1)
+    return 0
+
+
+def _file_pairs(paths: list[Path]) -> list[TrainingPair]:
+    from audit.training.files import load_pair_file
+
+    return [pair for path in paths for pair in load_pair_file(path)]
+
+
+async def _ledger_pairs(args: argparse.Namespace, settings: Settings) -> list[TrainingPair]:
+    if not args.ledger:
+        return []
+    from audit import build_queue_and_ledger
+    from audit.training.ledger import read_ledger
+
+    queue, ledger = build_queue_and_ledger(
+        settings.audit, settings.redis_url, redis_cluster=settings.redis_cluster
+    )
+    try:
+        found = await read_ledger(ledger, args.namespace)
+    finally:
+        await queue.close()
+        await ledger.close()
+    if not found:
+        print("vetcache: train: the ledger holds no labelled pairs", file=sys.stderr)
+    return found
+
+
+def _held_out(args: argparse.Namespace) -> Callable[[TrainingPair], bool] | None:
+    sources, products = set(args.holdout_source), set(args.holdout_product)
+    if not sources and not products:
+        return None
+
+    def held_out(pair: TrainingPair) -> bool:
+        return pair.provenance.source in sources or pair.cohorts.product in products
+
+    return held_out
