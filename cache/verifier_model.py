@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from cache.embedder import _weights_digest
 from cache.errors import VerifierError
 from cache.onnx_export import GRAPH, Precision, default_dir, publish, session, trace
 
+DEFAULT_MODEL = "default"
+"""``cache.verifier.model`` naming the default verifier: the one ``vetcache train --default``
+builds from the pairs the project ships (``default_folder``)."""
 CARD = "vetcache-verifier.json"
 """The model card's file name in a verifier folder."""
 META = "vetcache-onnx.json"
@@ -141,6 +145,29 @@ class VerifierModel:
         return [float(s) for s in 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))]
 
 
+def default_folder() -> Path:
+    """Where ``vetcache train --default`` writes the default verifier and ``default`` finds it
+    (``VETCACHE_VERIFIER_DIR``, else the user's cache)."""
+    root = os.environ.get("VETCACHE_VERIFIER_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vetcache", "verifier"
+    )
+    return Path(root) / DEFAULT_MODEL
+
+
+def resolve_folder(model: str | Path) -> Path:
+    """The folder ``model`` names: ``default`` (built by ``vetcache train --default``; a
+    ``VerifierError`` saying so until it is) or a folder path."""
+    if str(model) != DEFAULT_MODEL:
+        return Path(model)
+    folder = default_folder()
+    if not (folder / CARD).is_file():
+        raise VerifierError(
+            f"the default verifier is not built yet ({folder}): run `vetcache train --default` "
+            "once (it trains from the pairs vetcache ships; minutes on a CPU)"
+        )
+    return folder
+
+
 def load_scorer(
     path: str | Path,
     precision: Precision = "int8",
@@ -150,7 +177,7 @@ def load_scorer(
     """The verifier in the folder at ``path``, exported to ONNX on first use into
     ``directory`` (default: ``cache.onnx_export.default_dir``) and loaded for scoring;
     ``VerifierError`` when the folder is not a verifier or cannot be exported."""
-    folder = Path(path)
+    folder = resolve_folder(path)
     card = read_card(folder)
     digest = _weights_digest(str(folder))
     name = hashlib.sha256(f"verifier:{card['name']}:{digest}".encode()).hexdigest()[:16]

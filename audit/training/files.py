@@ -10,6 +10,7 @@ Conversation rows are refused: a verifier reads two prompts, not two conversatio
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from audit.errors import InputError
@@ -113,3 +114,10 @@ def _other_format(path: Path) -> list[TrainingPair]:
         )
         for pair in found
     ]
+
+
+def shipped_pair_files() -> list[Path]:
+    """The training pairs vetcache ships (``audit/training_pairs/*.tsv``, the project's own
+    writing, Apache-2.0): what ``vetcache train --default`` builds the default verifier from."""
+    folder = Path(str(resources.files("audit").joinpath("training_pairs")))
+    return sorted(folder.glob("*.tsv"))

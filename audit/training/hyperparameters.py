@@ -24,7 +24,7 @@ class Hyperparameters(BaseModel):
     (BERT-like) model; a sequence-classification head with one label is added."""
     layers: int | None = Field(default=6, ge=1)
     """Encoder layers kept (the first N; None: all)."""
-    epochs: float = Field(default=5.0, gt=0)
+    epochs: float = Field(default=3.0, gt=0)
     """Passes over the training split."""
     lr: float = Field(default=1e-4, gt=0)
     """Peak learning rate (linear warm-up then decay)."""

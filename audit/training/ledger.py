@@ -74,6 +74,8 @@ def _pair(verdict: Verdict) -> TrainingPair:
             ref=f"job {job.job_id} request {job.request_id}",
             judge=verdict.judge,
             embedder=job.embedder,
+            verifier=job.verifier,
+            verifier_score=job.verifier_score,
             time=verdict.created_at,
         ),
     )

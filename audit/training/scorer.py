@@ -1,8 +1,8 @@
 """What the gate and the trainer need of a verifier: scores for (cached, new) pairs.
 
 ``Scorer`` is the whole interface; ``CrossEncoderScorer`` runs a verifier folder on torch
-(the reference). The hit path runs the same folder on ONNX Runtime (``cache.verifier_model``)
-and satisfies the same protocol.
+(the reference); ``load_onnx_scorer`` runs it as the hit path does (``cache.verifier_model``,
+ONNX Runtime int8): what ``vetcache train`` and the gate measure.
 """
 
 from __future__ import annotations
@@ -40,14 +40,13 @@ class CrossEncoderScorer:
         return [float(value) for value in found]
 
 
-def load_torch_scorer(folder: Path) -> CrossEncoderScorer:
-    """The verifier saved in ``folder``, or ``InputError`` when it cannot be loaded."""
-    from sentence_transformers import CrossEncoder
+def load_onnx_scorer(folder: Path) -> Scorer:
+    """The verifier in ``folder`` as the hit path runs it (ONNX Runtime, int8, exported once
+    into the ONNX cache), or ``InputError`` when it cannot be loaded."""
+    from cache.errors import VerifierError
+    from cache.verifier_model import load_scorer
 
-    if not folder.is_dir():
-        raise InputError([f"{folder}: no such folder"])
     try:
-        model = CrossEncoder(str(folder), local_files_only=True, device="cpu")
-    except (OSError, ValueError) as exc:
-        raise InputError([f"{folder}: cannot load a verifier: {exc}"]) from None
-    return CrossEncoderScorer(model)
+        return load_scorer(folder)
+    except VerifierError as exc:
+        raise InputError([f"{folder}: {exc}"]) from None

@@ -122,6 +122,8 @@ def train(model: CrossEncoder, pairs: Sequence[TrainingPair], hp: Hyperparameter
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
     from transformers import PrinterCallback
 
+    from audit.training.batches import LengthGroupedBatchSampler
+
     positives = sum(pair.label for pair in pairs)
     negatives = len(pairs) - positives
     weight = negatives / positives if positives and negatives else 1.0
@@ -141,6 +143,7 @@ def train(model: CrossEncoder, pairs: Sequence[TrainingPair], hp: Hyperparameter
             use_cpu=True,
             dataloader_num_workers=0,
             disable_tqdm=True,
+            batch_sampler=LengthGroupedBatchSampler,
         )
         trainer = CrossEncoderTrainer(
             model=model,

@@ -1,11 +1,15 @@
 """``vetcache train``: build a verifier from labelled pairs with provenance
 (``audit.training``).
 
+    vetcache train --default
     vetcache train --out DIR [--pairs FILE...] [--ledger [--config F] [--namespace N]]
                    [--test-pairs FILE...] [--holdout-source S] [--holdout-product P]
                    [--base M] [--layers N] [--epochs E] [--lr LR] [--batch-size B]
                    [--seed S] [--target-fp 0.03] [--floor 0.75]
 
+``--default`` builds the default verifier (``cache.verifier.model: default``) from the pairs
+vetcache ships (``audit/training_pairs``) with the default hyperparameters, into
+``cache.verifier_model.default_folder()``; run again, it says the model is there.
 Writes DIR (a CrossEncoder and its card, ``vetcache-verifier.json``) and prints metrics per
 cohort. Bad input is one line on stderr and exit status 2, with nothing written; DIR must
 not exist. Exit status 1 when no threshold met ``--target-fp`` on the validation split (the
@@ -34,7 +38,12 @@ SOURCES = ("file", "ledger", "review", "feedback")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Hyperparameters()
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write")
+    parser.add_argument(
+        "--default", action="store_true",
+        help="build the default verifier from the pairs vetcache ships (cache.verifier.model: "
+        "default), into its folder",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, metavar="DIR", help="folder to write")
     parser.add_argument(
         "--pairs", type=Path, nargs="+", action="extend", default=[], metavar="FILE",
         help="labelled pair files (8-column TSV, or what vetcache eval reads)",
@@ -77,6 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def command_line(args: argparse.Namespace) -> list[str]:
     """The command that rebuilds the same model: every option spelled out."""
     line = ["vetcache", "train", "--out", str(args.out)]
+    if args.default:
+        line.insert(2, "--default")
     for name in ("pairs", "test_pairs"):
         if values := getattr(args, name):
             line += [f"--{name.replace('_', '-')}", *map(str, values)]
@@ -95,6 +106,8 @@ def command_line(args: argparse.Namespace) -> list[str]:
 
 
 def _problem(args: argparse.Namespace, settings: Settings) -> str | None:
+    if args.out is None:
+        return "--out DIR is required (or --default)"
     if args.out.exists():
         return f"--out {args.out} already exists (a model is never overwritten)"
     if not args.out.parent.is_dir():
@@ -110,6 +123,24 @@ def _problem(args: argparse.Namespace, settings: Settings) -> str | None:
     return None
 
 
+def _default_ready(args: argparse.Namespace) -> bool:
+    """With ``--default``: train on the shipped pairs, into the default folder unless
+    ``--out``; True when the default verifier is there already (an install step may run
+    this every time)."""
+    from audit.training.files import shipped_pair_files
+    from cache.verifier_model import CARD, default_folder
+
+    folder = default_folder()
+    if args.out is None:
+        args.out = folder
+        if (folder / CARD).is_file():
+            print(f"the default verifier is built: {folder}")
+            return True
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    args.pairs = shipped_pair_files()
+    return False
+
+
 def fail(message: str) -> int:
     return common.fail(NAME, message)
 
@@ -118,7 +149,12 @@ def run(args: argparse.Namespace) -> int:
     """The command; its exit status."""
     from pydantic import ValidationError
 
-    settings = common.load(args.config)
+    settings = common.load(args.config, auth={"enabled": False})  # no request is served
+    if args.default:
+        if args.pairs or args.ledger:
+            return fail("--default trains on the shipped pairs only: drop --pairs and --ledger")
+        if _default_ready(args):
+            return 0
     if problem := _problem(args, settings):
         return fail(problem)
     try:
@@ -144,6 +180,7 @@ async def _train(args: argparse.Namespace, settings: Settings, hp: Hyperparamete
         plan = TrainPlan(
             pairs=pairs, hyperparameters=hp, target_fp=args.target_fp, floor=args.floor,
             embedder=settings.cache, command=command_line(args),
+            name="vetcache-default" if args.default else "vetcache-verifier",
             external=_file_pairs(args.test_pairs), held_out=_held_out(args),
         )  # fmt: skip
         outcome = await run_training(plan, args.out, embed_similarities)

@@ -27,13 +27,13 @@ from audit.training.gate import GateLimits, GateResult, check
 from audit.training.metrics import Metrics, by_cohort, scored
 from audit.training.records import TrainingPair
 from audit.training.report import table
-from audit.training.scorer import Scorer, load_torch_scorer
+from audit.training.scorer import Scorer, load_onnx_scorer
 from cache.errors import EmbedderError
 from cache.settings import CacheSettings
 
 Similarities = Callable[[Sequence[Pair], CacheSettings], Awaitable[tuple[list[float], str]]]
 LoadScorer = Callable[[Path], Scorer]
-"""A verifier folder -> its scorer (torch here; the hit path's ONNX model fits too)."""
+"""A verifier folder -> its scorer (default: the ONNX int8 model the hit path runs)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +98,7 @@ async def run_gate(
     similarities: Similarities,
     out: TextIO,
     err: TextIO,
-    load: LoadScorer = load_torch_scorer,
+    load: LoadScorer = load_onnx_scorer,
 ) -> int:
     """Score the candidate (and the model in force), gate, print; the exit status."""
     limits = GateLimits(

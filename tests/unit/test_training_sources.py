@@ -68,7 +68,7 @@ def job(new: str = "Don't cancel my plan", **extra: Any) -> AuditJob:
         "job_id": uuid.uuid4().hex, "request_id": uuid.uuid4().hex, "entry_id": "e1",
         "new_prompt": new, "cached_prompt": "Cancel my plan", "cached_answer": "Done.",
         "similarity": 0.92, "threshold": 0.9, "namespace": "shop", "model": "m",
-        "embedder": "emb:1",
+        "embedder": "emb:1", "verifier": "verifier:v:abc:onnx-int8", "verifier_score": 0.97,
     }  # fmt: skip
     values.update(extra)
     return AuditJob(**values)
@@ -94,6 +94,10 @@ def test_a_false_hit_is_a_hard_negative_and_a_correct_one_a_positive() -> None:
         "shop", "hit", "ledger",
     )  # fmt: skip
     assert first.provenance.judge == "contrast/2" and first.provenance.embedder == "emb:1"
+    # The verifier that let it through, and its score: a hard negative it scored high.
+    assert (first.provenance.verifier, first.provenance.verifier_score) == (
+        "verifier:v:abc:onnx-int8", 0.97,
+    )  # fmt: skip
     assert first.provenance.ref == f"job {false_hit.job_id} request {false_hit.request_id}"
 
 
