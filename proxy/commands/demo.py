@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     learn.add_argument(
         "--learn-base", type=Path, metavar="DIR",
-        help="verifier (or model) to continue training from (default: the default verifier)",
+        help="verifier (or model) to continue training from (default: the default verifier, "
+        "which `vetcache train --default` builds)",
     )  # fmt: skip
     learn.add_argument(
         "--learn-epochs", type=float, default=LEARN_EPOCHS, help="epochs of the short training"
@@ -48,7 +49,13 @@ def _learn_problem(args: argparse.Namespace) -> str | None:
     if args.learn_epochs <= 0:
         return "--learn-epochs must be above 0"
     if args.learn_base is None:
-        return "--learn needs --learn-base DIR: the verifier to continue training from"
+        from cache.errors import VerifierError
+        from cache.verifier_model import DEFAULT_MODEL, resolve_folder
+
+        try:
+            args.learn_base = resolve_folder(DEFAULT_MODEL)
+        except VerifierError as exc:
+            return f"--learn continues training the default verifier: {exc}"
     if not args.learn_base.is_dir():
         return f"--learn-base {args.learn_base} is not a folder"
     out = args.learn_out
