@@ -158,7 +158,7 @@ async def run_learn(args: argparse.Namespace) -> int:
     quiet()
     started = time.monotonic()
     first, second = load_workload(FIRST_WORKLOAD), load_workload(SECOND_WORKLOAD)
-    upstream, *ports = free_ports(4)
+    upstream, *ports = free_ports(5)
     say = _progress(args)
     with tempfile.TemporaryDirectory(prefix="vetcache-learn-") as scratch:
         folder = Path(scratch)
@@ -174,10 +174,12 @@ async def run_learn(args: argparse.Namespace) -> int:
                 )
             say("gating it")
             gated = await gate(args, trained, second, folder)
-            say("pass 2: workload-learn.json without a verifier, then with the trained one")
-            before = await pass_two(args, upstream, ports[1], second, None)
-            after = await pass_two(args, upstream, ports[2], second, trained.folder)
-    print(learn_report(args, one, trained, gated, before, after))
+            say("pass 2: workload-learn.json without a verifier, with the base, with the trained")
+            runs = {"before": await pass_two(args, upstream, ports[1], second, None)}
+            if trained.base_is_verifier:  # the model in force, for comparison
+                runs["base"] = await pass_two(args, upstream, ports[3], second, Path(trained.base))
+            runs["after"] = await pass_two(args, upstream, ports[2], second, trained.folder)
+    print(learn_report(args, one, trained, gated, runs))
     print(f"(finished in {time.monotonic() - started:.0f} s)", file=sys.stderr)
     return 0
 

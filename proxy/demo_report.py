@@ -82,8 +82,8 @@ def _learned(trained: Trained, gated: Gated) -> list[str]:
     return lines
 
 
-def _pass_two(before: Tally, after: Tally, threshold: float) -> list[str]:
-    total = before.total()
+def _pass_two(runs: dict[str, Tally], threshold: float) -> list[str]:
+    total = runs["before"].total()
     lines = [
         "",
         f"Pass 2: workload-learn.json ({total.requests} requests: other prompts of the same "
@@ -91,19 +91,19 @@ def _pass_two(before: Tally, after: Tally, threshold: float) -> list[str]:
         "namespaces, audits off.",
         RUN_HEADER,
     ]
-    runs = (("before", before), ("after", after))
-    for name in [name for name, _ in _rows(before)]:
-        for run, tally in runs:
+    for name in [name for name, _ in _rows(runs["before"])]:
+        for run, tally in runs.items():
             counts = tally.total() if name == "all" else tally.counts.get(name, Counts())
             lines.append(
                 f"{run:<7} {name:<10} {counts.requests:>8} {counts.hits:>5}"
                 f" {_pct(counts.hit_rate):>9} {counts.semantic:>9} {counts.false:>6}"
                 f" {_pct(counts.fp_share):>9} {counts.refused.get('verifier', 0):>20}"
             )
+    base = "base: the verifier it was trained from, at its own operating point; " * ("base" in runs)
     lines.append(
-        "(before: no verifier; after: the trained verifier serving at its card's operating "
-        "point. Every number here is counted from the workload's labels: a semantic hit is "
-        "false when the answer served was made for a prompt that needs another answer.)"
+        f"(before: no verifier; {base}after: the trained verifier serving at its card's "
+        "operating point. Every number here is counted from the workload's labels: a semantic "
+        "hit is false when the answer served was made for a prompt that needs another answer.)"
     )
     return lines
 
@@ -113,12 +113,11 @@ def learn_report(
     one: PassOne,
     trained: Trained,
     gated: Gated,
-    before: Tally,
-    after: Tally,
+    runs: dict[str, Tally],
 ) -> str:
     lines = ["", *_pass_one(one, args.threshold), *_review(one), *_learned(trained, gated)]
-    lines += _pass_two(before, after, args.threshold)
-    caught = [(cached, asked) for cached, asked in after.false_hits][:3]
+    lines += _pass_two(runs, args.threshold)
+    caught = runs["after"].false_hits[:3]
     if caught:
         lines += ["", "Still served wrong with the trained verifier, for example:"]
         lines += [f'  "{asked}" got the answer to "{cached}"' for cached, asked in caught]
