@@ -125,7 +125,8 @@ class VerifierModel:
 
     def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """The probability (0-1) that the answer cached for each pair's first prompt serves
-        its second. Synchronous (CPU-bound): call it off the event loop."""
+        its second; 0 for a pair longer than the model's window. Synchronous (CPU-bound):
+        call it off the event loop."""
         if not pairs:
             return []
         if self.precision == "int8" and len(pairs) > 1:
@@ -142,7 +143,11 @@ class VerifierModel:
             "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
         }
         (logits,) = self._session.run(["logit"], feed)
-        return [float(s) for s in 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))]
+        found = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+        # A pair past the model's window was cut before it was read: the verifier vouches
+        # only for what it read, so such a pair scores 0 (refused; a long prompt's
+        # difference may sit in the cut tail).
+        return [0.0 if e.overflowing else float(s) for e, s in zip(encoded, found, strict=True)]
 
 
 def default_folder() -> Path:
