@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import random
 import socket
 import sys
@@ -22,13 +21,13 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 import httpx
 
 from audit import Auditor
 from audit.stats import fp_rate
+from proxy.demo_labels import load_workload
 from proxy.server import uvicorn_options
 from proxy.settings import Settings
 
@@ -47,13 +46,7 @@ class Replay:
     latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
 
-def workload() -> dict[str, list[dict[str, Any]]]:
-    text = resources.files("proxy").joinpath("demo", "workload.json").read_text()
-    data: dict[str, list[dict[str, Any]]] = json.loads(text)
-    return data
-
-
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """``count`` distinct free loopback ports: all sockets are held until every port is
     known (one released before the next is asked for can be handed out again, which once
     put the gateway and the fake upstream on one port)."""
@@ -65,7 +58,7 @@ def _free_ports(count: int) -> list[int]:
 
 
 @contextlib.asynccontextmanager
-async def _served(app: Any, port: int, **options: Any) -> AsyncIterator[None]:
+async def serve_app(app: Any, port: int, **options: Any) -> AsyncIterator[None]:
     """``app`` on 127.0.0.1:``port`` in this event loop until the block ends."""
     import uvicorn
 
@@ -85,15 +78,35 @@ async def _served(app: Any, port: int, **options: Any) -> AsyncIterator[None]:
         await task
 
 
-def demo_settings(upstream_port: int, gateway_port: int, threshold: float) -> Settings:
+def demo_settings(
+    upstream_port: int,
+    gateway_port: int,
+    threshold: float,
+    verifier: dict[str, Any] | None = None,
+    *,
+    audits: bool = True,
+    admin_key: str | None = None,
+) -> Settings:
+    """The demo gateway's settings (``verifier``: ``cache.verifier``, none by default;
+    ``audits``: the contrast judge audits every hit and near-miss; ``admin_key``: the admin
+    routes' key, none: they are off)."""
+    cache: dict[str, Any] = {"threshold": threshold, "lookup_budget_ms": 2000}
+    if verifier is not None:
+        cache["verifier"] = verifier
     return Settings.model_validate(
         {
             "port": gateway_port,
             "auth": {"enabled": False},
+            "admin_key": admin_key,
             "access_log": False,
             "log_level": "warning",
-            "cache": {"threshold": threshold, "lookup_budget_ms": 2000},
-            "audit": {"sample_rate": 1.0, "near_miss_rate": 1.0, "judge": "contrast"},
+            "cache": cache,
+            "audit": {
+                "enabled": audits,
+                "sample_rate": 1.0,
+                "near_miss_rate": 1.0,
+                "judge": "contrast",
+            },
             "metrics": {"refresh_s": 1.0},
             "model_list": [
                 {
@@ -138,12 +151,14 @@ async def _replay(
     await asyncio.gather(*(one(ns, text) for ns, text in requests))
 
 
-async def _settle(app: Any, until: float) -> None:
-    """Wait for admissions and audits to land (or ``until``)."""
+async def settle(app: Any, until: float) -> None:
+    """Wait for admissions and audits (if any) to land (or ``until``)."""
     service = app.state.chat
     auditor = app.state.auditor
     while time.monotonic() < until:
         await service.drain()
+        if auditor is None:
+            return
         if await auditor.queue_depth() == 0:
             await asyncio.sleep(0.3)  # the job being judged
             if await auditor.queue_depth() == 0:
@@ -151,7 +166,7 @@ async def _settle(app: Any, until: float) -> None:
         await asyncio.sleep(0.1)
 
 
-def _order(groups: dict[str, list[dict[str, Any]]], seed: int) -> tuple[Requests, Requests]:
+def replay_order(groups: dict[str, list[dict[str, Any]]], seed: int) -> tuple[Requests, Requests]:
     """The first round (each question once) and the second (paraphrases, repeats and traps
     shuffled)."""
     rng = random.Random(seed)  # noqa: S311 - shuffles a replay, not security
@@ -166,7 +181,7 @@ def _order(groups: dict[str, list[dict[str, Any]]], seed: int) -> tuple[Requests
     return first, second
 
 
-def _quiet() -> None:
+def quiet() -> None:
     """The demo's own output is the report: keep library chatter (the model-loading progress
     bar, litellm's lines) out of it."""
     import logging
@@ -183,11 +198,11 @@ async def run_demo(args: argparse.Namespace) -> int:
     from proxy.app import create_app
     from proxy.fake_upstream import create_fake_upstream
 
-    _quiet()
+    quiet()
     started = time.monotonic()
-    groups = workload()
-    first, second = _order(groups, args.seed)
-    upstream_port, gateway_port = _free_ports(2)
+    groups = load_workload()
+    first, second = replay_order(groups, args.seed)
+    upstream_port, gateway_port = free_ports(2)
     settings = demo_settings(upstream_port, gateway_port, args.threshold)
     app = create_app(settings)
     replay = Replay()
@@ -198,8 +213,8 @@ async def run_demo(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     async with (
-        _served(create_fake_upstream(), upstream_port),
-        _served(app, gateway_port, **uvicorn_options(settings)),
+        serve_app(create_fake_upstream(), upstream_port),
+        serve_app(app, gateway_port, **uvicorn_options(settings)),
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}", timeout=60) as http,
     ):
         total = len(first) + len(second)
@@ -207,9 +222,9 @@ async def run_demo(args: argparse.Namespace) -> int:
             total=total, desc="replaying", unit="req", disable=args.no_progress, file=sys.stderr
         ) as progress:
             await _replay(http, first, replay, args.concurrency, progress)
-            await _settle(app, time.monotonic() + 30)
+            await settle(app, time.monotonic() + 30)
             await _replay(http, second, replay, args.concurrency, progress)
-            await _settle(app, time.monotonic() + 60)
+            await settle(app, time.monotonic() + 60)
         summary_text = await _audited(app.state.auditor, http, groups, replay, args)
     print(summary_text)
     print(f"(finished in {time.monotonic() - started:.0f} s)", file=sys.stderr)

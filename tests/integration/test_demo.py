@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from tests.tiny_models import tiny_base
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +49,60 @@ def test_demo_prints_its_report() -> None:
 def test_demo_rejects_bad_options() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "proxy.cli", "demo", "--threshold", "1.5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+
+
+def _learn_rows(out: str) -> dict[tuple[str, str], tuple[int, ...]]:
+    """Pass 2's rows: (run, namespace) -> (requests, hits, semantic, false, refused)."""
+    found = re.finditer(
+        r"^(before|after)\s+(support|shop|travel|all)\s+(\d+)\s+(\d+)\s+\S+\s+(\d+)\s+(\d+)"
+        r"\s+\S+\s+(\d+)$",
+        out,
+        re.M,
+    )
+    return {(m.group(1), m.group(2)): tuple(int(g) for g in m.groups()[2:]) for m in found}
+
+
+def test_demo_learn_trains_gates_and_replays_new_prompts(tmp_path: Path) -> None:
+    """The loop end to end with a tiny base (2 layers, 64 wide, one epoch): pass 1 audited,
+    reviews recorded, a verifier trained from the ledger and gated, pass 2 before and after."""
+    base = tiny_base(tmp_path / "tiny")
+    done = subprocess.run(
+        [sys.executable, "-m", "proxy.cli", "demo", "--learn", "--no-progress",
+         "--learn-base", str(base), "--learn-epochs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    first = re.findall(r"^(support|shop|travel|all)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out, re.M)
+    assert {row[0] for row in first} == {"support", "shop", "travel", "all"}, out
+    reviewed = re.search(r"(\d+) judge verdicts reviewed: the (\d+) rows of the review queue", out)
+    assert reviewed is not None and int(reviewed.group(1)) > int(reviewed.group(2)) > 0
+    mined = re.search(r"Learn: (\d+) labelled pairs .*?(\d+) positives, (\d+) hard negatives", out)
+    assert mined is not None and int(mined.group(2)) > 0 and int(mined.group(3)) > 0
+    assert re.search(r"^Gate: `vetcache eval --verifier .*`: (passed|REFUSED)", out, re.M), out
+    rows = _learn_rows(out)
+    assert set(rows) == {(run, ns) for run in ("before", "after")
+                         for ns in ("support", "shop", "travel", "all")}, out  # fmt: skip
+    before, after = rows[("before", "all")], rows[("after", "all")]
+    assert before[0] == after[0] == 168  # every prompt of workload-learn.json, in each run
+    assert before[3] > 0  # the traps are there to be served
+    assert after[3] <= before[3]  # the learned verifier served no more traps than none
+    assert before[4] == 0 and after[4] > 0  # and it was asked: it refused candidates
+    assert "WARNING" not in done.stderr
+
+
+def test_demo_learn_rejects_bad_options(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "proxy.cli", "demo", "--learn", "--learn-epochs", "0"],
         capture_output=True,
         text=True,
         timeout=60,
