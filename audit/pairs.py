@@ -264,14 +264,19 @@ def parse_pairs(
     return pairs
 
 
-def load_pairs(path: Path, *, cohort_depth: int = DEFAULT_COHORT_DEPTH) -> list[Pair]:
-    """The pairs of a TSV or JSONL file, or ``InputError``."""
+def read_pair_text(path: Path) -> str:
+    """The text of a pair file (a UTF-8 BOM dropped), or ``InputError`` saying why not."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
     except OSError as exc:
         raise InputError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+
+
+def load_pairs(path: Path, *, cohort_depth: int = DEFAULT_COHORT_DEPTH) -> list[Pair]:
+    """The pairs of a TSV or JSONL file, or ``InputError``."""
+    text = read_pair_text(path)
     return parse_pairs(
         text, source=str(path), fmt=detect_format(path, text), cohort_depth=cohort_depth
     )

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from audit.errors import InputError
-from audit.pairs import load_pairs
+from audit.pairs import load_pairs, read_pair_text
 from audit.training.records import Cohorts, Provenance, TrainingPair, length_of
 from cache import language
 
@@ -24,12 +24,7 @@ COLUMNS = ("id", "family", "product", "kind", "language", "text_a", "text_b", "l
 
 def load_pair_file(path: Path) -> list[TrainingPair]:
     """The pairs of one file, or ``InputError`` naming every bad row (``FILE:LINE: ...``)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
-    except OSError as exc:
-        raise InputError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    text = read_pair_text(path)
     first = next((line for line in text.splitlines() if line.strip()), "")
     if tuple(column.strip() for column in first.split("\t")) == COLUMNS:
         return _eight_columns(text, str(path))

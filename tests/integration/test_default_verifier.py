@@ -25,6 +25,7 @@ from cache.semantic import SemanticCache
 from cache.settings import CacheSettings
 from cache.stores.redis import RedisStore
 from cache.verifier_model import load_scorer, resolve_folder
+from tests.integration.test_verifier import ask
 
 pytestmark = pytest.mark.integration
 
@@ -56,15 +57,6 @@ def card(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     except VerifierError as exc:
         pytest.skip(str(exc))
     return load_scorer("default").card
-
-
-def ask(client: TestClient, namespace: str, text: str) -> Any:
-    body = {"model": "fake-gpt", "messages": [{"role": "user", "content": text}]}
-    reply = client.post(
-        "/v1/chat/completions", json=body, headers={"x-vetcache-namespace": namespace}
-    )
-    assert reply.status_code == 200, reply.text
-    return reply
 
 
 def test_the_default_refuses_traps_and_serves_repeats_at_its_operating_point(
