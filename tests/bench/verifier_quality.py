@@ -34,7 +34,7 @@ from audit.training.files import load_pair_file, shipped_pair_files
 from audit.training.metrics import Metrics, Scored, by_cohort, measure, scored
 from audit.training.records import TrainingPair, normalize
 from audit.training.report import table
-from cache.language import UNDETERMINED, detect
+from cache.language_check import LanguageCheck
 from cache.settings import CacheSettings
 from cache.verifier_model import load_scorer
 from tests.bench.shared_data import FOW_PAIRS, ROOT, STS_PAIRS
@@ -61,19 +61,16 @@ def _unseen(pairs: Sequence[TrainingPair]) -> tuple[list[TrainingPair], int]:
     return kept, len(pairs) - len(kept)
 
 
-def _readable(pair: TrainingPair, languages: frozenset[str]) -> bool:
-    return all(detect(text) in languages for text in (pair.text_a, pair.text_b))
-
-
 async def _score(
     pairs: Sequence[TrainingPair], settings: CacheSettings, scorer: object
 ) -> list[Scored]:
     plain = [Pair(p.text_a, p.text_b, p.label, p.cohorts.kind, 0) for p in pairs]
     sims, _ = await embed_similarities(plain, settings)
-    languages = frozenset(settings.embedder_languages) | {UNDETERMINED}
+    check = LanguageCheck(settings.embedder_languages)
     # A pair in a language the embedder does not read is refused (``language``) whatever its
     # similarity: counted as never served.
-    sims = [s if _readable(p, languages) else -1.0 for p, s in zip(pairs, sims, strict=True)]
+    readable = [check.covers(p.text_a) and check.covers(p.text_b) for p in pairs]
+    sims = [s if ok else -1.0 for ok, s in zip(readable, sims, strict=True)]
     scores = scorer.scores([(p.text_a, p.text_b) for p in pairs])  # type: ignore[attr-defined]
     return scored(pairs, sims, scores)
 
