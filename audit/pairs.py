@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -280,6 +280,11 @@ def load_pairs(path: Path, *, cohort_depth: int = DEFAULT_COHORT_DEPTH) -> list[
     return parse_pairs(
         text, source=str(path), fmt=detect_format(path, text), cohort_depth=cohort_depth
     )
+
+
+Similarities = Callable[[Sequence[Pair], CacheSettings], Awaitable[tuple[list[float], str]]]
+"""(pairs, embedder settings) -> (similarity of each pair, embedder fingerprint):
+``embed_similarities``, or a fake in tests."""
 
 
 async def embed_similarities(

@@ -12,13 +12,13 @@ import platform
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 from audit.errors import InputError
-from audit.pairs import Pair
+from audit.pairs import Pair, Similarities
 from audit.training.card import (
     VerifierCard,
     counts,
@@ -34,9 +34,6 @@ from audit.training.splits import DEFAULT_FRACTIONS, Split, split_pairs
 from audit.training.trainer import base_path, load_base, torch_threads, train
 from cache.settings import CacheSettings
 
-Similarities = Callable[[Sequence[Pair], CacheSettings], Awaitable[tuple[list[float], str]]]
-"""(pairs, embedder settings) -> (similarity of each pair, embedder fingerprint):
-``audit.pairs.embed_similarities`` or a fake."""
 LIBRARIES = ("torch", "transformers", "sentence-transformers", "vetcache")
 
 

@@ -23,7 +23,7 @@ import asyncio
 import math
 import sys
 import typing
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -31,7 +31,7 @@ from audit.conversations import apply_policy
 from audit.errors import InputError
 from audit.eval_report import render_json, render_text
 from audit.evaluate import DEFAULT_MIN_MARGIN, Gate, Report, check_gate, score
-from audit.pairs import DEFAULT_COHORT_DEPTH, Pair, embed_similarities, load_pairs
+from audit.pairs import DEFAULT_COHORT_DEPTH, Pair, Similarities, embed_similarities, load_pairs
 from audit.tune import DEFAULT_THRESHOLDS
 from cache.embedder import BUNDLED_MODEL
 from cache.errors import EmbedderError
@@ -47,9 +47,6 @@ EXIT_HELP = (
     "cannot gate: the file has no positives or no negatives"
 )
 MAX_ERRORS_SHOWN = 20
-
-Similarities = Callable[[Sequence[Pair], CacheSettings], Awaitable[tuple[list[float], str]]]
-"""(pairs, embedder settings) -> (similarity of each pair, embedder fingerprint)."""
 
 
 def _print_errors(errors: Sequence[str], err: TextIO) -> None:

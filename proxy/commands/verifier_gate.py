@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from audit.errors import InputError
-from audit.pairs import Pair
+from audit.pairs import Pair, Similarities
 from audit.training.card import read_card
 from audit.training.files import load_pair_file
 from audit.training.gate import GateLimits, GateResult, check
@@ -31,7 +31,6 @@ from audit.training.scorer import Scorer, load_onnx_scorer
 from cache.errors import EmbedderError
 from cache.settings import CacheSettings
 
-Similarities = Callable[[Sequence[Pair], CacheSettings], Awaitable[tuple[list[float], str]]]
 LoadScorer = Callable[[Path], Scorer]
 """A verifier folder -> its scorer (default: the ONNX int8 model the hit path runs)."""
 
