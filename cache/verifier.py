@@ -102,16 +102,22 @@ class VerifierCheck(Check):
             raise RuntimeError("the verifier was not opened")
         loop = asyncio.get_running_loop()
         pairs = [(cached_prompt, new_prompt)]
+        limit = self.settings.timeout_ms / 1000.0
+        started = loop.time()
         work = loop.run_in_executor(self._executor, self.scorer.scores, pairs)
         try:
             # A pair still queued when time runs out is cancelled with its future; one
             # already running finishes in the background and its score is dropped.
-            (score,) = await asyncio.wait_for(work, self.settings.timeout_ms / 1000.0)
+            (score,) = await asyncio.wait_for(work, limit)
         except TimeoutError:
             return "timeout", None
         except Exception as exc:  # noqa: BLE001 - a model boundary: any failure is an error verdict
             log.warning("verifier failed: %s", type(exc).__name__)
             return "error", None
+        if loop.time() - started > limit:
+            # The score came in late but before a busy loop ran the timer: the request
+            # waited longer than the limit all the same.
+            return "timeout", None
         return ("agree" if score >= self.min_score else "refuse"), float(score)
 
 
