@@ -166,6 +166,24 @@ class Auditor:
             packed = pack(vector) if vector is not None else None
             await self.spill.put(job.model_copy(update={"sample_p": p, "vector": packed}))
 
+    async def rollout_hit(self, *, request_id: str, key: CacheKey, lookup: Lookup) -> None:
+        """Queue the would-be hit of a migrating namespace's target version (``key`` and
+        ``lookup`` under the target, ``cache.version_shadow``) for the judge: evidence for
+        the cutover. Every one is queued (the shadow lookups are sampled already); nothing
+        is remembered for feedback (the client was answered by the serving version)."""
+        would = lookup.hit or lookup.shadow_hit
+        if would is None:
+            return
+        job = _job(request_id, key, would.entry, would.similarity, lookup.threshold)
+        update = {
+            "rollout": True,
+            "exact": would.exact,
+            "verifier": lookup.verifier,
+            "verifier_score": lookup.verifier_score,
+            "sample_p": 1.0,
+        }
+        await self.spill.put(job.model_copy(update=update))
+
     def _failed(self, what: str, request_id: str, exc: Exception) -> None:
         self.errors += 1
         self.observer.cache_error("audit")

@@ -70,6 +70,11 @@ class AuditJob(BaseModel):
     vector is the entry's), near-misses, and jobs recorded before it was kept."""
     queued_at: float = 0.0
     """Unix time the job was queued (audit lag is measured from it)."""
+    rollout: bool = False
+    """True for a would-be hit of the embedding version a namespace is migrating to
+    (``cache.version_shadow``): evidence for its cutover (``vetcache rollout``), kept out of
+    the serving version's FP rates, alerts and tuning (``audit.stats.serving_verdicts``).
+    ``embedder`` names that version."""
     traceparent: str = ""
     """W3C ``traceparent`` of the request's span when tracing is on: the judge's span links
     to it, and the verdict names its trace."""

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from audit.estimate import Corrected, JudgeError, corrected, judge_error, weighted
 from audit.schema import Verdict
-from cache import language
+from cache.cohorts import prompt_cohorts
 
 Z95 = 1.959963984540054
 
@@ -120,13 +120,10 @@ def cohort(verdict: Verdict) -> dict[str, str]:
     lengths, 12 languages with ``other`` and ``und`` (``cache.language.label``), the judge's
     kind without its version and model (``llm``, ``contrast``...; ``review``, ``feedback``)."""
     band = math.floor(min(1.0, max(0.0, verdict.job.similarity)) * 20) / 20
-    length = len(verdict.job.new_prompt)
-    bucket = "short" if length < 40 else "medium" if length < 160 else "long"
     return {
         "model": verdict.job.model,
         "similarity": f"{band:.2f}-{band + 0.05:.2f}",
-        "length": bucket,
-        "language": language.label(language.detect(verdict.job.new_prompt)),
+        **prompt_cohorts(verdict.job.new_prompt),
         "judge": (verdict.judge or verdict.source).split("/")[0],
     }
 
@@ -156,8 +153,16 @@ class FPBreakdown(BaseModel):
     ``corrected`` rate)."""
 
 
+def serving_verdicts(verdicts: Iterable[Verdict]) -> list[Verdict]:
+    """The verdicts on what the serving versions answered (or would have, in shadow mode):
+    a rollout target's would-be hits are evidence for its cutover only (``AuditJob.rollout``),
+    never part of FP rates, alerts or tuning."""
+    return [verdict for verdict in verdicts if not verdict.job.rollout]
+
+
 def fp_breakdown(verdicts: Sequence[Verdict], window_s: int) -> FPBreakdown:
     """The breakdown of ``verdicts`` (those of the last ``window_s`` seconds)."""
+    verdicts = serving_verdicts(verdicts)
     groups: dict[str, dict[str, list[Verdict]]] = defaultdict(lambda: defaultdict(list))
     by_namespace: dict[str, list[Verdict]] = defaultdict(list)
     by_tenant: dict[str, list[Verdict]] = defaultdict(list)

@@ -35,7 +35,7 @@ from audit.estimate import weight
 from audit.ledgers.base import Ledger, similarity_bin
 from audit.schema import Verdict
 from audit.settings import AuditSettings
-from audit.stats import Z95, effective, wilson
+from audit.stats import Z95, effective, serving_verdicts, wilson
 
 LabelKind = Literal["hit", "near_miss", "pair"]
 DEFAULT_THRESHOLDS = tuple(round(0.70 + i / 100, 2) for i in range(30))
@@ -99,7 +99,7 @@ def labels_from_verdicts(
 ) -> list[TuneLabel]:
     """One weighted label per audited job (effective label; uncertain and error dropped)."""
     found = []
-    for verdict in effective(verdicts):
+    for verdict in effective(serving_verdicts(verdicts)):
         job = verdict.job
         if namespace is not None and job.namespace != namespace:
             continue

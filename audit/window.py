@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from audit.schema import Verdict
-from audit.stats import FPBreakdown, FPRate, fp_breakdown, fp_rate
+from audit.stats import FPBreakdown, FPRate, fp_breakdown, fp_rate, serving_verdicts
 
 Since = Callable[[float], Awaitable[list[Verdict]]]
 """Verdicts recorded at or after a time, newest first (``Auditor.verdicts_since``)."""
@@ -30,7 +30,7 @@ class VerdictWindow:
         """FP rate per namespace over the window, after taking in new verdicts."""
         now = time.time() if now is None else now
         since = max(now - self.window_s, self._newest - self.SLACK_S)
-        for verdict in await verdicts_since(since):
+        for verdict in serving_verdicts(await verdicts_since(since)):
             self._verdicts[verdict.id] = verdict
             self._newest = max(self._newest, verdict.created_at)
         return self.held(now)

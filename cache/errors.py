@@ -7,6 +7,8 @@
     ├── VerifierError          the verifier's model folder is not a verifier, or cannot be
     │                          exported or loaded (stops a gateway at start)
     ├── Overloaded             a lookup was shed: it could not finish within its budget
+    ├── RolloutRefused         a rollout step (start, cutover, rollback...) was refused, with
+    │                          the reasons (``cache.rollout``)
     └── StoreError             the store failed: unreachable, timed out, an error reply
         └── StoreUnusable      the store can never work as configured (e.g. Redis without
                                the Query Engine, or a cluster node without ``redis_cluster``)
@@ -47,6 +49,16 @@ class VerifierError(CacheError):
 class Overloaded(CacheError):
     """A lookup was shed before it ran: the embedder's queue could not finish it within its
     budget, or too many abandoned lookups are still waiting on the store."""
+
+
+class RolloutRefused(CacheError):
+    """A rollout step was refused: the namespace is not in a state that allows it, or the
+    evidence (migration, margin gate, shadow numbers) does not hold. ``reasons``: each
+    failed condition, one line each."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
 
 
 class StoreError(CacheError):

@@ -170,7 +170,7 @@ class ServingPolicy:
         if candidate is None:
             return MISS
         entry = candidate.entry
-        if entry.embedder != self.embedder.fingerprint:
+        if entry.embedder != key.embedder:
             return Decision(outcome=Outcome.MISS, refused=Refusal.EMBEDDER)
         if candidate.similarity < threshold:
             return MISS

@@ -25,10 +25,12 @@ from cache import admission
 from cache.contrast import ContrastCheck
 from cache.deadline import Deadlines
 from cache.embedder import Embedder, Vector
+from cache.embedder_set import EmbedderSet
 from cache.errors import CacheError, EmbedderError, Overloaded, StoreError, StoreUnusable
 from cache.incidents import Incidents
 from cache.keys import derive_key
 from cache.language_check import LanguageCheck
+from cache.migration import copy_of
 from cache.neighbourhood import neighbours
 from cache.observe import NULL_OBSERVER, Observer
 from cache.periodic import Periodic
@@ -36,6 +38,8 @@ from cache.policy import Check, Choice, ServingPolicy
 from cache.schema import CacheEntry, CacheKey, Candidate, Lookup, Outcome
 from cache.settings import CacheSettings, Confirm
 from cache.stores.base import Store
+from cache.version_routing import VersionRouting
+from cache.version_shadow import VersionShadow
 
 log = logging.getLogger("vetcache.cache")
 CLOSE_WAIT_S = 1.0
@@ -79,11 +83,14 @@ class SemanticCache:
         embedder: Embedder,
         observer: Observer = NULL_OBSERVER,
         checks: Sequence[Check] | None = None,
+        versions: EmbedderSet | None = None,
     ) -> None:
-        """``checks`` plug into the serving policy (default: ``default_checks``)."""
+        """``checks`` plug into the serving policy (default: ``default_checks``);
+        ``versions``: every embedding version loaded (default: ``embedder`` alone)."""
         self.settings = settings
         self.store = store
         self.embedder = embedder
+        self.versions = VersionRouting(versions or EmbedderSet(embedder, settings.embedding_version))
         self.observer = observer
         if checks is None:
             checks = default_checks(settings)
@@ -93,6 +100,9 @@ class SemanticCache:
         self.deadlines = Deadlines()
         self._store_open = False
         self._live: dict[str, float] = {}
+        self.shadow = VersionShadow(
+            self.versions, store, self.lookup, settings.rollout.shadow_rate
+        )
         self._refresher = Periodic(
             "vetcache-thresholds", self.refresh_thresholds, settings.threshold_refresh_s
         )
@@ -101,7 +111,7 @@ class SemanticCache:
         """Load the embedder and the checks' models and prepare the store. A store that cannot
         be reached now is retried on later lookups; one that can never work
         (``StoreUnusable``) raises, as does a verifier that is not one (``VerifierError``)."""
-        await self.embedder.open()
+        await self.versions.embedders.open()
         await self.policy.open(self.observer)
         await self._open_store()
         self._refresher.start()
@@ -119,14 +129,16 @@ class SemanticCache:
     async def close(self) -> None:
         await self._refresher.stop()
         await self.policy.close()
-        await self.embedder.close()
+        await self.versions.embedders.close()
         await self.store.close()
         await self.deadlines.drain(CLOSE_WAIT_S)
 
     async def refresh_thresholds(self) -> None:
-        """Re-read the live thresholds (kept as they were if the store is down)."""
+        """Re-read the live thresholds and embedding versions (kept as they were if the
+        store is down)."""
         try:
             self._live = await self.store.thresholds()
+            self.versions.states = await self.store.versions()
         except StoreError as exc:
             self._incident(exc)
 
@@ -145,12 +157,13 @@ class SemanticCache:
         return await self.store.sizes(limit)
 
     def key(self, body: Mapping[str, Any], tenant: str, namespace: str) -> CacheKey:
-        """The request's key (``cache.keys.NotCacheable`` when it has none)."""
+        """The request's key, under the version ``namespace`` serves
+        (``cache.keys.NotCacheable`` when it has none)."""
         return derive_key(
             body,
             tenant=tenant,
             namespace=namespace,
-            embedder=self.embedder.fingerprint,
+            embedder=self.versions.serving(namespace).fingerprint,
             policy=self.settings.context_policy,
             last_turns=self.settings.last_turns,
         )
@@ -260,7 +273,7 @@ class SemanticCache:
             )
         _in_time(deadline)
         with self.observer.timed("embed"):
-            vector = await self.embedder.embed(key.text, deadline)
+            vector = await self.versions.embedder(key.embedder).embed(key.text, deadline)
         _in_time(deadline)
         return _Found(await self._search(key, vector, 1), vector, exact)
 
@@ -298,7 +311,7 @@ class SemanticCache:
         policy = self.settings.admission_for(key.namespace)
         try:
             if vector is None:
-                vector = await self.embedder.embed(key.text)
+                vector = await self.versions.embedder(key.embedder).embed(key.text)
             if not self._store_open:
                 await self._open_store()
                 if not self._store_open:
@@ -313,7 +326,9 @@ class SemanticCache:
                 answered_by=answered_by,
                 text=key.text,
                 response=orjson.dumps(completion).decode(),
-                embedder=self.embedder.fingerprint,
+                embedder=key.embedder,
+                base=key.base,
+                prompt=key.prompt,
                 created_at=time.time(),
                 pending=policy != "open",
             )
@@ -322,10 +337,24 @@ class SemanticCache:
             )
             if isinstance(policy, Confirm):
                 await self.store.confirm(key.scope, entry.id, asker, policy.confirm)
+            elif not entry.pending:
+                await self._copy_to_target(key, entry)
         except CacheError as exc:
             self._incident(exc)
             return None
         return entry
+
+    async def _copy_to_target(self, key: CacheKey, entry: CacheEntry) -> None:
+        """While ``key``'s namespace migrates, write the new entry under the target version
+        too (its own vector, scope and id; ``cache.migration.copy_of``): the migration's pass
+        may have gone by. A pending entry is not copied; the migration copies it once
+        released, if it runs after."""
+        target = self.versions.target(key.namespace)
+        if target is None or target.fingerprint == key.embedder:
+            return
+        vector = await target.embed(key.text)
+        copy = copy_of(entry, target.fingerprint)
+        await self.store.put_copy(copy, vector, entry.created_at + self.settings.ttl_s)
 
     async def confirm(self, key: CacheKey, entry: CacheEntry, asker: str) -> None:
         """Count ``asker`` for the pending ``entry`` under a ``confirm`` policy."""

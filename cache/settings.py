@@ -3,13 +3,15 @@ config), and the one rule for the threshold in force."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from cache.embedder import BUNDLED_MODEL
 from cache.language import LANGUAGES
+from cache.rollout_settings import RolloutSettings
 from cache.schema import ContextPolicy
 from cache.verifier_settings import VerifierSettings
 
@@ -28,10 +30,23 @@ class Confirm(BaseModel):
 EmbeddingBackend = Literal["torch", "onnx-fp32", "onnx-int8"]
 """How the embedding model runs (``CacheSettings.embedding_backend``)."""
 EMBEDDING_BACKENDS: tuple[str, ...] = get_args(EmbeddingBackend)
+_VERSION_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 Admission = Literal["open", "audited"] | Confirm
 """How a new answer becomes servable: ``open`` at once; ``{confirm: N}`` once N distinct
 askers sent the identical request; ``audited`` once a judge passed it."""
+
+
+class EmbeddingVersion(BaseModel):
+    """Another version of the embedding model a replica loads, to migrate a namespace to it,
+    run it in shadow, serve it after a cutover, or roll back to it (``vetcache rollout``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    """sentence-transformers model name or folder (``vetcache train --embedder`` writes one)."""
+    backend: EmbeddingBackend = "onnx-int8"
+    """How it runs, as ``cache.embedding_backend``."""
 
 
 class CacheSettings(BaseModel):
@@ -70,6 +85,16 @@ class CacheSettings(BaseModel):
     of the texts tested; pair-detection ROC-AUC within 0.003), ONNX fp32 (torch's vectors,
     ~3.5x), or sentence-transformers on torch (the reference; any model it loads). Vectors of
     different backends are never compared: switching starts an empty cache."""
+    embedding_version: str = Field(default="base", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    """The name of ``embedding_model`` among the versions (``vetcache rollout``)."""
+    embedding_versions: dict[str, EmbeddingVersion] = Field(default_factory=dict)
+    """Other versions of the embedding model, by name, loaded at start. A namespace serves
+    the version the store says (``vetcache rollout``; every replica follows within
+    ``threshold_refresh_s``), else ``embedding_model``. A replica must load every version
+    it is asked to serve, shadow or roll back to: a version it lacks is served by nobody
+    there (its namespace answers from the upstream, never from another version's vectors)."""
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    """How a namespace moves to another version (``cache.rollout_settings``)."""
     onnx_dir: str | None = None
     """Where ONNX exports are kept (default ``$VETCACHE_ONNX_DIR`` or ~/.cache/vetcache/onnx)."""
     batch_window_ms: float = Field(default=1.0, ge=0)
@@ -118,6 +143,19 @@ class CacheSettings(BaseModel):
     (``language``; exact repeats are served): the default fits the bundled English model, whose
     similarities between French or Spanish prompts mean nothing. Set ``[]`` for a multilingual
     model."""
+
+    @field_validator("embedding_versions")
+    @classmethod
+    def _version_names(
+        cls, value: dict[str, EmbeddingVersion], info: ValidationInfo
+    ) -> dict[str, EmbeddingVersion]:
+        bad = sorted(name for name in value if not _VERSION_NAME.fullmatch(name))
+        if bad:
+            raise ValueError(f"version names are 1-64 of A-Z a-z 0-9 . _ -: {bad}")
+        primary = info.data.get("embedding_version")
+        if primary in value:
+            raise ValueError(f"{primary!r} is embedding_version's name (embedding_model)")
+        return value
 
     @field_validator("embedder_languages")
     @classmethod

@@ -180,14 +180,16 @@ class ChatService:
         asker: str,
     ) -> AfterResponse:
         """Work for after the answer is sent: count what a hit saved, count one more asker
-        for a pending entry, hand the lookup to the auditor."""
+        for a pending entry, hand the lookup to the auditor, repeat it under the version the
+        namespace migrates to (``cache.version_shadow``)."""
         if key is None or lookup is None or lookup.outcome == Outcome.FAIL_OPEN:
-            return None
-        hit, pending, auditor = lookup.hit, lookup.pending, self.auditor
-        if hit is None and pending is None and auditor is None:
             return None
         cache = self.cache
         assert cache is not None
+        hit, pending, auditor = lookup.hit, lookup.pending, self.auditor
+        migrating = cache.versions.target(key.namespace) is not None
+        if hit is None and pending is None and auditor is None and not migrating:
+            return None
 
         async def after() -> None:
             if hit is not None:
@@ -198,6 +200,11 @@ class ChatService:
                 await auditor.after_lookup(
                     request_id=request_id, key=key, lookup=lookup, key_id=who.key_id
                 )
+            if migrating:
+                compared = await cache.shadow.compare(key, lookup)
+                if compared is not None and auditor is not None:
+                    shadow_key, would = compared
+                    await auditor.rollout_hit(request_id=request_id, key=shadow_key, lookup=would)
 
         return after
 
