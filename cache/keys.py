@@ -13,6 +13,12 @@ before the last user message must match:
   single-turn prompt (no earlier turn digested); a follow-up ("cancel it", "yes, go ahead")
   as under ``last_user``. Which of the two is itself in the scope, so they never meet.
 
+A key is made in two steps: ``base`` digests everything that must match but the embedding
+version, ``prompt`` the compared text; ``versioned_key`` puts them under one version
+(``scope`` = base + embedder fingerprint, ``exact`` = scope + prompt). So the same request has
+one scope per version, and ``CacheKey.for_version`` (or a migration, from an entry's stored
+``base`` and ``prompt``) finds its place under another version without the request.
+
 Two prompts the model sees differently never share a key. The exact layer digests the compared
 text as sent (no whitespace or Unicode folding), and text the embedder cannot see makes a
 request not cacheable at all (``hidden_text``): format and control characters (categories
@@ -139,9 +145,7 @@ def derive_key(
         history = turns
     params = {k: v for k, v in body.items() if k not in NEUTRAL_FIELDS}
     extra = {k: v for k, v in last.items() if k not in ("role", "content")}
-    scope = _digest(
-        "v1", tenant, namespace, body["model"], embedder, instructions, params, history, extra
-    )
+    base = _digest("v2", tenant, namespace, body["model"], instructions, params, history, extra)
     hidden = hidden_character(text)
     if hidden is not None:
         raise NotCacheable(
@@ -150,15 +154,28 @@ def derive_key(
     # The compared messages' content as sent: text parts and a string that join to one
     # text are not one prompt to every model.
     compared = [*turns, last] if policy == "full" else [last]
-    exact = _digest(scope, text, [m.get("content") for m in compared])
+    prompt = _digest(text, [m.get("content") for m in compared])
+    scope, exact = versioned_key(base, prompt, embedder)
     return CacheKey(
         scope=scope,
         exact=exact,
+        base=base,
+        prompt=prompt,
+        embedder=embedder,
         text=text,
         tenant=tenant,
         namespace=namespace,
         model=str(body["model"]),
     )
+
+
+def versioned_key(base: str, prompt: str, embedder: str) -> tuple[str, str]:
+    """(scope, exact) of a request under the embedding version ``embedder``: the one rule
+    that puts each version's entries in scopes of their own, so a vector of one version is
+    never compared with another's. ``base`` and ``prompt`` (kept on every entry) are all a
+    migration needs to place an entry under another version."""
+    scope = _digest(base, embedder)
+    return scope, _digest(scope, prompt)
 
 
 def _turn_text(message: Mapping[str, Any]) -> str:

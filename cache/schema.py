@@ -66,6 +66,13 @@ class CacheKey(BaseModel):
     exact: str
     """Hex SHA-256 of the scope and the compared messages as sent (no folding): the
     exact-repeat layer."""
+    base: str
+    """Hex SHA-256 of everything in the scope but the embedding version
+    (``cache.keys.versioned_key``)."""
+    prompt: str
+    """Hex SHA-256 of the compared messages as sent (the exact layer's part of the key)."""
+    embedder: str
+    """Fingerprint of the embedding version the scope was made for."""
     text: str
     """The trailing user intent, the only part compared by similarity."""
     tenant: str
@@ -74,6 +81,13 @@ class CacheKey(BaseModel):
     """Namespace of the request (thresholds and caps are per namespace)."""
     model: str
     """Model alias of the request."""
+
+    def for_version(self, fingerprint: str) -> CacheKey:
+        """The same request's key under the embedding version ``fingerprint``."""
+        from cache.keys import versioned_key  # keys imports this module
+
+        scope, exact = versioned_key(self.base, self.prompt, fingerprint)
+        return self.model_copy(update={"scope": scope, "exact": exact, "embedder": fingerprint})
 
 
 class CacheEntry(BaseModel):
@@ -100,6 +114,13 @@ class CacheEntry(BaseModel):
     """The upstream's OpenAI chat-completion JSON, as served."""
     embedder: str
     """Fingerprint of the embedding model that made its vector."""
+    base: str = ""
+    """``CacheKey.base`` of the request that produced it ("" for entries admitted before
+    versions: a migration cannot place them under another version and skips them)."""
+    prompt: str = ""
+    """``CacheKey.prompt`` of that request ("" likewise)."""
+    origin: str = ""
+    """Id of the entry a migration copied it from ("" when admitted from a request)."""
     created_at: float
     """Unix time of admission."""
     min_similarity: float | None = None

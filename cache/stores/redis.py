@@ -60,12 +60,12 @@ from cache.stores.redis_layout import (
     NAMESPACES_KEY,
     RELEASE,
     SCHEMA_VERSION,
-    TEXT_FIELDS,
     THRESHOLDS_KEY,
     Doc,
     askers_key,
     entry_from,
     entry_key,
+    entry_mapping,
     exact_key,
     namespace_key,
     namespace_member,
@@ -237,13 +237,7 @@ class RedisStore(RedisLabels, Store):
         self, entry: CacheEntry, vector: Vector, ttl_s: int | None, cap: int | None
     ) -> None:
         key = (pending_key if entry.pending else entry_key)(entry.scope, entry.id)
-        mapping: dict[Any, Any] = {
-            **{name: getattr(entry, name) for name in TEXT_FIELDS},
-            "created_at": entry.created_at,
-            "vec": vector.astype(np.float32).tobytes(),
-        }
-        if entry.answered_by is not None:
-            mapping["answered_by"] = entry.answered_by
+        mapping = entry_mapping(entry, vector)
         with redis_errors():
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hset(key, mapping=mapping)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from cache.embedder import Vector
 from cache.redis_client import as_text
 from cache.schema import CacheEntry
 
@@ -27,7 +30,12 @@ TEXT_FIELDS = (
     "response",
     "embedder",
 )
-FIELDS = (*TEXT_FIELDS, "created_at", "min_similarity", "quarantined", "answered_by", "labelled")
+VERSION_FIELDS = ("base", "prompt", "origin")
+"""Text fields an entry admitted before embedding versions lacks: read back as ""."""
+FIELDS = (
+    *TEXT_FIELDS, *VERSION_FIELDS, "created_at", "min_similarity", "quarantined", "answered_by",
+    "labelled",
+)  # fmt: skip
 
 
 def entry_key(scope: str, entry_id: str) -> str:
@@ -116,6 +124,7 @@ def entry_from(values: dict[str, Any], pending: bool = False) -> CacheEntry:
     answered_by = values.get("answered_by")
     return CacheEntry(
         **{name: as_text(values[name]) for name in TEXT_FIELDS},
+        **{name: as_text(values.get(name) or "") for name in VERSION_FIELDS},
         answered_by=as_text(answered_by) if answered_by else None,
         created_at=float(as_text(values["created_at"])),
         min_similarity=float(as_text(floor)) if floor else None,
@@ -123,3 +132,16 @@ def entry_from(values: dict[str, Any], pending: bool = False) -> CacheEntry:
         labelled=as_text(values.get("labelled") or "") == "1",
         pending=pending,
     )
+
+
+def entry_mapping(entry: CacheEntry, vector: Vector) -> dict[Any, Any]:
+    """The fields of an entry's hash as ``put`` writes them (guards and labels are set
+    later, by their own commands)."""
+    mapping: dict[Any, Any] = {
+        **{name: getattr(entry, name) for name in (*TEXT_FIELDS, *VERSION_FIELDS)},
+        "created_at": entry.created_at,
+        "vec": vector.astype(np.float32).tobytes(),
+    }
+    if entry.answered_by is not None:
+        mapping["answered_by"] = entry.answered_by
+    return mapping

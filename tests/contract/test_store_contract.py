@@ -62,6 +62,8 @@ def entry(scope: str, namespace: str, text: str = "q", exact: str | None = None)
         text=text,
         response='{"answer": "' + text + '"}',
         embedder="e",
+        base=scope,
+        prompt=exact or "p",
         created_at=time.time(),
     )
 

@@ -224,7 +224,7 @@ class FlakyQueue(MemoryQueue):
 
 
 def served_hit(text: str) -> tuple[CacheKey, Lookup]:
-    key = CacheKey(scope="s1", exact=uuid.uuid4().hex, text=text, tenant="t",
+    key = CacheKey(base="b", prompt="p", embedder="e", scope="s1", exact=uuid.uuid4().hex, text=text, tenant="t",
                    namespace="shop", model="m")  # fmt: skip
     entry = CacheEntry(id=uuid.uuid4().hex, scope="s1", exact="x", namespace="shop", tenant="t",
                        model="m", text="cached", response="{}", embedder="e",
@@ -265,7 +265,17 @@ async def test_an_exact_repeat_is_never_judged_wrong_against_itself() -> None:
     entry = cached(text)
     worker, queue, ledger, store = await worker_with(entry)
     auditor = Auditor(AuditSettings(), queue, ledger, store, run_worker=False)
-    key = CacheKey(scope="s1", exact="x", text=text, tenant="t", namespace="shop", model="m")
+    key = CacheKey(
+        base="b",
+        prompt="p",
+        embedder="e",
+        scope="s1",
+        exact="x",
+        text=text,
+        tenant="t",
+        namespace="shop",
+        model="m",
+    )
     repeat = Candidate(entry=entry, similarity=1.0, exact=True)
     lookup = Lookup(outcome=Outcome.HIT, threshold=0.9, candidate=repeat)
     await auditor.after_lookup(request_id="r1", key=key, lookup=lookup, key_id=None)

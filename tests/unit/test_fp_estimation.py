@@ -72,7 +72,7 @@ async def test_the_fp_gauges_window_is_fed_the_semantic_rate() -> None:
 
 
 async def test_an_exact_hit_is_recorded_as_exact_and_counted_under_its_own_kind() -> None:
-    key = CacheKey(scope="s1", exact="k", text="Cancel my order", tenant="t", namespace="shop",
+    key = CacheKey(base="b", prompt="p", embedder="e", scope="s1", exact="k", text="Cancel my order", tenant="t", namespace="shop",
                    model="m")  # fmt: skip
     entry = CacheEntry(id="e1", scope="s1", exact="k", namespace="shop", tenant="t", model="m",
                        text="Cancel my order", response="{}", embedder="e",
@@ -128,7 +128,17 @@ async def test_the_sampler_says_with_what_probability_a_hit_was_audited() -> Non
     queue = MemoryQueue()
     auditor = Auditor(settings, queue, MemoryLedger(), MemoryStore(), run_worker=False,
                       sampler=sampler)  # fmt: skip
-    key = CacheKey(scope="s1", exact="k", text="Cancel it", tenant="t", namespace="ns", model="m")
+    key = CacheKey(
+        base="b",
+        prompt="p",
+        embedder="e",
+        scope="s1",
+        exact="k",
+        text="Cancel it",
+        tenant="t",
+        namespace="ns",
+        model="m",
+    )
     entry = CacheEntry(id="e7", scope="s1", exact="x", namespace="ns", tenant="t", model="m",
                        text="Cancel my order", response="{}", embedder="e",
                        created_at=time.time())  # fmt: skip

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cache.errors import NotCacheable
-from cache.keys import derive_key
+from cache.keys import derive_key, versioned_key
 
 USER = {"role": "user", "content": "How do I reverse a list in Python?"}
 
@@ -314,3 +314,29 @@ def test_standalone_policy_keeps_instructions_in_the_scope() -> None:
         return str(key({"messages": messages}, policy="standalone").scope)
 
     assert scope("Be brief.") != scope("Be verbose.")
+
+
+def test_each_embedding_version_has_its_own_scope_and_exact_key() -> None:
+    old, new = key(embedder="fp-a"), key(embedder="fp-b")
+    assert old.scope != new.scope
+    assert old.exact != new.exact
+    assert (old.embedder, new.embedder) == ("fp-a", "fp-b")
+    # What must match but the version does not depend on the version.
+    assert (old.base, old.prompt) == (new.base, new.prompt)
+
+
+def test_a_key_under_another_version_is_the_key_derived_with_it() -> None:
+    old, new = key(embedder="fp-a"), key(embedder="fp-b")
+    assert old.for_version("fp-b") == new
+    assert new.for_version("fp-a") == old
+    assert old.for_version("fp-a") == old
+
+
+def test_versioned_key_rebuilds_a_key_from_the_parts_an_entry_keeps() -> None:
+    derived = key(embedder="fp-a")
+    assert versioned_key(derived.base, derived.prompt, "fp-a") == (derived.scope, derived.exact)
+    paraphrase = key({"messages": [{"role": "system", "content": "Be brief."},
+                                   {"role": "user", "content": "Reverse a list in Python?"}]},
+                     embedder="fp-a")  # fmt: skip
+    assert paraphrase.base == derived.base  # the prompt is never part of the scope
+    assert paraphrase.prompt != derived.prompt

@@ -59,7 +59,17 @@ def test_metric_labels_are_a_small_fixed_set() -> None:
 
 
 def key(text: str) -> CacheKey:
-    return CacheKey(scope="s", exact="x2", text=text, tenant="t", namespace="ns", model="m")
+    return CacheKey(
+        base="b",
+        prompt="p",
+        embedder="e",
+        scope="s",
+        exact="x2",
+        text=text,
+        tenant="t",
+        namespace="ns",
+        model="m",
+    )
 
 
 def candidate(text: str, similarity: float, *, exact: bool = False) -> Candidate:
