@@ -8,6 +8,7 @@ for the embedder alone. ``cache`` imports neither ``proxy`` nor ``audit``.
 """
 
 from cache.embedder import Embedder, SentenceTransformerEmbedder
+from cache.embedder_set import EmbedderSet
 from cache.errors import CacheError, EmbedderError, NotCacheable, StoreError, StoreUnusable
 from cache.policy import Check, ServingPolicy
 from cache.schema import CacheEntry, CacheKey, Candidate, Lookup, Outcome, Refusal
@@ -40,6 +41,20 @@ def build_embedder(
     )
 
 
+def build_versions(settings: CacheSettings) -> EmbedderSet:
+    """Every embedding version ``settings`` name: the primary (``embedding_model``) and
+    ``embedding_versions``, each with the primary's batching and threads; not loaded yet."""
+    others = {
+        name: build_embedder(
+            settings.model_copy(
+                update={"embedding_model": version.model, "embedding_backend": version.backend}
+            )
+        )
+        for name, version in settings.embedding_versions.items()
+    }
+    return EmbedderSet(build_embedder(settings), settings.embedding_version, others)
+
+
 def build_cache(
     settings: CacheSettings, redis_url: str | None, *, redis_cluster: bool = False
 ) -> SemanticCache:
@@ -54,7 +69,8 @@ def build_cache(
         from cache.stores.memory import MemoryStore
 
         store = MemoryStore()
-    return SemanticCache(settings, store, build_embedder(settings))
+    versions = build_versions(settings)
+    return SemanticCache(settings, store, versions.primary, versions=versions)
 
 
 __all__ = [
@@ -77,4 +93,5 @@ __all__ = [
     "StoreUnusable",
     "build_cache",
     "build_embedder",
+    "build_versions",
 ]

@@ -61,12 +61,14 @@ class Embedder(ABC):
 class HashEmbedder(Embedder):
     """Deterministic pseudo-random unit vectors: same text, same vector; no meaning."""
 
-    def __init__(self, dimension: int = 32) -> None:
+    def __init__(self, dimension: int = 32, name: str = "hash") -> None:
+        """``name``: another name is another version, with other vectors of each text."""
         self.dimension = dimension
-        self.fingerprint = f"hash:{dimension}"
+        self.fingerprint = f"{name}:{dimension}"
+        self._salt = "" if name == "hash" else f"{name}\0"
 
     async def embed(self, text: str, deadline: float | None = None) -> Vector:
-        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+        seed = int.from_bytes(hashlib.sha256((self._salt + text).encode()).digest()[:8], "big")
         vector = np.random.default_rng(seed).standard_normal(self.dimension).astype(np.float32)
         return vector / np.linalg.norm(vector)
 

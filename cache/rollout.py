@@ -73,9 +73,12 @@ class Evidence(BaseModel):
 
 
 def shadow_from_counts(counts: dict[str, dict[str, int]]) -> dict[str, Shadow]:
-    """The store's shadow counters (``Store.shadow_counts``) as ``Shadow`` per cohort."""
+    """The store's shadow counters (``Store.shadow_counts``) as ``Shadow`` per cohort
+    (every lookup counts in ``all=all``: ``ALL``)."""
     return {
-        cohort: Shadow(**{f: int(values.get(f, 0)) for f in SHADOW_FIELDS})
+        ALL if cohort == f"{ALL}={ALL}" else cohort: Shadow(
+            **{f: int(values.get(f, 0)) for f in SHADOW_FIELDS}
+        )
         for cohort, values in counts.items()
     }
 

@@ -189,6 +189,8 @@ class Lookup(BaseModel):
     verifier_score: float | None = None
     """Its score (0-1): on a hit or shadow hit the served candidate's, on a refusal the
     nearest's; None when it did not score (outside its band, timed out, failed)."""
+    embedder: str = ""
+    """Fingerprint of the embedding version the lookup searched under (its key's)."""
     vector: Vector | None = None
     """The request's vector, reused at admission."""
     pending: CacheEntry | None = None

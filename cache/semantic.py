@@ -186,7 +186,7 @@ class SemanticCache:
             found = await self.deadlines.run(self._find(key, deadline), deadline)
         except (CacheError, TimeoutError) as exc:
             self._incident(exc)
-            return Lookup(outcome=Outcome.FAIL_OPEN, threshold=threshold)
+            return Lookup(outcome=Outcome.FAIL_OPEN, threshold=threshold, embedder=key.embedder)
         finally:
             self.observer.stage("lookup", loop.time() - started)
         self.incidents.succeeded()
@@ -203,6 +203,7 @@ class SemanticCache:
             verifier=decision.verifier,
             verifier_score=decision.verifier_score,
             passed_over=choice.passed_over,
+            embedder=key.embedder,
             vector=found.vector,
             pending=found.pending,
         )

@@ -10,6 +10,7 @@
     vetcache train --out DIR [--pairs F...] [--ledger] [--test-pairs F...] [--seed S] ...
     vetcache eval --verifier DIR --pairs F [--against DIR] [--max-fp 0.05] [--min-recall 0.5]
     vetcache tune [--config F] [--namespace N] --target-fp T [--pairs F] [--apply] [--plot F]
+    vetcache rollout STEP --namespace N [--to NAME] [--pairs F] [--rate R] [--config F]
     vetcache hash-key            (reads a key on stdin, prints its SHA-256)
     vetcache version             (or vetcache --version)
 
@@ -31,6 +32,7 @@ from proxy.commands import (
     fake_upstream,
     hash_key,
     prepare_embedder,
+    rollout,
     serve,
     train,
     tune,
@@ -47,6 +49,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     evaluate,
     train,
     tune,
+    rollout,
     hash_key,
     version,
 )

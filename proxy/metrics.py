@@ -22,6 +22,7 @@ from audit.schema import AuditJob, Verdict, job_kind
 from audit.stats import FPRate
 from cache import Lookup, Outcome
 from proxy.cohort_metrics import CohortGauges
+from proxy.version_metrics import VersionGauges
 from proxy.logs import note_stage
 from proxy.tracing import Tracing
 
@@ -78,6 +79,7 @@ class Metrics(AuditObserver):
         self._declare_shared_state(registry)
         self._declare_views(registry)
         self.cohorts = CohortGauges(registry, self.namespace, OTHER)
+        self.versions = VersionGauges(registry, self.namespace, OTHER)
 
     def _declare_requests(self, r: CollectorRegistry) -> None:
         """What each chat request counts."""

@@ -55,6 +55,7 @@ class MetricsRefresher:
                 cache = self.cache
                 self.metrics.set_thresholds(cache.settings.threshold, cache.thresholds())
                 self.metrics.set_entries(await cache.sizes(self.metrics.max_namespaces))
+                self.metrics.versions.set(cache.versions)
             if self.auditor is not None:
                 self.metrics.queue_depth.set(await self.auditor.queue_depth())
                 self.metrics.set_fp_rates(await self._fp_rates(self.auditor))

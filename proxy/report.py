@@ -40,6 +40,9 @@ class CacheReport(BaseModel):
     verifier_score: float | None = None
     """The learned verifier's score of the candidate served, would-be served or refused
     (``Lookup.verifier_score``)."""
+    embedder: str | None = None
+    """Fingerprint of the embedding version the lookup searched under (the trace's
+    ``vetcache.embedder``)."""
 
 
 BYPASS = CacheReport(outcome=Outcome.BYPASS)
@@ -62,6 +65,7 @@ def report(lookup: Lookup | None, bypass: str | None = None) -> CacheReport:
         shadow_hit=lookup.shadow,
         refused=lookup.refused,
         verifier_score=lookup.verifier_score,
+        embedder=lookup.embedder or None,
     )
 
 

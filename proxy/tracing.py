@@ -213,6 +213,7 @@ class Tracing:
             ("vetcache.cache.threshold", report.threshold),
             ("vetcache.cache.entry_id", report.entry_id),
             ("vetcache.cache.refused", report.refused),
+            ("vetcache.embedder", report.embedder),
             ("vetcache.cache.verifier_score", report.verifier_score),
             ("vetcache.prompt", _prompt(body) if self.capture_text else None),
         ):
