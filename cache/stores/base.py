@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 
 from cache.embedder import Vector
 from cache.neighbourhood import Label
 from cache.schema import CacheEntry
+from cache.versions import MigrationProgress, VersionState
 
 
 class Store(ABC):
@@ -100,3 +102,65 @@ class Store(ABC):
     @abstractmethod
     async def labels(self, scope: str, entry_id: str) -> list[Label]:
         """The entry's labels, in no particular order (none: an empty list)."""
+
+    # Embedding versions (``cache.versions``, ``cache.migration``). Entries of a version
+    # other than the one a namespace serves are "copies": searchable in their own scopes,
+    # counted in a set of their own, never against the namespace's cap.
+
+    @abstractmethod
+    async def versions(self) -> dict[str, VersionState]:
+        """Each namespace's version state (a namespace without one serves the primary)."""
+
+    @abstractmethod
+    async def set_version(
+        self, namespace: str, state: VersionState | None, expected: VersionState | None
+    ) -> bool:
+        """Compare-and-set: replace the namespace's state (None: remove it) if it is
+        ``expected`` now (None: it has none), atomically across replicas. False when it
+        was not (someone else changed it first)."""
+
+    @abstractmethod
+    async def live_entries(
+        self, namespace: str, embedder: str, cursor: str, count: int
+    ) -> tuple[list[tuple[CacheEntry, float]], str]:
+        """About ``count`` served (not pending) live entries of ``namespace`` (every tenant)
+        made by ``embedder``, with their expiry (unix time, ``inf`` for none), after
+        ``cursor`` ("" to start) in a stable order; and the cursor to continue from (""
+        when the walk is done). A page may hold fewer (even none) before the end."""
+
+    @abstractmethod
+    async def put_copy(self, entry: CacheEntry, vector: Vector, expires_at: float) -> bool:
+        """Write an entry of a version the namespace does not serve (its own scope, exact
+        key and id), its guards as given, expiring at ``expires_at`` (unix time), counted
+        in its version's set, not against the cap. An exact pointer already there (an
+        admission's) is kept. False when the entry exists already (a resumed migration)
+        or has expired."""
+
+    @abstractmethod
+    async def swap_counts(self, namespace: str, serving: str, other: str) -> None:
+        """Count ``other``'s entries as the namespace's (``count``, ``sizes``, the cap) and
+        keep ``serving``'s as copies: run at cutover and rollback, per tenant atomically."""
+
+    @abstractmethod
+    async def migration(self, namespace: str, target: str) -> MigrationProgress | None:
+        """The saved progress of migrating ``namespace`` to ``target``, if any."""
+
+    @abstractmethod
+    async def set_migration(self, progress: MigrationProgress) -> None:
+        """Save a migration's progress."""
+
+    @abstractmethod
+    async def purge_version(self, namespace: str, embedder: str) -> int:
+        """Delete every entry of ``namespace`` made by ``embedder`` (pending ones too) with
+        its pointers and labels; how many were deleted."""
+
+    @abstractmethod
+    async def shadow_count(
+        self, namespace: str, target: str, cohort: Mapping[str, str], fields: Mapping[str, int]
+    ) -> None:
+        """Add ``fields`` (counter -> increment) to the shadow counts of ``target`` in
+        ``namespace`` for each ``dimension=value`` of ``cohort``."""
+
+    @abstractmethod
+    async def shadow_counts(self, namespace: str, target: str) -> dict[str, dict[str, int]]:
+        """The shadow counts of ``target``: ``dimension=value`` -> counter -> total."""

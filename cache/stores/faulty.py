@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from cache.embedder import Vector
 from cache.errors import StoreError
 from cache.neighbourhood import Label
 from cache.schema import CacheEntry
 from cache.stores.base import Store
+from cache.versions import MigrationProgress, VersionState
 
 
 class FaultyStore(Store):
@@ -101,3 +103,49 @@ class FaultyStore(Store):
     async def labels(self, scope: str, entry_id: str) -> list[Label]:
         await self._gate()
         return await self.inner.labels(scope, entry_id)
+
+    async def versions(self) -> dict[str, VersionState]:
+        await self._gate()
+        return await self.inner.versions()
+
+    async def set_version(
+        self, namespace: str, state: VersionState | None, expected: VersionState | None
+    ) -> bool:
+        await self._gate()
+        return await self.inner.set_version(namespace, state, expected)
+
+    async def live_entries(
+        self, namespace: str, embedder: str, cursor: str, count: int
+    ) -> tuple[list[tuple[CacheEntry, float]], str]:
+        await self._gate()
+        return await self.inner.live_entries(namespace, embedder, cursor, count)
+
+    async def put_copy(self, entry: CacheEntry, vector: Vector, expires_at: float) -> bool:
+        await self._gate()
+        return await self.inner.put_copy(entry, vector, expires_at)
+
+    async def swap_counts(self, namespace: str, serving: str, other: str) -> None:
+        await self._gate()
+        await self.inner.swap_counts(namespace, serving, other)
+
+    async def migration(self, namespace: str, target: str) -> MigrationProgress | None:
+        await self._gate()
+        return await self.inner.migration(namespace, target)
+
+    async def set_migration(self, progress: MigrationProgress) -> None:
+        await self._gate()
+        await self.inner.set_migration(progress)
+
+    async def purge_version(self, namespace: str, embedder: str) -> int:
+        await self._gate()
+        return await self.inner.purge_version(namespace, embedder)
+
+    async def shadow_count(
+        self, namespace: str, target: str, cohort: Mapping[str, str], fields: Mapping[str, int]
+    ) -> None:
+        await self._gate()
+        await self.inner.shadow_count(namespace, target, cohort, fields)
+
+    async def shadow_counts(self, namespace: str, target: str) -> dict[str, dict[str, int]]:
+        await self._gate()
+        return await self.inner.shadow_counts(namespace, target)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, defaultdict
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -12,6 +13,9 @@ from cache.embedder import Vector
 from cache.neighbourhood import Label, trim
 from cache.schema import CacheEntry
 from cache.stores.base import Store
+from cache.versions import MigrationProgress, VersionState, version_id
+
+Order = OrderedDict[str, None]
 
 
 class MemoryStore(Store):
@@ -23,7 +27,13 @@ class MemoryStore(Store):
         self._exact: dict[tuple[str, str], str] = {}
         # Admission order per (namespace, tenant), the unit of the cap: eviction takes
         # from the front.
-        self._by_namespace: dict[tuple[str, str], OrderedDict[str, None]] = defaultdict(OrderedDict)
+        self._by_namespace: dict[tuple[str, str], Order] = defaultdict(OrderedDict)
+        # Copies (entries of a version the namespace does not serve), per (version id,
+        # namespace, tenant): not counted, never evicted by the cap.
+        self._copies: dict[tuple[str, str, str], Order] = defaultdict(OrderedDict)
+        self._versions: dict[str, VersionState] = {}
+        self._migrations: dict[tuple[str, str], MigrationProgress] = {}
+        self._shadow: dict[tuple[str, str], dict[str, dict[str, int]]] = {}
         self._thresholds: dict[str, float] = {}
         self._askers: dict[str, set[str]] = defaultdict(set)  # pending entry -> who asked
         self._labels: dict[str, dict[str, Label]] = {}  # entry -> label id -> label
@@ -46,6 +56,9 @@ class MemoryStore(Store):
         if self._exact.get((entry.scope, entry.exact)) == entry_id:
             del self._exact[(entry.scope, entry.exact)]
         self._by_namespace[(entry.namespace, entry.tenant)].pop(entry_id, None)
+        for (_, namespace, tenant), order in self._copies.items():
+            if (namespace, tenant) == (entry.namespace, entry.tenant):
+                order.pop(entry_id, None)
         self._askers.pop(entry_id, None)
         self._labels.pop(entry_id, None)
 
@@ -175,3 +188,87 @@ class MemoryStore(Store):
         if live is None or live[0].scope != scope:
             return []
         return list(self._labels.get(entry_id, {}).values())
+
+    async def versions(self) -> dict[str, VersionState]:
+        return dict(self._versions)
+
+    async def set_version(
+        self, namespace: str, state: VersionState | None, expected: VersionState | None
+    ) -> bool:
+        if self._versions.get(namespace) != expected:
+            return False
+        if state is None:
+            self._versions.pop(namespace, None)
+        else:
+            self._versions[namespace] = state
+        return True
+
+    async def live_entries(
+        self, namespace: str, embedder: str, cursor: str, count: int
+    ) -> tuple[list[tuple[CacheEntry, float]], str]:
+        # Ordered by id: a cursor is the last id returned.
+        now = time.time()
+        ids = sorted(
+            entry_id
+            for entry_id, (entry, _, _) in list(self._entries.items())
+            if entry.namespace == namespace
+            and entry.embedder == embedder
+            and entry_id > cursor
+            and not entry.pending
+            and self._live(entry_id, now) is not None
+        )[:count]
+        page = [(self._entries[i][0], self._entries[i][2]) for i in ids]
+        return page, ids[-1] if len(ids) == count else ""
+
+    async def put_copy(self, entry: CacheEntry, vector: Vector, expires_at: float) -> bool:
+        now = time.time()
+        if expires_at <= now or self._live(entry.id, now) is not None:
+            return False
+        self._entries[entry.id] = (entry, vector.astype(np.float32), expires_at)
+        self._by_scope[entry.scope].append(entry.id)
+        pointer = self._exact.get((entry.scope, entry.exact))
+        if pointer is None or self._live(pointer, now) is None:
+            self._exact[(entry.scope, entry.exact)] = entry.id
+        self._copies[(version_id(entry.embedder), entry.namespace, entry.tenant)][entry.id] = None
+        return True
+
+    async def swap_counts(self, namespace: str, serving: str, other: str) -> None:
+        served, target = version_id(serving), version_id(other)
+        tenants = {t for n, t in self._by_namespace if n == namespace} | {
+            t for v, n, t in self._copies if (v, n) == (target, namespace)
+        }
+        for tenant in tenants:
+            counted = self._by_namespace.pop((namespace, tenant), OrderedDict())
+            self._by_namespace[(namespace, tenant)] = self._copies.pop(
+                (target, namespace, tenant), OrderedDict()
+            )
+            self._copies[(served, namespace, tenant)].update(counted)
+
+    async def migration(self, namespace: str, target: str) -> MigrationProgress | None:
+        return self._migrations.get((namespace, target))
+
+    async def set_migration(self, progress: MigrationProgress) -> None:
+        self._migrations[(progress.namespace, progress.target)] = progress
+
+    async def purge_version(self, namespace: str, embedder: str) -> int:
+        doomed = [
+            entry_id
+            for entry_id, (entry, _, _) in list(self._entries.items())
+            if entry.namespace == namespace and entry.embedder == embedder
+        ]
+        for entry_id in doomed:
+            self._remove(entry_id)
+        return len(doomed)
+
+    async def shadow_count(
+        self, namespace: str, target: str, cohort: Mapping[str, str], fields: Mapping[str, int]
+    ) -> None:
+        counts = self._shadow.setdefault((namespace, target), {})
+        for dimension, value in cohort.items():
+            row = counts.setdefault(f"{dimension}={value}", {})
+            for name, n in fields.items():
+                row[name] = row.get(name, 0) + n
+
+    async def shadow_counts(self, namespace: str, target: str) -> dict[str, dict[str, int]]:
+        counts = self._shadow.get((namespace, target), {})
+        return {cohort: dict(row) for cohort, row in counts.items()}

@@ -12,6 +12,8 @@ Layout (``{...}`` are hash tags, so one scope's keys share a cluster slot):
                               expiry time (count and cap: the cap is per tenant and namespace)
     vc:thresholds             hash: live threshold per namespace, read by every replica
     vc:namespaces             set: every <namespace>:<tenant> that has had an entry (sizes)
+    vc:versions, vc:m:..., vc:mig:..., vc:r:...   embedding versions, copies, migrations,
+                              shadow counts (``cache.stores.redis_versions``)
 
 Entries and exact pointers expire with the entry's TTL; the index forgets expired hashes.
 Over the cap, the entries closest to expiry are evicted (with one TTL: the oldest).
@@ -73,9 +75,10 @@ from cache.stores.redis_layout import (
     pending_key,
 )
 from cache.stores.redis_shards import search_reply, shard_tags
+from cache.stores.redis_versions import RedisVersions
 
 
-class RedisStore(RedisLabels, Store):
+class RedisStore(RedisLabels, RedisVersions, Store):
     """Entries in Redis hashes, searched with an HNSW index."""
 
     def __init__(

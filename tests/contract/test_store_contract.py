@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -13,42 +12,13 @@ import pytest
 from cache.neighbourhood import LABELS_KEPT, Label, pack
 from cache.schema import CacheEntry
 from cache.stores.base import Store
-from cache.stores.memory import MemoryStore
-from cache.stores.redis import RedisStore
-
-DIM = 8
+from tests.contract.conftest import DIM
 
 
 def unit(*values: float) -> np.ndarray:
     vector = np.zeros(DIM, dtype=np.float32)
     vector[: len(values)] = values
     return vector / np.linalg.norm(vector)
-
-
-@pytest.fixture(
-    params=[
-        "memory",
-        pytest.param("redis", marks=pytest.mark.integration),
-        pytest.param("redis-resp2", marks=pytest.mark.integration),
-        pytest.param("cluster", marks=pytest.mark.integration),
-    ]
-)
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    if request.param == "cluster":  # a 3-primary Redis Cluster: one index per shard
-        redis_store = RedisStore(request.getfixturevalue("redis_cluster_url"), cluster=True)
-    elif request.param == "redis-resp2":  # searches parse raw replies: RESP2 is a flat list
-        url = request.getfixturevalue("redis_url")
-        redis_store = RedisStore(f"{url}{'&' if '?' in url else '?'}protocol=2")
-    else:
-        redis_store = RedisStore(request.getfixturevalue("redis_url"))
-    await redis_store.open(DIM)
-    try:
-        yield redis_store
-    finally:
-        await redis_store.close()
 
 
 def entry(scope: str, namespace: str, text: str = "q", exact: str | None = None) -> CacheEntry:
