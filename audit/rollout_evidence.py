@@ -46,9 +46,12 @@ def split_verdicts(
         job = verdict.job
         if job.rollout and job.embedder == state.target:
             target.append(verdict)
-        elif not job.rollout and job.embedder == state.serving:
-            if verdict.created_at >= state.changed_at:
-                serving.append(verdict)
+        elif (
+            not job.rollout
+            and job.embedder == state.serving
+            and verdict.created_at >= state.changed_at
+        ):
+            serving.append(verdict)
     return target, serving
 
 

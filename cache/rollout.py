@@ -214,7 +214,8 @@ class Rollout:
         reasons = refusals(state, progress, evidence, self.settings)
         if reasons:
             raise RolloutRefused(reasons)
-        assert state is not None and state.target is not None
+        assert state is not None
+        assert state.target is not None
         return await self._switch(namespace, state, state.target)
 
     async def rollback(self, namespace: str) -> VersionState:

@@ -30,7 +30,6 @@ from cache.errors import CacheError, EmbedderError, Overloaded, StoreError, Stor
 from cache.incidents import Incidents
 from cache.keys import derive_key
 from cache.language_check import LanguageCheck
-from cache.migration import copy_of
 from cache.neighbourhood import neighbours
 from cache.observe import NULL_OBSERVER, Observer
 from cache.periodic import Periodic
@@ -40,6 +39,7 @@ from cache.settings import CacheSettings, Confirm
 from cache.stores.base import Store
 from cache.version_routing import VersionRouting
 from cache.version_shadow import VersionShadow
+from cache.versions import copy_of
 
 log = logging.getLogger("vetcache.cache")
 CLOSE_WAIT_S = 1.0
@@ -90,7 +90,9 @@ class SemanticCache:
         self.settings = settings
         self.store = store
         self.embedder = embedder
-        self.versions = VersionRouting(versions or EmbedderSet(embedder, settings.embedding_version))
+        self.versions = VersionRouting(
+            versions or EmbedderSet(embedder, settings.embedding_version)
+        )
         self.observer = observer
         if checks is None:
             checks = default_checks(settings)
@@ -100,9 +102,7 @@ class SemanticCache:
         self.deadlines = Deadlines()
         self._store_open = False
         self._live: dict[str, float] = {}
-        self.shadow = VersionShadow(
-            self.versions, store, self.lookup, settings.rollout.shadow_rate
-        )
+        self.shadow = VersionShadow(self.versions, store, self.lookup, settings.rollout.shadow_rate)
         self._refresher = Periodic(
             "vetcache-thresholds", self.refresh_thresholds, settings.threshold_refresh_s
         )

@@ -13,6 +13,9 @@ import hashlib
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cache.keys import versioned_key
+from cache.schema import CacheEntry
+
 
 def version_id(fingerprint: str) -> str:
     """A short id of a version for key names: the first 12 hex digits of its SHA-256."""
@@ -35,6 +38,10 @@ class VersionState(BaseModel):
     """Unix time the previous version's entries are kept until."""
     changed_at: float
     """Unix time of the last change."""
+    gate_passed: bool | None = None
+    """The margin gate's verdict on ``target`` (``vetcache rollout gate``); None: not run."""
+    gate_summary: str = ""
+    """What the gate measured, one line."""
 
 
 class MigrationProgress(BaseModel):
@@ -64,3 +71,23 @@ class MigrationProgress(BaseModel):
     """Unix time the migration started."""
     updated_at: float
     """Unix time of the last saved batch."""
+
+
+def copy_of(entry: CacheEntry, target: str) -> CacheEntry:
+    """``entry`` as an entry of the version ``target``: its own scope and exact key
+    (``cache.keys.versioned_key`` of the entry's ``base`` and ``prompt``), an id that
+    follows from the entry's and the target's (a resumed migration, or an admission written
+    under both versions, writes it once), ``origin`` naming the entry. The answer, guards
+    and times are the entry's; its labels are not (their vectors are the other version's)."""
+    scope, exact = versioned_key(entry.base, entry.prompt, target)
+    copy_id = hashlib.sha256(f"{entry.id}\0{target}".encode()).hexdigest()[:32]
+    return entry.model_copy(
+        update={
+            "id": copy_id,
+            "scope": scope,
+            "exact": exact,
+            "embedder": target,
+            "origin": entry.id,
+            "labelled": False,
+        }
+    )

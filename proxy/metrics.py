@@ -22,9 +22,9 @@ from audit.schema import AuditJob, Verdict, job_kind
 from audit.stats import FPRate
 from cache import Lookup, Outcome
 from proxy.cohort_metrics import CohortGauges
-from proxy.version_metrics import VersionGauges
 from proxy.logs import note_stage
 from proxy.tracing import Tracing
+from proxy.version_metrics import VersionGauges
 
 if TYPE_CHECKING:
     from audit.autopilot import Move

@@ -41,9 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("step", choices=STEPS, help="what to do")
     parser.add_argument("--namespace", required=True, help="the namespace")
     parser.add_argument("--config", type=Path, help=CONFIG_HELP)
-    parser.add_argument("--to", metavar="NAME", help="start: the version (cache.embedding_versions)")
     parser.add_argument(
-        "--rate", type=float, help="migrate: entries per second (default: cache.rollout.migration_rate)"
+        "--to", metavar="NAME", help="start: the version (cache.embedding_versions)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="migrate: entries per second (default: cache.rollout.migration_rate)",
     )
     parser.add_argument("--batch", type=int, default=32, help="migrate: entries per saved step")
     parser.add_argument("--pairs", type=Path, metavar="FILE", help="gate: labelled pairs")

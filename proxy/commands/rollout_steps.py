@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from cache.migration import Migrator
+
 from audit.backends import build_queue_and_ledger
 from audit.errors import InputError, LedgerError
 from audit.evaluate import Report, check_gate, score
@@ -14,7 +16,6 @@ from audit.pairs import embed_similarities, load_pairs
 from audit.rollout_evidence import gather
 from audit.schema import Verdict
 from cache.errors import RolloutRefused
-from cache.migration import Migrator
 from cache.rollout import Evidence, Rollout
 from cache.settings import CacheSettings
 from proxy.rollout_view import render_text, status
@@ -118,7 +119,9 @@ async def gate(
     new, old = _margin(target), _margin(serving)
     if new is not None and old is not None and new < old - MARGIN_TOLERANCE:
         failing.append(f"overall margin {new:.3f} < the serving version's {old:.3f}")
-    summary = f"on {len(pairs)} pairs of {pairs_file.name}: margin {_fmt(new)} (serving {_fmt(old)})"
+    summary = (
+        f"on {len(pairs)} pairs of {pairs_file.name}: margin {_fmt(new)} (serving {_fmt(old)})"
+    )
     if failing:
         summary += "; failing: " + ", ".join(failing)
     await rollout.record_gate(namespace, not failing, summary)

@@ -82,9 +82,7 @@ class SearchLog:
             if scope is not None:
                 self.searches.append((scope.group(1), np.frombuffer(blob, dtype=np.float32)))
 
-    def check(
-        self, scopes: Mapping[str, str], version_of: Callable[[Vector], str | None]
-    ) -> int:
+    def check(self, scopes: Mapping[str, str], version_of: Callable[[Vector], str | None]) -> int:
         """Assert that each search in one of ``scopes`` (scope -> the embedder of its
         entries) ran with a query vector ``version_of`` attributes to that embedder; how
         many were checked."""

@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from cache import CacheSettings, build_versions
+from cache.redis_client import as_text
 from cache.stores.redis import RedisStore
 from proxy.auth import hash_key
 from tests.conftest import FIXTURES, ROOT, child_log, free_port, route, stop, vetcache, wait_http
@@ -139,8 +140,8 @@ class Traffic:
             await client.aclose()
 
 
-async def _until(check: Any, what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _until(check: Any, what: str, within: float = 120.0) -> None:
+    deadline = time.monotonic() + within
     while not await check():
         assert time.monotonic() < deadline, what
         await asyncio.sleep(0.2)
@@ -159,7 +160,9 @@ async def _fill(traffic: Traffic) -> None:
     await _until(all_hit, "the entries were never admitted")
 
 
-async def _migrate_with_a_kill(config: Path, namespace: str, store: RedisStore, target: str) -> None:
+async def _migrate_with_a_kill(
+    config: Path, namespace: str, store: RedisStore, target: str
+) -> None:
     """Migrate slowly, SIGKILL the migrating process once it copied some, then finish."""
     slow = vetcache("rollout", "migrate", "--namespace", namespace, "--rate", "3", "--batch",
                     "2", "--config", str(config))  # fmt: skip
@@ -210,21 +213,7 @@ async def test_a_namespace_moves_to_another_version_and_back_without_mixing_spac
             assert len({e.origin for e in copies}) == len(copies)  # one copy per entry
 
             traffic.phase = "shadow"
-            refused = rollout(config, "cutover", "--namespace", namespace)
-            assert refused.returncode == 1
-            assert "margin gate" in refused.stderr
-            failed = rollout(config, "gate", "--namespace", namespace, "--pairs",
-                             str(FIXTURES / "prompt_pairs.tsv"))  # fmt: skip
-            assert failed.returncode == 1, failed.stderr  # the bundled model: margin 0.078
-            gated = rollout(config, "gate", "--namespace", namespace, "--pairs",
-                            str(FIXTURES / "prompt_pairs.tsv"), "--min-margin", "0.05")  # fmt: skip
-            assert gated.returncode == 0, gated.stdout + gated.stderr
-
-            async def evidence() -> bool:
-                shown = rollout(config, "status", "--namespace", namespace, "--format", "json")
-                return '"cutover_refusals": []' in shown.stdout
-
-            await _until(evidence, "the shadow numbers never allowed a cutover", timeout=180)
+            await _gate_and_shadow(config, namespace)
             traffic.phase = "cutover"
             cut = rollout(config, "cutover", "--namespace", namespace)
             assert cut.returncode == 0, cut.stderr
@@ -256,6 +245,27 @@ async def test_a_namespace_moves_to_another_version_and_back_without_mixing_spac
         await store.close()
 
 
+async def _gate_and_shadow(config: Path, namespace: str) -> None:
+    """A cutover refused by the gate; the gate failed at 0.18 (the bundled model's margin on
+    the fixture pairs is 0.078), passed at 0.05; then shadow evidence until it is allowed."""
+    refused = rollout(config, "cutover", "--namespace", namespace)
+    assert refused.returncode == 1
+    assert "margin gate" in refused.stderr
+    pairs = str(FIXTURES / "prompt_pairs.tsv")
+    failed = rollout(config, "gate", "--namespace", namespace, "--pairs", pairs)
+    assert failed.returncode == 1, failed.stderr
+    gated = rollout(
+        config, "gate", "--namespace", namespace, "--pairs", pairs, "--min-margin", "0.05"
+    )
+    assert gated.returncode == 0, gated.stdout + gated.stderr
+
+    async def evidence() -> bool:
+        shown = rollout(config, "status", "--namespace", namespace, "--format", "json")
+        return '"cutover_refusals": []' in shown.stdout
+
+    await _until(evidence, "the shadow numbers never allowed a cutover", within=180)
+
+
 async def _served_from(traffic: Traffic, ids: set[str]) -> None:
     """Wait until both replicas serve paraphrases from entries among ``ids``."""
 
@@ -264,11 +274,12 @@ async def _served_from(traffic: Traffic, ids: set[str]) -> None:
                    for i in range(4)]  # fmt: skip
         return all(entry in ids for entry in entries)
 
-    await _until(both, "the replicas did not switch versions", timeout=30)
+    await _until(both, "the replicas did not switch versions", within=30)
 
 
 async def _entries(store: RedisStore, namespace: str, embedder: str) -> list[Any]:
-    found, cursor = [], ""
+    found: list[Any] = []
+    cursor = ""
     while True:
         page, cursor = await store.live_entries(namespace, embedder, cursor, 100)
         found.extend(entry for entry, _ in page)
@@ -279,11 +290,13 @@ async def _entries(store: RedisStore, namespace: str, embedder: str) -> list[Any
 async def _scopes(store: RedisStore, namespace: str) -> dict[str, str]:
     """Scope -> the one embedder of its entries, for every entry hash of the namespace."""
     scopes: dict[str, set[str]] = {}
-    redis = store._redis  # noqa: SLF001 - a test reads the raw store
+    redis = store._redis
     async for key in redis.scan_iter(match="vc:e:*", count=1000):
-        fields = await redis.hmget(key, ["scope", "namespace", "embedder"])
-        if fields[1] is not None and fields[1].decode() == namespace:
-            scopes.setdefault(fields[0].decode(), set()).add(fields[2].decode())
+        scope, owner, embedder = (
+            as_text(v) for v in await redis.hmget(key, ["scope", "namespace", "embedder"])
+        )
+        if owner == namespace:
+            scopes.setdefault(scope, set()).add(embedder)
     for scope, embedders in scopes.items():
         assert len(embedders) == 1, f"scope {scope} holds entries of {embedders}"
     return {scope: embedders.pop() for scope, embedders in scopes.items()}

@@ -62,7 +62,7 @@ def key(text: str) -> CacheKey:
     return CacheKey(
         base="b",
         prompt="p",
-        embedder="e",
+        embedder=EMBEDDER.fingerprint,
         scope="s",
         exact="x2",
         text=text,

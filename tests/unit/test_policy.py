@@ -16,7 +16,7 @@ from cache.settings import CacheSettings
 from cache.stores.memory import MemoryStore
 
 EMBEDDER = HashEmbedder()
-KEY = CacheKey(base="b", prompt="p", embedder="e", scope="s", exact="x2", text="Don't cancel my order", tenant="t", namespace="shop",
+KEY = CacheKey(base="b", prompt="p", embedder=EMBEDDER.fingerprint, scope="s", exact="x2", text="Don't cancel my order", tenant="t", namespace="shop",
                model="m")  # fmt: skip
 
 

@@ -130,14 +130,18 @@ async def test_a_step_on_a_state_someone_changed_meanwhile_is_refused() -> None:
 
 
 async def open_cache(store: MemoryStore) -> SemanticCache:
-    settings = CacheSettings(threshold=0.99, rollout=SETTINGS.model_copy(update={"shadow_rate": 1.0}))
+    settings = CacheSettings(
+        threshold=0.99, rollout=SETTINGS.model_copy(update={"shadow_rate": 1.0})
+    )
     embedders = versions()
     cache = SemanticCache(settings, store, embedders.primary, checks=[], versions=embedders)
     await cache.open()
     return cache
 
 
-async def test_while_migrating_admissions_are_copied_and_lookups_compared_under_the_target() -> None:
+async def test_while_migrating_admissions_are_copied_and_lookups_compared_under_the_target() -> (
+    None
+):
     store = MemoryStore()
     cache = await open_cache(store)
     try:
@@ -148,7 +152,9 @@ async def test_while_migrating_admissions_are_copied_and_lookups_compared_under_
         entry = await cache.admit(key, None, {"choices": [{"message": {"content": "hi"}}]})
         assert entry is not None
         target_key = key.for_version("v2:32")
-        found = await store.search(target_key.scope, await HashEmbedder(name="v2").embed("hello there"))
+        found = await store.search(
+            target_key.scope, await HashEmbedder(name="v2").embed("hello there")
+        )
         assert [(e.origin, e.embedder) for e, _ in found] == [(entry.id, "v2:32")]
         assert await store.search(target_key.scope, await HashEmbedder().embed("hello there")) != []
 
@@ -160,7 +166,12 @@ async def test_while_migrating_admissions_are_copied_and_lookups_compared_under_
         assert shadow_key.embedder == "v2:32" and would.hit is not None
         assert would.hit.entry.origin == entry.id
         counts = await store.shadow_counts("ns", "v2:32")
-        assert counts[f"{ALL}={ALL}"] == {"lookups": 1, "serving_hits": 1, "target_hits": 1, "agree": 1}
+        assert counts[f"{ALL}={ALL}"] == {
+            "lookups": 1,
+            "serving_hits": 1,
+            "target_hits": 1,
+            "agree": 1,
+        }
     finally:
         await cache.close()
 
@@ -176,7 +187,7 @@ async def test_after_a_cutover_keys_are_made_for_the_new_version_and_old_entries
         new_key = cache.key(body("hello there"), "t", "ns")
         assert new_key.embedder == "v2:32" and new_key.scope != old_key.scope
         assert (await cache.lookup(new_key, 0.99)).outcome == Outcome.MISS
-        entry = (await store.get_exact(old_key.scope, old_key.exact))
+        entry = await store.get_exact(old_key.scope, old_key.exact)
         assert entry is not None
         decision = await cache.policy.decide(
             new_key, (await cache.lookup(old_key, 0.99)).candidate, 0.99
