@@ -21,17 +21,15 @@ thread takes lookups first (``cache.embed_queue``), but a group it is running de
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from cache.embedder import Embedder
 from cache.errors import EmbedderError
-from cache.keys import versioned_key
 from cache.schema import CacheEntry
 from cache.stores.base import Store
-from cache.versions import MigrationProgress
+from cache.versions import MigrationProgress, copy_of
 
 DEFAULT_RATE_PER_S = 100.0
 """Entries re-embedded per second by default (``tests/bench/migration.py``)."""
@@ -41,11 +39,6 @@ GROUP = 8
 """Texts sent to the embedder at once (the bucket's burst)."""
 
 log = logging.getLogger(__name__)
-
-
-def copy_id(entry_id: str, target: str) -> str:
-    """The id of ``entry_id``'s copy under the version ``target``: the same on every run."""
-    return hashlib.sha256(f"{entry_id}{target}".encode()).hexdigest()[:32]
 
 
 class TokenBucket:
@@ -137,6 +130,7 @@ class Migrator:
         """Copy one page: (copies written, entries skipped, entries failed)."""
         movable = [(e, expires) for e, expires in page if e.base and e.prompt]
         copied = failed = 0
+        target = self.target.fingerprint
         for start in range(0, len(movable), GROUP):
             group = movable[start : start + GROUP]
             await self.bucket.take(len(group))
@@ -151,21 +145,6 @@ class Migrator:
                 if isinstance(vector, BaseException):
                     log.warning("migration: cannot embed entry %s: %s", entry.id, vector)
                     failed += 1
-                elif await self.store.put_copy(self._copy_of(entry), vector, expires):
+                elif await self.store.put_copy(copy_of(entry, target), vector, expires):
                     copied += 1
         return copied, len(page) - len(movable), failed
-
-    def _copy_of(self, entry: CacheEntry) -> CacheEntry:
-        target = self.target.fingerprint
-        scope, exact = versioned_key(entry.base, entry.prompt, target)
-        return entry.model_copy(
-            update={
-                "id": copy_id(entry.id, target),
-                "scope": scope,
-                "exact": exact,
-                "embedder": target,
-                "origin": entry.id,
-                "labelled": False,
-                "pending": False,
-            }
-        )

@@ -78,7 +78,8 @@ def copy_of(entry: CacheEntry, target: str) -> CacheEntry:
     (``cache.keys.versioned_key`` of the entry's ``base`` and ``prompt``), an id that
     follows from the entry's and the target's (a resumed migration, or an admission written
     under both versions, writes it once), ``origin`` naming the entry. The answer, guards
-    and times are the entry's; its labels are not (their vectors are the other version's)."""
+    and times are the entry's; its labels are not (their vectors are the other version's),
+    nor is it pending (only released entries are copied)."""
     scope, exact = versioned_key(entry.base, entry.prompt, target)
     copy_id = hashlib.sha256(f"{entry.id}\0{target}".encode()).hexdigest()[:32]
     return entry.model_copy(
@@ -89,5 +90,6 @@ def copy_of(entry: CacheEntry, target: str) -> CacheEntry:
             "embedder": target,
             "origin": entry.id,
             "labelled": False,
+            "pending": False,
         }
     )

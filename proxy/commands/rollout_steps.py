@@ -7,8 +7,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cache.migration import Migrator
-
 from audit.backends import build_queue_and_ledger
 from audit.errors import InputError, LedgerError
 from audit.evaluate import Report, check_gate, score
@@ -16,6 +14,7 @@ from audit.pairs import embed_similarities, load_pairs
 from audit.rollout_evidence import gather
 from audit.schema import Verdict
 from cache.errors import RolloutRefused
+from cache.migration import Migrator
 from cache.rollout import Evidence, Rollout
 from cache.settings import CacheSettings
 from proxy.rollout_view import render_text, status

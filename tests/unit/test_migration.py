@@ -6,10 +6,11 @@ import pytest
 
 from cache.errors import EmbedderError
 from cache.keys import versioned_key
-from cache.migration import Migrator, TokenBucket, copy_id
+from cache.migration import Migrator, TokenBucket
 from cache.neighbourhood import Label
 from cache.schema import CacheEntry
 from cache.stores.memory import MemoryStore
+from cache.versions import copy_of
 from tests.migration_fakes import VersionEmbedder, fill
 
 OLD, NEW = VersionEmbedder("a"), VersionEmbedder("b")
@@ -39,7 +40,7 @@ async def test_each_live_entry_is_copied_into_the_target_scope() -> None:
         target_scope = versioned_key(entry.base, entry.prompt, NEW.fingerprint)[0]
         nearest = await store.search(target_scope, await NEW.embed(entry.text), k=20)
         copy, similarity = nearest[0]
-        assert (copy.id, copy.origin) == (copy_id(entry.id, NEW.fingerprint), entry.id)
+        assert (copy.id, copy.origin) == (copy_of(entry, NEW.fingerprint).id, entry.id)
         assert (copy.response, copy.text) == (entry.response, entry.text)  # answer reused
         assert similarity == pytest.approx(1.0, abs=1e-5)  # the prompt re-embedded by NEW
         # Every entry of a scope is of the scope's version: the source's scope is untouched.
