@@ -275,6 +275,9 @@ class RedisVersions:
                 members = [as_text(m) async for m, _ in self._redis.zscan_iter(key)]
             for start in range(0, len(members), _PAGE):
                 purged += await self._purge(key, members[start : start + _PAGE], embedder)
+        with redis_errors():
+            await self._redis.delete(migration_key(namespace, embedder))
+            await self._redis.delete(shadow_key(namespace, embedder))
         return purged
 
     async def _purge(self, key: str, members: list[str], embedder: str) -> int:
