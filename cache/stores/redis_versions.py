@@ -233,10 +233,10 @@ class RedisVersions:
             script = self._redis.register_script(PUT_COPY)
             written = await script(keys=[key, exact_key(entry.scope, entry.exact)], args=args)
             # Counted even when it existed: a run killed between the two wrote the hash only.
+            copies = copies_key(entry.embedder, entry.namespace, entry.tenant)
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zadd(
-                    copies_key(entry.embedder, entry.namespace, entry.tenant), {key: expires_at}
-                )
+                pipe.zadd(copies, {key: expires_at})
+                pipe.zremrangebyscore(copies, "-inf", time.time())  # the expired, as put does
                 pipe.sadd(NAMESPACES_KEY, namespace_member(entry.namespace, entry.tenant))
                 await pipe.execute()
         return bool(written)
