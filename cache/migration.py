@@ -31,7 +31,7 @@ from cache.schema import CacheEntry
 from cache.stores.base import Store
 from cache.versions import MigrationProgress, copy_of
 
-DEFAULT_RATE_PER_S = 100.0
+DEFAULT_RATE_PER_S = 25.0
 """Entries re-embedded per second by default (``tests/bench/migration.py``)."""
 DEFAULT_BATCH = 64
 """Entries per page of the walk, and per saved progress."""

@@ -152,7 +152,8 @@ class Store(ABC):
     @abstractmethod
     async def purge_version(self, namespace: str, embedder: str) -> int:
         """Delete every entry of ``namespace`` made by ``embedder`` (pending ones too) with
-        its pointers and labels; how many were deleted."""
+        its pointers and labels, and the progress and shadow counts of a migration to it
+        (a later migration starts afresh); how many entries were deleted."""
 
     @abstractmethod
     async def shadow_count(

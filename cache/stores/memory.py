@@ -258,6 +258,8 @@ class MemoryStore(Store):
         ]
         for entry_id in doomed:
             self._remove(entry_id)
+        self._migrations.pop((namespace, embedder), None)
+        self._shadow.pop((namespace, embedder), None)
         return len(doomed)
 
     async def shadow_count(

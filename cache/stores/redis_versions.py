@@ -233,10 +233,10 @@ class RedisVersions:
             script = self._redis.register_script(PUT_COPY)
             written = await script(keys=[key, exact_key(entry.scope, entry.exact)], args=args)
             # Counted even when it existed: a run killed between the two wrote the hash only.
+            copies = copies_key(entry.embedder, entry.namespace, entry.tenant)
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zadd(
-                    copies_key(entry.embedder, entry.namespace, entry.tenant), {key: expires_at}
-                )
+                pipe.zadd(copies, {key: expires_at})
+                pipe.zremrangebyscore(copies, "-inf", time.time())  # the expired, as put does
                 pipe.sadd(NAMESPACES_KEY, namespace_member(entry.namespace, entry.tenant))
                 await pipe.execute()
         return bool(written)
@@ -275,6 +275,9 @@ class RedisVersions:
                 members = [as_text(m) async for m, _ in self._redis.zscan_iter(key)]
             for start in range(0, len(members), _PAGE):
                 purged += await self._purge(key, members[start : start + _PAGE], embedder)
+        with redis_errors():
+            await self._redis.delete(migration_key(namespace, embedder))
+            await self._redis.delete(shadow_key(namespace, embedder))
         return purged
 
     async def _purge(self, key: str, members: list[str], embedder: str) -> int:

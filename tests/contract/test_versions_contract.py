@@ -129,7 +129,14 @@ async def test_purge_removes_one_version_only(store: Store) -> None:
     copies = [copy_of(old, NEW), copy_of(made(ns, OLD), NEW)]
     for copy in copies:
         await store.put_copy(copy, unit(1), time.time() + 60)
+    progress = MigrationProgress(namespace=ns, source=OLD, target=NEW, done=True,
+                                 started_at=1.0, updated_at=2.0)  # fmt: skip
+    await store.set_migration(progress)
+    await store.shadow_count(ns, NEW, {"all": "all"}, {"would_hit": 1})
     assert await store.purge_version(ns, NEW) == 2
+    # A migration to the purged version would start afresh, its shadow counts too.
+    assert await store.migration(ns, NEW) is None
+    assert await store.shadow_counts(ns, NEW) == {}
     assert await store.search(copies[0].scope, unit(1), k=5) == []
     assert await store.get_exact(copies[0].scope, copies[0].exact) is None
     assert await store.get_exact(old.scope, old.exact) == old
