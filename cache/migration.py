@@ -90,8 +90,11 @@ class Migrator:
 
     async def run(self, namespace: str, *, stop_after: int | None = None) -> MigrationProgress:
         """Migrate ``namespace`` (resuming a saved run) until done, or until at least
-        ``stop_after`` entries have been visited by this call; the progress saved."""
+        ``stop_after`` entries have been visited by this call; the progress saved. When it
+        finishes, the shadow comparison restarts (``Store.reset_shadow``): lookups compared
+        while the target lacked entries not copied yet say nothing of the whole version."""
         progress = await self._start(namespace)
+        finished_before = progress.done
         visited = 0
         while not progress.done and (stop_after is None or visited < stop_after):
             page, cursor = await self.store.live_entries(
@@ -110,6 +113,8 @@ class Migrator:
             )
             await self.store.set_migration(progress)
             visited += len(page)
+        if progress.done and not finished_before:
+            await self.store.reset_shadow(namespace, self.target.fingerprint)
         return progress
 
     async def _start(self, namespace: str) -> MigrationProgress:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cache.migration import DEFAULT_RATE_PER_S
+
 
 class RolloutSettings(BaseModel):
     """The rates, bars and retention of a rollout."""
@@ -20,9 +22,10 @@ class RolloutSettings(BaseModel):
     shadow_rate: float = Field(default=0.25, ge=0.0, le=1.0)
     """Share of a migrating namespace's lookups repeated under the target version, after the
     answer is sent (an embedding and a search each: CPU the hit path shares)."""
-    migration_rate: float = Field(default=100.0, gt=0)
+    migration_rate: float = Field(default=DEFAULT_RATE_PER_S, gt=0)
     """Entries re-embedded per second by ``vetcache rollout migrate`` (its default
-    ``--rate``): the embedder shares the gateway's CPU when they run on one machine."""
+    ``--rate``): the embedder shares the gateway's CPU when they run on one machine
+    (measured in docs/performance.md#migration)."""
     retention_s: int = Field(default=7 * 86400, ge=0)
     """How long the version served before a cutover keeps its entries (and may be rolled
     back to); each entry still ends at its own TTL."""

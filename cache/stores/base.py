@@ -163,5 +163,10 @@ class Store(ABC):
         ``namespace`` for each ``dimension=value`` of ``cohort``."""
 
     @abstractmethod
+    async def reset_shadow(self, namespace: str, target: str) -> None:
+        """Forget the shadow counts of ``target`` in ``namespace`` (its migration is done:
+        the comparison restarts against the complete version)."""
+
+    @abstractmethod
     async def shadow_counts(self, namespace: str, target: str) -> dict[str, dict[str, int]]:
         """The shadow counts of ``target``: ``dimension=value`` -> counter -> total."""

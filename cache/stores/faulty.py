@@ -146,6 +146,10 @@ class FaultyStore(Store):
         await self._gate()
         await self.inner.shadow_count(namespace, target, cohort, fields)
 
+    async def reset_shadow(self, namespace: str, target: str) -> None:
+        await self._gate()
+        await self.inner.reset_shadow(namespace, target)
+
     async def shadow_counts(self, namespace: str, target: str) -> dict[str, dict[str, int]]:
         await self._gate()
         return await self.inner.shadow_counts(namespace, target)

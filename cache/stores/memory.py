@@ -271,6 +271,9 @@ class MemoryStore(Store):
             for name, n in fields.items():
                 row[name] = row.get(name, 0) + n
 
+    async def reset_shadow(self, namespace: str, target: str) -> None:
+        self._shadow.pop((namespace, target), None)
+
     async def shadow_counts(self, namespace: str, target: str) -> dict[str, dict[str, int]]:
         counts = self._shadow.get((namespace, target), {})
         return {cohort: dict(row) for cohort, row in counts.items()}

@@ -317,6 +317,10 @@ class RedisVersions:
                         pipe.hincrby(key, f"{dimension}={value}|{name}", n)
                 await pipe.execute()
 
+    async def reset_shadow(self, namespace: str, target: str) -> None:
+        with redis_errors():
+            await self._redis.delete(shadow_key(namespace, target))
+
     async def shadow_counts(self, namespace: str, target: str) -> dict[str, dict[str, int]]:
         with redis_errors():
             raw = await self._redis.hgetall(shadow_key(namespace, target))

@@ -51,7 +51,7 @@ def original(country: str) -> str:
 
 
 def paraphrase(country: str) -> str:
-    return f"what is the capital city of {country}"  # uncased model: ~0.99 under both
+    return f"what is the capital city of {country}"  # 0.90 under both versions
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def setup(
                 "admin_key_sha256": hash_key("sk-admin"),
                 "access_log": False,
                 "cache": {
-                    "threshold": 0.9,
+                    "threshold": 0.8,
                     "threshold_refresh_s": 0.5,
                     "lookup_budget_ms": 5000,
                     "embedding_versions": {"fp32": FP32},
@@ -115,6 +115,7 @@ class Traffic:
         self.namespace = namespace
         self.phase = "fill"
         self.replies: dict[str, list[tuple[int, str, str]]] = {}
+        self.misses: list[object] = []
         self._stop = asyncio.Event()
 
     async def ask(self, i: int, text: str) -> httpx.Response:
@@ -125,6 +126,8 @@ class Traffic:
         outcome = reply.headers.get("x-vetcache", "")
         entry = reply.headers.get("x-vetcache-entry", "")
         self.replies.setdefault(self.phase, []).append((reply.status_code, outcome, entry))
+        if outcome != "hit":
+            self.misses.append((self.phase, text, dict(reply.headers)))
         return reply
 
     async def run(self, limit: int = 20_000) -> None:
@@ -134,16 +137,22 @@ class Traffic:
             await self.ask(i, paraphrase(CITIES[i % len(CITIES)]))
             await asyncio.sleep(0.02)
 
-    async def stop(self) -> None:
+    async def stop(self, sending: asyncio.Task[None]) -> None:
+        """Stop asking (the request in flight ends first), then close the clients."""
         self._stop.set()
-        for client in self.clients:
-            await client.aclose()
+        try:
+            await sending
+        finally:
+            for client in self.clients:
+                await client.aclose()
 
 
-async def _until(check: Any, what: str, within: float = 120.0) -> None:
+async def _until(
+    check: Any, what: str, within: float = 120.0, detail: Callable[[], object] = str
+) -> None:
     deadline = time.monotonic() + within
     while not await check():
-        assert time.monotonic() < deadline, what
+        assert time.monotonic() < deadline, f"{what} {detail()}"
         await asyncio.sleep(0.2)
 
 
@@ -196,7 +205,6 @@ async def test_a_namespace_moves_to_another_version_and_back_without_mixing_spac
     traffic = Traffic(setup["urls"], namespace)
     with SearchLog(redis_url) as searches:
         await _fill(traffic)
-        originals = {e for status, outcome, e in traffic.replies["fill"] if outcome == "hit"}
         sending = asyncio.create_task(traffic.run())
         try:
             traffic.phase = "start"
@@ -205,11 +213,13 @@ async def test_a_namespace_moves_to_another_version_and_back_without_mixing_spac
             state = (await store.versions())[namespace]
             assert state.target is not None and state.target != state.serving
             source, target = state.serving, state.target
+            originals = {e.id for e in await _entries(store, namespace, source)}
+            assert len(originals) >= len(CITIES)
 
             traffic.phase = "migrate"
             await _migrate_with_a_kill(config, namespace, store, target)
             copies = await _entries(store, namespace, target)
-            assert sorted(e.origin for e in copies if e.origin in originals) == sorted(originals)
+            assert originals <= {e.origin for e in copies}
             assert len({e.origin for e in copies}) == len(copies)  # one copy per entry
 
             traffic.phase = "shadow"
@@ -231,8 +241,7 @@ async def test_a_namespace_moves_to_another_version_and_back_without_mixing_spac
                 assert again.json()["error"]["code"] == "rollout_refused"
             await _served_from(traffic, originals)
         finally:
-            await traffic.stop()
-            await sending
+            await traffic.stop(sending)
     try:
         for phase, replies in traffic.replies.items():
             assert {status for status, _, _ in replies} == {200}, phase
@@ -259,22 +268,33 @@ async def _gate_and_shadow(config: Path, namespace: str) -> None:
     )
     assert gated.returncode == 0, gated.stdout + gated.stderr
 
-    async def evidence() -> bool:
-        shown = rollout(config, "status", "--namespace", namespace, "--format", "json")
-        return '"cutover_refusals": []' in shown.stdout
+    shown: list[str] = []
 
-    await _until(evidence, "the shadow numbers never allowed a cutover", within=180)
+    async def evidence() -> bool:
+        status = rollout(config, "status", "--namespace", namespace, "--format", "json")
+        shown[:] = [status.stdout + status.stderr]
+        return '"cutover_refusals": []' in status.stdout
+
+    await _until(evidence, "no cutover allowed:", within=180, detail=lambda: shown)
 
 
 async def _served_from(traffic: Traffic, ids: set[str]) -> None:
     """Wait until both replicas serve paraphrases from entries among ``ids``."""
 
-    async def both() -> bool:
-        entries = [(await traffic.ask(i, paraphrase(CITIES[i]))).headers.get("x-vetcache-entry")
-                   for i in range(4)]  # fmt: skip
-        return all(entry in ids for entry in entries)
+    seen: list[object] = []
 
-    await _until(both, "the replicas did not switch versions", within=30)
+    async def both() -> bool:
+        replies = [await traffic.ask(i, paraphrase(CITIES[i])) for i in range(4)]
+        seen[:] = [len(ids)] + [(r.headers.get("x-vetcache"), r.headers.get("x-vetcache-entry"),
+                    r.headers.get("x-vetcache-entry") in ids) for r in replies]  # fmt: skip
+        return all(r.headers.get("x-vetcache-entry") in ids for r in replies)
+
+    await _until(
+        both,
+        "the replicas did not switch versions",
+        within=30,
+        detail=lambda: (seen, traffic.misses[-5:]),
+    )
 
 
 async def _entries(store: RedisStore, namespace: str, embedder: str) -> list[Any]:

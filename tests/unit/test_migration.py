@@ -148,3 +148,17 @@ async def test_the_token_bucket_paces_entries_per_second() -> None:
     unlimited = TokenBucket(None, 8, clock=lambda: clock[0], sleep=sleep)
     await unlimited.take(10_000)
     assert clock[0] == pytest.approx(192 / 50)
+
+
+async def test_the_shadow_comparison_restarts_once_when_the_migration_finishes() -> None:
+    store = MemoryStore()
+    await fill(store, OLD, "ns", 6)
+    await store.shadow_count("ns", NEW.fingerprint, {"all": "all"}, {"lookups": 3})
+    first = await migrator(store, batch=2).run("ns", stop_after=2)
+    assert not first.done
+    assert await store.shadow_counts("ns", NEW.fingerprint) != {}  # mid-way: kept
+    assert (await migrator(store, batch=2).run("ns")).done
+    assert await store.shadow_counts("ns", NEW.fingerprint) == {}
+    await store.shadow_count("ns", NEW.fingerprint, {"all": "all"}, {"lookups": 1})
+    await migrator(store).run("ns")  # already done: the new comparison stands
+    assert await store.shadow_counts("ns", NEW.fingerprint) == {"all=all": {"lookups": 1}}
