@@ -174,25 +174,30 @@ class SemanticCache:
         """The threshold in force (``CacheSettings.threshold_for``, with the live ones)."""
         return self.settings.threshold_for(namespace, self._live, requested, may_loosen)
 
-    async def lookup(self, key: CacheKey, threshold: float) -> Lookup:
+    async def lookup(self, key: CacheKey, threshold: float, *, observed: bool = True) -> Lookup:
         """The candidates (exact layer first, then the nearest within the scope; the
         ``search_k`` nearest when the policy refused the nearest) and the serving policy's
-        choice among them; ``fail_open`` within the budget."""
+        choice among them; ``fail_open`` within the budget. ``observed`` False (a shadow
+        lookup under a rollout's target, after the answer): no stage timings, no incidents."""
         budget = self.settings.lookup_budget_ms / 1000.0
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + budget
+        observer = self.observer if observed else NULL_OBSERVER
         try:
-            found = await self.deadlines.run(self._find(key, deadline), deadline)
+            found = await self.deadlines.run(self._find(key, deadline, observer), deadline)
         except (CacheError, TimeoutError) as exc:
-            self._incident(exc)
+            if observed:
+                self._incident(exc)
             return Lookup(outcome=Outcome.FAIL_OPEN, threshold=threshold, embedder=key.embedder)
         finally:
-            self.observer.stage("lookup", loop.time() - started)
-        self.incidents.succeeded()
+            observer.stage("lookup", loop.time() - started)
+        if observed:
+            self.incidents.succeeded()
         choice = await self.policy.choose(key, found.candidates, threshold)
         if found.vector is not None and self._widens(found, choice):
-            choice = await self._look_further(key, found.vector, threshold, deadline, choice)
+            further = self._look_further(key, found.vector, threshold, deadline, choice, observer)
+            choice = await further
         decision = choice.decision
         return Lookup(
             outcome=decision.outcome,
@@ -217,20 +222,29 @@ class SemanticCache:
         )
 
     async def _look_further(
-        self, key: CacheKey, vector: Vector, threshold: float, deadline: float, choice: Choice
+        self,
+        key: CacheKey,
+        vector: Vector,
+        threshold: float,
+        deadline: float,
+        choice: Choice,
+        observer: Observer,
     ) -> Choice:
         """The policy's choice among the ``search_k`` nearest, in what is left of the budget;
         if the search fails or runs out of time, the refusal of the nearest stands."""
-        search = self._search(key, vector, self.settings.search_k)
+        search = self._search(key, vector, self.settings.search_k, observer)
         try:
             candidates = await self.deadlines.run(search, deadline)
         except (CacheError, TimeoutError) as exc:
-            self._incident(exc)
+            if observer is self.observer:
+                self._incident(exc)
             return choice
         return await self.policy.choose(key, candidates, threshold, earlier=choice)
 
-    async def _search(self, key: CacheKey, vector: Vector, k: int) -> tuple[Candidate, ...]:
-        with self.observer.timed("vector_search"):
+    async def _search(
+        self, key: CacheKey, vector: Vector, k: int, observer: Observer
+    ) -> tuple[Candidate, ...]:
+        with observer.timed("vector_search"):
             found = await self.store.search(key.scope, vector, k=k)
         return await self._labelled(
             [
@@ -259,24 +273,24 @@ class SemanticCache:
             for c in candidates
         )
 
-    async def _find(self, key: CacheKey, deadline: float) -> _Found:
+    async def _find(self, key: CacheKey, deadline: float, observer: Observer) -> _Found:
         """Runs as a task of its own that ``lookup`` may abandon (not cancel); between its
         steps it checks the deadline itself, so an abandoned find stops at its next step."""
         if not self._store_open:
             await self._open_store()
             if not self._store_open:
                 raise StoreError("the store is not reachable")
-        with self.observer.timed("exact_lookup"):
+        with observer.timed("exact_lookup"):
             exact = await self.store.get_exact(key.scope, key.exact)
         if exact is not None and not exact.pending:
             return _Found(
                 await self._labelled([Candidate(entry=exact, similarity=1.0, exact=True)], None)
             )
         _in_time(deadline)
-        with self.observer.timed("embed"):
+        with observer.timed("embed"):
             vector = await self.versions.embedder(key.embedder).embed(key.text, deadline)
         _in_time(deadline)
-        return _Found(await self._search(key, vector, 1), vector, exact)
+        return _Found(await self._search(key, vector, 1, observer), vector, exact)
 
     def admissible(
         self,
@@ -346,10 +360,8 @@ class SemanticCache:
         return entry
 
     async def _copy_to_target(self, key: CacheKey, entry: CacheEntry) -> None:
-        """While ``key``'s namespace migrates, write the new entry under the target version
-        too (its own vector, scope and id; ``cache.migration.copy_of``): the migration's pass
-        may have gone by. A pending entry is not copied; the migration copies it once
-        released, if it runs after."""
+        """While ``key``'s namespace migrates, write the new entry under the target too
+        (``cache.versions.copy_of``): the migration's walk may have passed it."""
         target = self.versions.target(key.namespace)
         if target is None or target.fingerprint == key.embedder:
             return
@@ -370,15 +382,8 @@ class SemanticCache:
 
     def _incident(self, exc: Exception) -> None:
         self.errors += 1
-        kind = (
-            "timeout"
-            if isinstance(exc, TimeoutError)
-            else "shed"
-            if isinstance(exc, Overloaded)
-            else "embedder"
-            if isinstance(exc, EmbedderError)
-            else "store"
-        )
+        kinds = ((TimeoutError, "timeout"), (Overloaded, "shed"), (EmbedderError, "embedder"))
+        kind = next((name for cls, name in kinds if isinstance(exc, cls)), "store")
         self.observer.cache_error(kind)
         self.incidents.failed(kind, exc)
 

@@ -24,7 +24,8 @@ from cache.stores.base import Store
 from cache.version_routing import VersionRouting
 
 log = logging.getLogger("vetcache.cache")
-LookupFn = Callable[[CacheKey, float], Awaitable[Lookup]]
+LookupFn = Callable[..., Awaitable[Lookup]]
+"""``SemanticCache.lookup`` (called with ``observed=False``)."""
 
 
 def agree(served: Lookup, would: Lookup) -> bool:
@@ -62,7 +63,7 @@ class VersionShadow:
         if target is None or target.fingerprint == key.embedder or self._draw() >= self.rate:
             return None
         shadow_key = key.for_version(target.fingerprint)
-        would = await self._lookup(shadow_key, served.threshold)
+        would = await self._lookup(shadow_key, served.threshold, observed=False)
         if would.outcome == Outcome.FAIL_OPEN:
             return None
         fields = {

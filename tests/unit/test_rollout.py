@@ -13,6 +13,7 @@ from cache import CacheSettings, SemanticCache
 from cache.embedder import HashEmbedder
 from cache.embedder_set import EmbedderSet
 from cache.errors import NotCacheable, RolloutRefused
+from cache.observe import NULL_OBSERVER, Observer, Stage
 from cache.rollout import ALL, Evidence, Judged, Rollout, Shadow, refusals
 from cache.rollout_settings import RolloutSettings
 from cache.schema import Outcome, Refusal
@@ -129,12 +130,24 @@ async def test_a_step_on_a_state_someone_changed_meanwhile_is_refused() -> None:
     assert (await rollout.state("ns")) is not None
 
 
-async def open_cache(store: MemoryStore) -> SemanticCache:
+class Stages(Observer):
+    """Records the stages timed."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def stage(self, stage: Stage, seconds: float) -> None:
+        self.seen.append(stage)
+
+
+async def open_cache(store: MemoryStore, observer: Observer = NULL_OBSERVER) -> SemanticCache:
     settings = CacheSettings(
         threshold=0.99, rollout=SETTINGS.model_copy(update={"shadow_rate": 1.0})
     )
     embedders = versions()
-    cache = SemanticCache(settings, store, embedders.primary, checks=[], versions=embedders)
+    cache = SemanticCache(
+        settings, store, embedders.primary, observer, checks=[], versions=embedders
+    )
     await cache.open()
     return cache
 
@@ -143,7 +156,8 @@ async def test_while_migrating_admissions_are_copied_and_lookups_compared_under_
     None
 ):
     store = MemoryStore()
-    cache = await open_cache(store)
+    stages = Stages()
+    cache = await open_cache(store, stages)
     try:
         await Rollout(store, cache.versions.embedders, SETTINGS).start("ns", "v2")
         await cache.refresh_thresholds()
@@ -160,7 +174,9 @@ async def test_while_migrating_admissions_are_copied_and_lookups_compared_under_
 
         served = await cache.lookup(key, 0.99)
         assert served.outcome == Outcome.HIT and served.hit is not None
+        timed = list(stages.seen)
         compared = await cache.shadow.compare(key, served)
+        assert stages.seen == timed  # the shadow lookup is not in the hit path's timings
         assert compared is not None
         shadow_key, would = compared
         assert shadow_key.embedder == "v2:32" and would.hit is not None
