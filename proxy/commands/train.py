@@ -280,19 +280,15 @@ def file_pairs(paths: list[Path]) -> list[TrainingPair]:
 
 
 async def ledger_pairs(args: argparse.Namespace, settings: Settings) -> list[TrainingPair]:
+    """With ``--ledger``: the labelled pairs of the configured ledger (``--namespace``)."""
     if not args.ledger:
         return []
-    from audit import build_queue_and_ledger
-    from audit.training.ledger import read_ledger
+    from audit.training.ledger import read_audit_ledger
 
-    queue, ledger = build_queue_and_ledger(
-        settings.audit, settings.redis_url, redis_cluster=settings.redis_cluster
-    )
-    try:
-        found = await read_ledger(ledger, args.namespace)
-    finally:
-        await queue.close()
-        await ledger.close()
+    found = await read_audit_ledger(
+        settings.audit, settings.redis_url, redis_cluster=settings.redis_cluster,
+        namespace=args.namespace,
+    )  # fmt: skip
     if not found:
         print("vetcache: train: the ledger holds no labelled pairs", file=sys.stderr)
     return found
