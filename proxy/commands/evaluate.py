@@ -46,7 +46,7 @@ HELP = "how well the embedder separates same-answer pairs from traps, per cohort
 EXIT_HELP = (
     "exit status: 0 every gated margin >= --min-margin (with --verifier, --against or "
     "--ledger: every gated cohort passes); 1 one is below or regresses (the candidate is "
-    "refused); 2 bad input, model or usage; 3 cannot gate: the pairs have no positives or "
+    "refused); 2 bad input, model or usage; 3 cannot gate: the file has no positives or "
     "no negatives"
 )
 MAX_ERRORS_SHOWN = 20

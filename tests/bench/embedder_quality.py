@@ -67,19 +67,26 @@ def _unseen(pairs: Sequence[TrainingPair], trained: Sequence[TrainingPair]) -> l
     ]
 
 
+Measured = dict[float, dict[str, dict[str, EmbedderMetrics]]]
+"""Per threshold, per split, per cohort."""
+
+
 async def _measure(
-    model: str, groups: dict[str, list[TrainingPair]], threshold: float
-) -> tuple[dict[str, dict[str, EmbedderMetrics]], str]:
+    model: str, groups: dict[str, list[TrainingPair]], thresholds: Sequence[float]
+) -> tuple[Measured, str]:
     settings = CacheSettings(
         embedding_model=model, embedding_backend="onnx-int8", onnx_dir=str(CACHE / "onnx")
     )
     everything = [p for members in groups.values() for p in members]
     plain = [Pair(p.text_a, p.text_b, p.label, p.cohorts.kind, 0) for p in everything]
     sims, fingerprint = await embed_similarities(plain, settings)
-    found: dict[str, dict[str, EmbedderMetrics]] = {}
+    found: Measured = {t: {} for t in thresholds}
     start = 0
     for name, members in groups.items():
-        found[name] = by_cohort(members, sims[start : start + len(members)], threshold)
+        for threshold in thresholds:
+            found[threshold][name] = by_cohort(
+                members, sims[start : start + len(members)], threshold
+            )
         start += len(members)
     return found, fingerprint
 
@@ -88,9 +95,8 @@ def _summary(name: str, results: dict[str, dict[str, EmbedderMetrics]]) -> str:
     cells = []
     for split, metrics in results.items():
         m = metrics["all"]
-        cells.append(
-            f"{split}: margin {m.margin:.3f} fp {_pct(m.fp_share)} recall {_pct(m.recall)}"
-        )
+        margin = "-" if m.margin is None else f"{m.margin:.3f}"
+        cells.append(f"{split}: margin {margin} fp {_pct(m.fp_share)} recall {_pct(m.recall)}")
     return f"{name:<20} " + " | ".join(cells)
 
 
@@ -101,7 +107,9 @@ def _pct(value: float | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--loss", nargs="+", choices=LOSSES, default=list(LOSSES))
-    parser.add_argument("--threshold", type=float, default=CacheSettings().threshold)
+    parser.add_argument(
+        "--thresholds", type=float, nargs="+", default=[CacheSettings().threshold, 0.9, 0.85]
+    )
     parser.add_argument("--train-only", action="store_true")
     args = parser.parse_args()
     pairs = [p for path in shipped_pair_files() for p in load_pair_file(path)]
@@ -115,16 +123,20 @@ def main() -> None:
         "heldout": _unseen(load_pair_file(HELD_OUT), pairs),
     }
     print("pairs: " + ", ".join(f"{k} {len(v)}" for k, v in groups.items()))
-    print(f"threshold {args.threshold}; train is in sample, validation and heldout are not\n")
-    base, base_fp = asyncio.run(_measure(BUNDLED_MODEL, groups, args.threshold))
-    print(_summary("base", base) + f"  [{base_fp}]")
-    tuned = {}
+    print("train is in sample; validation and heldout are not (heldout: never tuned on)")
+    results = {"base": asyncio.run(_measure(BUNDLED_MODEL, groups, args.thresholds))}
     for loss, folder in models.items():
-        tuned[loss], fingerprint = asyncio.run(_measure(folder, groups, args.threshold))
-        print(_summary(loss, tuned[loss]) + f"  [{fingerprint}]")
-    for loss, results in tuned.items():
-        print(f"\nheldout, {loss} (margin0 fp0 recall0: base)")
-        print(table(results["heldout"], base["heldout"]))
+        results[loss] = asyncio.run(_measure(folder, groups, args.thresholds))
+    for name, (_, fingerprint) in results.items():
+        print(f"{name}: {fingerprint}")
+    for threshold in args.thresholds:
+        print(f"\nat threshold {threshold}")
+        for name, (measured, _) in results.items():
+            print(_summary(name, measured[threshold]))
+    base = results["base"][0][args.thresholds[0]]["heldout"]
+    for loss in models:
+        print(f"\nheldout at {args.thresholds[0]}, {loss} (margin0 fp0 recall0: base)")
+        print(table(results[loss][0][args.thresholds[0]]["heldout"], base))
 
 
 if __name__ == "__main__":

@@ -178,12 +178,11 @@ async def _fill_ledger(redis_url: str, namespace: str) -> None:
                         similarity=0.93, threshold=0.9, namespace=namespace, model="m",
                         embedder="tiny",
                     )  # fmt: skip
-                    assert await ledger.record(
-                        Verdict(
-                            id=job.job_id, source="judge", job=job, verdict=verdict,
-                            judge="contrast/2", created_at=time.time(),
-                        )  # fmt: skip
-                    )
+                    judged = Verdict(
+                        id=job.job_id, source="judge", job=job, verdict=verdict,
+                        judge="contrast/2", created_at=time.time(),
+                    )  # fmt: skip
+                    assert await ledger.record(judged)
     finally:
         await queue.close()
         await ledger.close()
