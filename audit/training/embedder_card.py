@@ -14,9 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from audit.errors import InputError
 from audit.training.card import CREATED_BY, Counts
 from audit.training.embedder_metrics import EmbedderMetrics
 
@@ -75,16 +74,3 @@ def write_embedder_card(folder: Path, card: EmbedderCard) -> None:
     path = folder / EMBEDDER_CARD_FILE
     path.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
-
-def read_embedder_card(folder: Path) -> EmbedderCard:
-    """The card of an embedder folder, or ``InputError`` saying why it cannot be read."""
-    path = folder / EMBEDDER_CARD_FILE
-    try:
-        return EmbedderCard.model_validate_json(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        raise InputError([f"{path}: not an embedder card: {problems}"]) from None
