@@ -46,8 +46,9 @@ def _export(model_path: str, out: Path, precision: Precision) -> None:
     except ImportError as exc:  # pragma: no cover - both are dependencies of vetcache
         raise EmbedderError("exporting to ONNX needs torch and sentence-transformers") from exc
     model = SentenceTransformer(model_path, device="cpu")
-    pooling = json.loads((Path(model_path) / "1_Pooling" / "config.json").read_text())
-    if not pooling.get("pooling_mode_mean_tokens") or len(model) != 3:
+    # Asked of the loaded module, not its config file: sentence-transformers 6 saves
+    # ``"pooling_mode": "mean"`` where older versions wrote ``pooling_mode_mean_tokens``.
+    if len(model) != 3 or getattr(model[1], "pooling_mode", None) not in ("mean", ("mean",)):
         raise EmbedderError("the onnx backend supports mean-pooling, normalized models only")
     transformer: Any = model[0].auto_model
     transformer.eval()

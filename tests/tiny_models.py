@@ -68,3 +68,21 @@ def write_pairs(
             )
     path.write_text("".join(rows), encoding="utf-8")
     return path
+
+
+def tiny_embedder(folder: Path) -> Path:
+    """A sentence-transformers embedder on a random 2-layer BERT (mean pooling, normalized,
+    as the bundled model), saved in ``folder``: what the gateway and ``vetcache train
+    --embedder`` load, in seconds."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    if (folder / "modules.json").exists():
+        return folder
+    bert = tiny_base(folder.with_name(folder.name + "-bert"))
+    transformer = Transformer(str(bert), max_seq_length=64)
+    pooling = Pooling(transformer.get_embedding_dimension(), "mean")
+    model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu")
+    model.save(str(folder))
+    shutil.rmtree(bert)
+    return folder

@@ -13,4 +13,6 @@ model card, and the gate ``vetcache eval --verifier`` applies.
     scorer        the Scorer protocol and its torch CrossEncoder implementation
     pipeline      sources -> splits -> training -> operating point -> folder + card
     gate          the release gate: a candidate's cohorts against the limits and the model in force
+    embedder_*    the same for the embedding model: contrastive fine-tuning (trainer), margins
+                  per cohort (metrics), its card, pipeline and gate
 """

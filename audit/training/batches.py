@@ -7,7 +7,12 @@ random batches nearly every batch of 32 holds one of the ~12% long pairs (40+ wo
 not use for pair datasets) keeps the cost to the tokens while the order stays random: the
 pairs are shuffled, cut into windows of ``WINDOW`` batches, sorted by length within a
 window, batched, and the batches shuffled again; every epoch reshuffles from ``seed +
-epoch``.
+epoch``. A row's length is the characters of all its text columns (a verifier's pair, an
+embedder's pair or triplet).
+
+``UniqueLengthGroupedBatchSampler`` also keeps a text from appearing twice in a batch, for
+losses that take the other rows of a batch as negatives (MultipleNegativesRankingLoss): a
+family's prompt in two rows would be its own negative.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ WINDOW = 16
 
 
 class LengthGroupedBatchSampler(DefaultBatchSampler):
-    """Random batches of pairs of similar length (``sentence1`` + ``sentence2`` characters)."""
+    """Random batches of rows of similar length (characters of their text columns)."""
 
     def __init__(
         self,
@@ -42,22 +47,58 @@ class LengthGroupedBatchSampler(DefaultBatchSampler):
             generator=generator,
             seed=seed,
         )
-        firsts, seconds = dataset["sentence1"], dataset["sentence2"]
-        self.lengths = [len(a) + len(b) for a, b in zip(firsts, seconds, strict=True)]
+        columns = [dataset[name] for name in text_columns(dataset)]
+        self.lengths = [sum(map(len, row)) for row in zip(*columns, strict=True)]
+        self.texts: list[tuple[str, ...]] = list(zip(*columns, strict=True))
 
     def __len__(self) -> int:
         count = len(self.lengths)
         return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
+        yield from self._plan()
+
+    def _plan(self) -> list[list[int]]:
+        """This epoch's batches, in order."""
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(len(self.lengths), generator=generator).tolist()
         size = self.batch_size
         batches: list[list[int]] = []
         for start in range(0, len(order), size * WINDOW):
             window = sorted(order[start : start + size * WINDOW], key=self.lengths.__getitem__)
-            batches += [window[i : i + size] for i in range(0, len(window), size)]
+            batches += self._batches(window)
         if self.drop_last:
             batches = [batch for batch in batches if len(batch) == size]
-        for index in torch.randperm(len(batches), generator=generator).tolist():
-            yield batches[index]
+        return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+    def _batches(self, window: list[int]) -> list[list[int]]:
+        size = self.batch_size
+        return [window[i : i + size] for i in range(0, len(window), size)]
+
+
+class UniqueLengthGroupedBatchSampler(LengthGroupedBatchSampler):
+    """Length-grouped batches in which no text appears twice."""
+
+    def __len__(self) -> int:
+        return len(self._plan())  # a batch may close early on a repeated text
+
+    def _batches(self, window: list[int]) -> list[list[int]]:
+        """Each row into the first batch of the window that has room and none of its
+        texts (a new batch when none has)."""
+        batches: list[tuple[list[int], set[str]]] = []
+        for row in window:
+            texts = set(self.texts[row])
+            home = next(
+                (b for b in batches if len(b[0]) < self.batch_size and not texts & b[1]), None
+            )
+            if home is None:
+                home = ([], set())
+                batches.append(home)
+            home[0].append(row)
+            home[1].update(texts)
+        return [rows for rows, _ in batches]
+
+
+def text_columns(dataset: Any) -> list[str]:
+    """The dataset's columns that hold text (not ``label`` / ``score``)."""
+    return [name for name in dataset.column_names if name not in ("label", "score")]

@@ -67,7 +67,7 @@ def _limits(m: Metrics, limits: GateLimits) -> list[str]:
     return problems
 
 
-def _regressions(m: Metrics, old: Metrics, tolerance: float) -> list[str]:
+def regressions(m: Metrics, old: Metrics, tolerance: float) -> list[str]:
     problems: list[str] = []
     checks = [
         ("FP share", m.fp_share, old.fp_share, 1)
@@ -94,7 +94,7 @@ def check(
     for name in gated:
         problems = _limits(candidate[name], limits)
         if in_force is not None and name in in_force:
-            problems += _regressions(candidate[name], in_force[name], limits.tolerance)
+            problems += regressions(candidate[name], in_force[name], limits.tolerance)
         if problems:
             failures[name] = problems
     return GateResult(gated=gated, failures=failures)

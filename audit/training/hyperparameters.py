@@ -3,6 +3,8 @@ model card's ``hyperparameters`` are this model."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from cache.embedder import BUNDLED_MODEL
@@ -43,3 +45,36 @@ class Hyperparameters(BaseModel):
     machine's core count, so a run is reproducible)."""
     seed: int = 13
     """Seed of the splits, the head's initialization and the data order."""
+
+
+EmbedderLoss = Literal["mnrl", "cosent", "online-contrastive"]
+"""The contrastive losses ``vetcache train --embedder`` can fine-tune with
+(``audit.training.embedder_trainer``)."""
+
+
+class EmbedderHyperparameters(BaseModel):
+    """How the embedder is fine-tuned (``vetcache train --embedder``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base: str = BUNDLED_MODEL
+    """The sentence-transformers model it starts from (a name or folder; by default the
+    bundled all-MiniLM-L6-v2, or the model in force to continue from it)."""
+    loss: EmbedderLoss = "mnrl"
+    """``mnrl``: MultipleNegativesRankingLoss on (anchor, positive, hard negative) triplets
+    and in-batch negatives; ``cosent`` / ``online-contrastive``: on the labelled pairs.
+    Chosen by measurement (docs/performance.md)."""
+    epochs: float = Field(default=1.0, gt=0)
+    """Passes over the training split."""
+    lr: float = Field(default=2e-5, gt=0)
+    """Peak learning rate (linear warm-up then decay): a pretrained embedder moves little."""
+    batch_size: int = Field(default=32, ge=2)
+    """Rows per step (with ``mnrl`` also the in-batch negatives per anchor)."""
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    """Share of the steps spent warming the learning rate up."""
+    max_length: int = Field(default=256, ge=16)
+    """Tokens read of each prompt."""
+    threads: int = Field(default=2, ge=1, le=64)
+    """torch threads while training (fixed, so a run is reproducible)."""
+    seed: int = 13
+    """Seed of the splits and the data order."""

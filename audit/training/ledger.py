@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 from audit.ledgers.base import Ledger
 from audit.schema import AuditJob, Verdict, job_kind
+from audit.settings import AuditSettings
 from audit.training.records import Cohorts, Provenance, SourceKind, TrainingPair, length_of
 from audit.training.records import normalize as normalize_text
 from cache import language
@@ -95,3 +96,22 @@ def ledger_pairs(verdicts: Iterable[Verdict]) -> list[TrainingPair]:
 async def read_ledger(ledger: Ledger, namespace: str | None = None) -> list[TrainingPair]:
     """Every labelled pair the ledger keeps (of one namespace, or all)."""
     return ledger_pairs(await ledger.query(namespace=namespace, limit=None))
+
+
+async def read_audit_ledger(
+    settings: AuditSettings,
+    redis_url: str | None,
+    *,
+    redis_cluster: bool = False,
+    namespace: str | None = None,
+) -> list[TrainingPair]:
+    """Every labelled pair of the ledger the gateway's settings name (``vetcache train
+    --ledger`` and ``vetcache eval --ledger``); ``LedgerError`` when it is unreachable."""
+    from audit.backends import build_queue_and_ledger
+
+    queue, ledger = build_queue_and_ledger(settings, redis_url, redis_cluster=redis_cluster)
+    try:
+        return await read_ledger(ledger, namespace)
+    finally:
+        await queue.close()
+        await ledger.close()

@@ -110,12 +110,17 @@ def by_cohort(
     items: Sequence[Scored], threshold: float, floor: float, bar: float
 ) -> dict[str, Metrics]:
     """Metrics overall (``all``) and per cohort (``product=billing``, ``kind=negation``...)."""
+    return {name: measure(group, threshold, floor, bar) for name, group in cohorts(items).items()}
+
+
+def cohorts(items: Sequence[Scored]) -> dict[str, list[Scored]]:
+    """``items`` overall (``all``) and per cohort (``product=billing``...), sorted by name."""
     groups: dict[str, list[Scored]] = defaultdict(list)
     for item in items:
         groups["all"].append(item)
         for field, value in item.cohorts.items():
             groups[f"{field}={value}"].append(item)
-    return {name: measure(groups[name], threshold, floor, bar) for name in sorted(groups)}
+    return {name: groups[name] for name in sorted(groups)}
 
 
 def operating_point(items: Sequence[Scored], target_fp: float, floor: float) -> float | None:

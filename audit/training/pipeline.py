@@ -65,7 +65,8 @@ class Outcome:
     """``--test-pairs`` pairs sharing a prompt with the training split (not held out)."""
 
 
-def _check(splits: dict[Split, list[TrainingPair]]) -> None:
+def check_splits(splits: dict[Split, list[TrainingPair]]) -> None:
+    """``InputError`` unless both labels reach the train and validation splits."""
     problems = [
         f"the {name} split has no pairs labelled {label}"
         for name in ("train", "validation")
@@ -110,7 +111,7 @@ async def run_training(plan: TrainPlan, out: Path, similarities: Similarities) -
     if not plan.pairs:
         raise InputError(["no labelled pairs to train on"])
     splits = split_pairs(plan.pairs, seed=plan.hyperparameters.seed, held_out=plan.held_out)
-    _check(splits)
+    check_splits(splits)
     groups: dict[str, list[TrainingPair]] = {name: list(pairs) for name, pairs in splits.items()}
     if plan.external:
         groups["external"] = list(plan.external)

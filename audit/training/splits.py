@@ -24,7 +24,7 @@ DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
 """Share of families in train, validation and test."""
 
 
-class _Components:
+class Components:
     """Union-find over strings (path halving): hand-written, it is a dozen lines and no
     library the project has offers one."""
 
@@ -46,7 +46,7 @@ class _Components:
 def merge_families(pairs: Sequence[TrainingPair]) -> list[TrainingPair]:
     """``pairs`` with each family replaced by its component's name (the smallest declared
     family of the component)."""
-    components = _Components()
+    components = Components()
     for pair in pairs:
         family = f"f\0{pair.family}"
         components.find(family)

@@ -82,7 +82,7 @@ def _truncate(model: CrossEncoder, layers: int) -> None:
         network.config.num_hidden_layers = layers
 
 
-def _progress_callback() -> TrainerCallback:
+def progress_callback() -> TrainerCallback:
     """A trainer callback saying each epoch's loss on stderr (long runs are not silent)."""
     from transformers import TrainerCallback
 
@@ -152,5 +152,5 @@ def train(model: CrossEncoder, pairs: Sequence[TrainingPair], hp: Hyperparameter
             loss=loss,
         )
         trainer.remove_callback(PrinterCallback)  # its log dicts went to stdout
-        trainer.add_callback(_progress_callback())
+        trainer.add_callback(progress_callback())
         trainer.train()

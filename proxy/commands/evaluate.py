@@ -5,6 +5,8 @@ different-answer pairs well enough to ship? A CI gate for embedder releases.
                   [--thresholds 0.80,0.85,...] [--cohort-depth 1] [--gate-single-class]
                   [--context-policy P] [--last-turns N] [--format text|json]
     vetcache eval --verifier DIR --pairs FILE [--against DIR] ...   (``verifier_gate``)
+    vetcache eval --model DIR (--pairs FILE | --ledger [--config F] [--namespace N])
+                  [--against M] [--threshold T] ...                  (``embedder_gate``)
 
 The pairs file (TSV or JSONL, pairs, triplets or conversation pairs) is read by
 ``audit.pairs``; conversation pairs are keyed under ``--context-policy`` by
@@ -37,14 +39,15 @@ from cache.embedder import BUNDLED_MODEL
 from cache.errors import EmbedderError
 from cache.schema import ContextPolicy
 from cache.settings import EMBEDDING_BACKENDS, CacheSettings
-from proxy.commands import verifier_gate
+from proxy.commands import embedder_gate, verifier_gate
 
 NAME = "eval"
 HELP = "how well the embedder separates same-answer pairs from traps, per cohort"
 EXIT_HELP = (
-    "exit status: 0 every gated margin >= --min-margin (with --verifier: every gated cohort "
-    "passes); 1 one is below (the verifier is refused); 2 bad input, model or usage; 3 "
-    "cannot gate: the file has no positives or no negatives"
+    "exit status: 0 every gated margin >= --min-margin (with --verifier, --against or "
+    "--ledger: every gated cohort passes); 1 one is below or regresses (the candidate is "
+    "refused); 2 bad input, model or usage; 3 cannot gate: the file has no positives or "
+    "no negatives"
 )
 MAX_ERRORS_SHOWN = 20
 
@@ -91,11 +94,13 @@ async def evaluate(
     """Parse, embed, score, print; the exit status (0 pass, 1 a margin too small, 2 bad
     input or model, 3 a class missing). ``args`` as ``add_arguments`` defines them."""
     out, err = out or sys.stdout, err or sys.stderr
+    if problem := _usage_problem(args):
+        print(f"vetcache: eval: {problem}", file=err)
+        return 2
     if args.verifier is not None:
         return await verifier_gate.run_gate(args, similarities=similarities, out=out, err=err)
-    if args.against is not None:
-        print("vetcache: eval: --against needs --verifier (the candidate)", file=err)
-        return 2
+    if args.against is not None or args.ledger:
+        return await embedder_gate.run_gate(args, similarities=similarities, out=out, err=err)
     try:
         pairs = load_pairs(args.pairs, cohort_depth=args.cohort_depth)
         pairs = apply_policy(pairs, args.context_policy, args.last_turns)
@@ -112,6 +117,16 @@ async def evaluate(
     gate = check_gate(report, min_margin=args.min_margin, gate_single_class=args.gate_single_class)
     out.write(_output(args, pairs, report, gate, fingerprint))
     return gate.exit_status
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    if args.ledger and args.pairs is not None:
+        return "--pairs or --ledger, not both"
+    if args.pairs is None and not args.ledger:
+        return "--pairs FILE is required (or --ledger)"
+    if args.ledger and args.verifier is not None:
+        return "--ledger feeds the embedder gate; the verifier gate reads --pairs"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,9 +169,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pairs",
         type=Path,
-        required=True,
         metavar="FILE",
-        help="labelled pairs, triplets or conversation pairs",
+        help="labelled pairs, triplets or conversation pairs (or --ledger)",
     )
     parser.add_argument(
         "--model", default=BUNDLED_MODEL, help="sentence-transformers model name or path"
@@ -196,6 +210,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add_conversation_arguments(parser)
     verifier_gate.add_arguments(parser)
+    embedder_gate.add_arguments(parser)
     parser.add_argument(
         "--format", choices=("text", "json"), default="text", help="a table, or one JSON object"
     )

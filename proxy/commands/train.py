@@ -6,6 +6,8 @@
                    [--test-pairs FILE...] [--holdout-source S] [--holdout-product P]
                    [--base M] [--layers N] [--epochs E] [--lr LR] [--batch-size B]
                    [--seed S] [--target-fp 0.03] [--floor 0.75]
+    vetcache train --embedder --out DIR [same sources and splits] [--base M] [--loss L]
+                   [--threshold T] [--onnx-dir D] [--epochs E] [--lr LR] [--batch-size B]
 
 ``--default`` builds the default verifier (``cache.verifier.model: default``) from the pairs
 vetcache ships (``audit/training_pairs``) with the default hyperparameters, into
@@ -14,6 +16,7 @@ Writes DIR (a CrossEncoder and its card, ``vetcache-verifier.json``) and prints 
 cohort. Bad input is one line on stderr and exit status 2, with nothing written; DIR must
 not exist. Exit status 1 when no threshold met ``--target-fp`` on the validation split (the
 model is written with threshold 1.0: it serves nothing until retrained).
+``--embedder`` fine-tunes the embedding model instead (``proxy.commands.train_embedder``).
 """
 
 from __future__ import annotations
@@ -21,23 +24,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import typing
 from collections.abc import Callable
 from pathlib import Path
 
 from audit.errors import InputError, LedgerError
-from audit.training.hyperparameters import DEFAULT_FLOOR, DEFAULT_TARGET_FP, Hyperparameters
+from audit.training.hyperparameters import (
+    DEFAULT_FLOOR,
+    DEFAULT_TARGET_FP,
+    EmbedderLoss,
+    Hyperparameters,
+)
 from audit.training.records import TrainingPair
 from proxy.commands import common
 from proxy.commands.common import CONFIG_HELP
 from proxy.settings import Settings
 
 NAME = "train"
-HELP = "train a verifier from labelled pairs and the audit ledger; write it with its card"
+HELP = (
+    "train a verifier (or, with --embedder, fine-tune the embedder) from labelled pairs and "
+    "the audit ledger; write it with its card"
+)
 SOURCES = ("file", "ledger", "review", "feedback")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = Hyperparameters()
     parser.add_argument(
         "--default", action="store_true",
         help="build the default verifier from the pairs vetcache ships (cache.verifier.model: "
@@ -63,16 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--holdout-product", action="append", default=[], metavar="PRODUCT",
         help="put every family with a pair of this product in the test split",
     )  # fmt: skip
-    parser.add_argument("--base", default=defaults.base, help="weights to start from")
-    parser.add_argument("--layers", type=int, default=defaults.layers, help="encoder layers kept")
-    parser.add_argument("--epochs", type=float, default=defaults.epochs, help="epochs")
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="batch size")
-    parser.add_argument("--max-length", type=int, default=defaults.max_length, help="tokens")
-    parser.add_argument(
-        "--threads", type=int, default=defaults.threads, help="torch threads (weights depend on it)"
-    )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed")
+    _add_hyperparameters(parser)
     parser.add_argument(
         "--target-fp", type=float, default=DEFAULT_TARGET_FP,
         help="FP share of served hits the operating point is chosen for (validation split)",
@@ -83,11 +85,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_hyperparameters(parser: argparse.ArgumentParser) -> None:
+    """Options whose defaults differ between the verifier and the embedder: None here,
+    filled from ``Hyperparameters`` or ``EmbedderHyperparameters`` (``fill_defaults``)."""
+    parser.add_argument("--base", help="weights to start from (--embedder: the configured model)")
+    parser.add_argument("--layers", type=int, help="encoder layers kept (verifier)")
+    parser.add_argument("--epochs", type=float, help="epochs")
+    parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.add_argument("--batch-size", type=int, help="batch size")
+    parser.add_argument("--max-length", type=int, help="tokens")
+    parser.add_argument("--threads", type=int, help="torch threads (weights depend on it)")
+    parser.add_argument("--seed", type=int, help="seed")
+    parser.add_argument(
+        "--embedder", action="store_true",
+        help="fine-tune the embedding model contrastively instead of training a verifier",
+    )  # fmt: skip
+    parser.add_argument(
+        "--loss", choices=typing.get_args(EmbedderLoss), help="--embedder: the contrastive loss"
+    )
+    parser.add_argument(
+        "--threshold", type=float,
+        help="--embedder: similarity FP share and recall are measured at (default: "
+        "cache.threshold)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--onnx-dir", type=Path, metavar="DIR",
+        help="--embedder: where the ONNX int8 export goes (default: cache.onnx_dir)",
+    )  # fmt: skip
+
+
+HYPERPARAMETERS = ("base", "layers", "epochs", "lr", "batch_size", "max_length", "threads", "seed")
+
+
+def fill_defaults(args: argparse.Namespace, defaults: dict[str, object]) -> None:
+    """Each hyperparameter option left out takes its default from ``defaults``."""
+    for name in (*HYPERPARAMETERS, "loss"):
+        if getattr(args, name, None) is None and name in defaults:
+            setattr(args, name, defaults[name])
+
+
 def command_line(args: argparse.Namespace) -> list[str]:
     """The command that rebuilds the same model: every option spelled out."""
-    line = ["vetcache", "train", "--out", str(args.out)]
+    line = ["vetcache", "train", "--out", str(args.out), *_source_options(args)]
     if args.default:
         line.insert(2, "--default")
+    for name in HYPERPARAMETERS:
+        if getattr(args, name) is not None:
+            line += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    if args.embedder:
+        line[2:2] = ["--embedder", "--loss", str(args.loss)]
+        onnx = [] if args.onnx_dir is None else ["--onnx-dir", str(args.onnx_dir)]
+        return [*line, "--threshold", str(args.threshold), *onnx]
+    return [*line, "--target-fp", str(args.target_fp), "--floor", str(args.floor)]
+
+
+def _source_options(args: argparse.Namespace) -> list[str]:
+    """The options naming what a model is trained on and how it is split."""
+    line: list[str] = []
     for name in ("pairs", "test_pairs"):
         if values := getattr(args, name):
             line += [f"--{name.replace('_', '-')}", *map(str, values)]
@@ -100,12 +154,11 @@ def command_line(args: argparse.Namespace) -> list[str]:
         line += ["--holdout-source", source]
     for product in args.holdout_product:
         line += ["--holdout-product", product]
-    for name in ("base", "layers", "epochs", "lr", "batch_size", "max_length", "threads", "seed"):
-        line += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    return [*line, "--target-fp", str(args.target_fp), "--floor", str(args.floor)]
+    return line
 
 
-def _problem(args: argparse.Namespace, settings: Settings) -> str | None:
+def source_problem(args: argparse.Namespace, settings: Settings) -> str | None:
+    """What is wrong with ``--out`` and the sources (verifier and embedder alike)."""
     if args.out is None:
         return "--out DIR is required (or --default)"
     if args.out.exists():
@@ -116,6 +169,14 @@ def _problem(args: argparse.Namespace, settings: Settings) -> str | None:
         return "nothing to train on: give --pairs FILE... and/or --ledger"
     if args.ledger and not settings.redis_url:
         return "--ledger needs redis_url (in --config or VETCACHE_REDIS_URL)"
+    return None
+
+
+def _problem(args: argparse.Namespace, settings: Settings) -> str | None:
+    if problem := source_problem(args, settings):
+        return problem
+    if args.loss is not None or args.threshold is not None or args.onnx_dir is not None:
+        return "--loss, --threshold and --onnx-dir need --embedder"
     if not 0 < args.target_fp < 1:
         return "--target-fp must be between 0 and 1"
     if not -1 <= args.floor <= 1:
@@ -150,6 +211,11 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     settings = common.load(args.config, auth={"enabled": False})  # no request is served
+    if args.embedder:
+        from proxy.commands import train_embedder
+
+        return train_embedder.run(args, settings)
+    fill_defaults(args, Hyperparameters().model_dump())
     if args.default:
         if args.pairs or args.ledger:
             return fail("--default trains on the shipped pairs only: drop --pairs and --ledger")
@@ -176,12 +242,12 @@ async def _train(args: argparse.Namespace, settings: Settings, hp: Hyperparamete
     from cache.errors import EmbedderError
 
     try:
-        pairs = _file_pairs(args.pairs) + (await _ledger_pairs(args, settings))
+        pairs = file_pairs(args.pairs) + (await ledger_pairs(args, settings))
         plan = TrainPlan(
             pairs=pairs, hyperparameters=hp, target_fp=args.target_fp, floor=args.floor,
             embedder=settings.cache, command=command_line(args),
             name="vetcache-default" if args.default else "vetcache-verifier",
-            external=_file_pairs(args.test_pairs), held_out=_held_out(args),
+            external=file_pairs(args.test_pairs), held_out=held_out(args),
         )  # fmt: skip
         outcome = await run_training(plan, args.out, embed_similarities)
     except InputError as exc:
@@ -207,37 +273,33 @@ async def _train(args: argparse.Namespace, settings: Settings, hp: Hyperparamete
     return 0
 
 
-def _file_pairs(paths: list[Path]) -> list[TrainingPair]:
+def file_pairs(paths: list[Path]) -> list[TrainingPair]:
     from audit.training.files import load_pair_file
 
     return [pair for path in paths for pair in load_pair_file(path)]
 
 
-async def _ledger_pairs(args: argparse.Namespace, settings: Settings) -> list[TrainingPair]:
+async def ledger_pairs(args: argparse.Namespace, settings: Settings) -> list[TrainingPair]:
+    """With ``--ledger``: the labelled pairs of the configured ledger (``--namespace``)."""
     if not args.ledger:
         return []
-    from audit import build_queue_and_ledger
-    from audit.training.ledger import read_ledger
+    from audit.training.ledger import read_audit_ledger
 
-    queue, ledger = build_queue_and_ledger(
-        settings.audit, settings.redis_url, redis_cluster=settings.redis_cluster
-    )
-    try:
-        found = await read_ledger(ledger, args.namespace)
-    finally:
-        await queue.close()
-        await ledger.close()
+    found = await read_audit_ledger(
+        settings.audit, settings.redis_url, redis_cluster=settings.redis_cluster,
+        namespace=args.namespace,
+    )  # fmt: skip
     if not found:
         print("vetcache: train: the ledger holds no labelled pairs", file=sys.stderr)
     return found
 
 
-def _held_out(args: argparse.Namespace) -> Callable[[TrainingPair], bool] | None:
+def held_out(args: argparse.Namespace) -> Callable[[TrainingPair], bool] | None:
     sources, products = set(args.holdout_source), set(args.holdout_product)
     if not sources and not products:
         return None
 
-    def held_out(pair: TrainingPair) -> bool:
+    def chosen(pair: TrainingPair) -> bool:
         return pair.provenance.source in sources or pair.cohorts.product in products
 
-    return held_out
+    return chosen

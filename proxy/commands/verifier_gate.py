@@ -38,19 +38,26 @@ LoadScorer = Callable[[Path], Scorer]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The gate's options, in their own group of ``vetcache eval``'s."""
     limits = GateLimits()
-    group = parser.add_argument_group("verifier gate (with --verifier)")
+    group = parser.add_argument_group("release gates (with --verifier, or --against)")
     group.add_argument("--verifier", type=Path, metavar="DIR", help="candidate verifier folder")
-    group.add_argument("--against", type=Path, metavar="DIR", help="the verifier in force")
+    group.add_argument(
+        "--against", metavar="M",
+        help="the model in force: its verifier folder (with --verifier), else the embedding "
+        "model (name or folder) --model must not regress against",
+    )  # fmt: skip
     group.add_argument("--max-fp", type=float, default=limits.max_fp, help="highest FP share")
     group.add_argument("--min-recall", type=float, default=limits.min_recall, help="lowest recall")
     group.add_argument(
-        "--min-cohort", type=int, default=limits.min_cohort, help="pairs a gated cohort needs"
+        "--min-cohort",
+        type=int,
+        default=limits.min_cohort,
+        help="pairs a gated cohort needs (both gates)",
     )
     group.add_argument(
         "--tolerance",
         type=float,
         default=limits.tolerance,
-        help="how much worse than --against a gated cohort may get",
+        help="how much worse than --against a gated cohort may get (both gates)",
     )
     group.add_argument("--floor", type=float, help="similarity floor (default: the card's)")
     group.add_argument(
@@ -114,7 +121,8 @@ async def run_gate(
         metrics, threshold, floor = _metrics(pairs, sims, args.verifier, args.floor, args.bar, load)
         in_force = None
         if args.against is not None:
-            in_force, _, _ = _metrics(pairs, sims, args.against, floor, args.bar, load)
+            against = Path(args.against)
+            in_force, _, _ = _metrics(pairs, sims, against, floor, args.bar, load)
     except (InputError, EmbedderError) as exc:
         problems = exc.errors if isinstance(exc, InputError) else [str(exc)]
         for line in problems[:20]:

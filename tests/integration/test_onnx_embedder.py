@@ -137,3 +137,20 @@ def test_a_gateway_on_the_int8_backend_serves_a_paraphrase(
         else:
             raise AssertionError("the paraphrase was never served")
         assert ask(client, "How do I sort a list in Python?") == "miss"
+
+
+def test_a_model_saved_by_this_sentence_transformers_exports(tmp_path: Path) -> None:
+    """sentence-transformers 6 saves the pooling mode as ``"pooling_mode": "mean"`` (no
+    ``pooling_mode_mean_tokens``): a model it saved, like ``vetcache train --embedder``'s,
+    still exports, and its int8 vectors match torch's."""
+    from tests.tiny_models import tiny_embedder
+
+    folder = tiny_embedder(tmp_path / "tiny")
+    texts = ["how do I reset my password", "where is my parcel", "cancel my order please"]
+    reference = SentenceTransformerEmbedder(str(folder))
+    reference._load()
+    embedder = OnnxEmbedder(str(folder), directory=tmp_path / "onnx")
+    embedder._load()
+    assert embedder.fingerprint.startswith("tiny:64:")
+    cosines = np.sum(embedder._encode(texts) * reference._encode(texts), axis=1)
+    assert cosines.min() > 0.98

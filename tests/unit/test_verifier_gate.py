@@ -156,14 +156,3 @@ async def test_the_json_form_names_the_failures(tmp_path: Path) -> None:
     assert "kind=negation" not in document["failures"]  # traps alone: no limit without --against
     assert document["failures"]["kind=paraphrase"] == ["recall 0.000 < 0.500"]
     assert document["cohorts"]["all"]["fp_share"] == 1.0
-
-
-async def test_against_without_a_candidate_is_bad_usage(tmp_path: Path) -> None:
-    from proxy.commands.evaluate import evaluate
-
-    args = build_parser().parse_args(
-        ["eval", "--pairs", str(pair_file(tmp_path / "p.tsv")), "--against", str(tmp_path)]
-    )
-    err = io.StringIO()
-    assert await evaluate(args, similarities=similar, out=io.StringIO(), err=err) == 2
-    assert "--against needs --verifier" in err.getvalue()
