@@ -69,6 +69,19 @@ async def labelled_pairs(args: argparse.Namespace, settings: Settings) -> list[T
     )  # fmt: skip
 
 
+async def measure(
+    embedder: CacheSettings,
+    pairs: Sequence[TrainingPair],
+    threshold: float,
+    similarities: Similarities,
+) -> tuple[dict[str, EmbedderMetrics], str]:
+    """The cohort metrics of the embedder ``embedder`` names on ``pairs`` at ``threshold``,
+    and its fingerprint (``vetcache eval --model`` and ``vetcache rollout gate``)."""
+    plain = [Pair(p.text_a, p.text_b, p.label, p.cohorts.kind, 0) for p in pairs]
+    values, fingerprint = await similarities(plain, embedder)
+    return by_cohort(pairs, values, threshold), fingerprint
+
+
 async def _measure(
     model: str,
     pairs: Sequence[TrainingPair],
@@ -79,9 +92,7 @@ async def _measure(
     embedder = CacheSettings(
         embedding_model=model, embedding_backend=args.backend, onnx_dir=settings.cache.onnx_dir
     )
-    plain = [Pair(p.text_a, p.text_b, p.label, p.cohorts.kind, 0) for p in pairs]
-    values, fingerprint = await similarities(plain, embedder)
-    return by_cohort(pairs, values, args.threshold), fingerprint
+    return await measure(embedder, pairs, args.threshold, similarities)
 
 
 def _render(

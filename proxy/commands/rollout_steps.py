@@ -1,6 +1,7 @@
 """The steps of ``vetcache rollout`` that do more than one store change: the migration
-(``cache.migration.Migrator``, until done), the margin gate on the target (``audit.evaluate``,
-recorded in the namespace's state), the evidence a cutover is judged on, the status."""
+(``cache.migration.Migrator``, until done), the release gate on the target (the embedder gate
+of ``vetcache eval --against``, recorded in the namespace's state), the evidence a cutover is
+judged on, the status."""
 
 from __future__ import annotations
 
@@ -9,22 +10,20 @@ from pathlib import Path
 
 from audit.backends import build_queue_and_ledger
 from audit.errors import InputError, LedgerError
-from audit.evaluate import Report, check_gate, score
-from audit.pairs import embed_similarities, load_pairs
+from audit.pairs import embed_similarities
 from audit.rollout_evidence import gather
 from audit.schema import Verdict
+from audit.training.embedder_gate import EmbedderGateLimits, check
+from audit.training.files import load_pair_file
 from cache.errors import RolloutRefused
 from cache.migration import Migrator
 from cache.rollout import Evidence, Rollout
 from cache.settings import CacheSettings
+from proxy.commands.embedder_gate import measure
 from proxy.rollout_view import render_text, status
 from proxy.settings import Settings
 
 VERDICTS_READ = 10_000
-MARGIN_TOLERANCE = 0.005
-"""How far under the serving version's overall margin the target's may be and still pass:
-the same model's int8 and fp32 forms differ by about this (0.078 vs 0.078 on the project's
-210 fixture pairs; pair-detection ROC-AUC within 0.003)."""
 
 
 async def _verdicts_since(settings: Settings, namespace: str, since: float) -> list[Verdict]:
@@ -90,42 +89,42 @@ def _settings_of(rollout: Rollout, base: CacheSettings, fingerprint: str) -> Cac
     )
 
 
-def _margin(report: Report) -> float | None:
-    return report.overall.margin
-
-
 async def gate(
     rollout: Rollout, namespace: str, pairs_file: Path, min_margin: float, base: CacheSettings
 ) -> int:
-    """The margin gate on the target (every gated cohort >= ``min_margin``, and the overall
-    margin not below the serving version's on the same pairs), recorded in the state."""
+    """The embedder release gate (``audit.training.embedder_gate``: the margin of every
+    gated cohort, and no regression against the serving version) on the target, measured
+    at the cache's threshold; its verdict recorded in the namespace's state."""
     state = await rollout.state(namespace)
     if state is None or state.target is None:
         raise RolloutRefused(["no migration in progress (vetcache rollout start)"])
     try:
-        pairs = load_pairs(pairs_file)
+        pairs = load_pair_file(pairs_file)
     except InputError as exc:
         for line in exc.errors[:20]:
-            print(line, file=sys.stderr)
+            print(f"vetcache: rollout: {line}", file=sys.stderr)
         return 2
-    target_values, _ = await embed_similarities(pairs, _settings_of(rollout, base, state.target))
-    serving_values, _ = await embed_similarities(pairs, _settings_of(rollout, base, state.serving))
-    target, serving = score(pairs, target_values), score(pairs, serving_values)
-    checked = check_gate(target, min_margin=min_margin)
-    failing = list(checked.failing)
-    if checked.missing is not None:
-        failing.append(f"the pairs have no {checked.missing}")
-    new, old = _margin(target), _margin(serving)
-    if new is not None and old is not None and new < old - MARGIN_TOLERANCE:
-        failing.append(f"overall margin {new:.3f} < the serving version's {old:.3f}")
-    summary = (
-        f"on {len(pairs)} pairs of {pairs_file.name}: margin {_fmt(new)} (serving {_fmt(old)})"
+    threshold = base.threshold
+    target, _ = await measure(
+        _settings_of(rollout, base, state.target), pairs, threshold, embed_similarities
     )
-    if failing:
-        summary += "; failing: " + ", ".join(failing)
-    await rollout.record_gate(namespace, not failing, summary)
-    print(f"margin gate {'failed' if failing else 'passed'} {summary}")
-    return 1 if failing else 0
+    serving, _ = await measure(
+        _settings_of(rollout, base, state.serving), pairs, threshold, embed_similarities
+    )
+    result = check(target, EmbedderGateLimits(min_margin=min_margin), serving)
+    overall, before = target.get("all"), serving.get("all")
+    summary = (
+        f"on {len(pairs)} pairs of {pairs_file.name} at {threshold:g}: margin "
+        f"{_fmt(overall.margin if overall else None)} "
+        f"(serving {_fmt(before.margin if before else None)})"
+    )
+    if result.failures:
+        summary += "; failing: " + "; ".join(
+            f"{name}: {', '.join(problems)}" for name, problems in result.failures.items()
+        )
+    await rollout.record_gate(namespace, result.passed, summary)
+    print(f"margin gate {'passed' if result.passed else 'failed'} {summary}")
+    return result.exit_status
 
 
 def _fmt(value: float | None) -> str:
