@@ -169,10 +169,11 @@ class Auditor:
     async def rollout_hit(self, *, request_id: str, key: CacheKey, lookup: Lookup) -> None:
         """Queue the would-be hit of a migrating namespace's target version (``key`` and
         ``lookup`` under the target, ``cache.version_shadow``) for the judge: evidence for
-        the cutover. Every one is queued (the shadow lookups are sampled already); nothing
-        is remembered for feedback (the client was answered by the serving version)."""
+        the cutover, sampled at the namespace's audit rate (no burn-in: the copies are not
+        served); nothing is remembered for feedback (the serving version answered)."""
         would = lookup.hit or lookup.shadow_hit
-        if would is None:
+        p = self.settings.sample_rate_for(key.namespace)
+        if would is None or not self.sampler.hit(key.namespace, self.settings.burn_in + 1):
             return
         job = _job(request_id, key, would.entry, would.similarity, lookup.threshold)
         update = {
@@ -180,7 +181,7 @@ class Auditor:
             "exact": would.exact,
             "verifier": lookup.verifier,
             "verifier_score": lookup.verifier_score,
-            "sample_p": 1.0,
+            "sample_p": p,
         }
         await self.spill.put(job.model_copy(update=update))
 
