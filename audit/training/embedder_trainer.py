@@ -118,27 +118,12 @@ def fine_tune(
         LengthGroupedBatchSampler,
         UniqueLengthGroupedBatchSampler,
     )
-    from audit.training.trainer import progress_callback
+    from audit.training.trainer import progress_callback, run_arguments
 
     rows = triplets(pairs) if hp.loss == "mnrl" else labelled(pairs)
     sampler = UniqueLengthGroupedBatchSampler if hp.loss == "mnrl" else LengthGroupedBatchSampler
     with tempfile.TemporaryDirectory(prefix="vetcache-train-embedder-") as scratch:
-        args = SentenceTransformerTrainingArguments(
-            output_dir=scratch,
-            num_train_epochs=hp.epochs,
-            per_device_train_batch_size=hp.batch_size,
-            learning_rate=hp.lr,
-            warmup_steps=hp.warmup_ratio,  # a float below 1: a share of the steps (v5)
-            seed=hp.seed,
-            data_seed=hp.seed,
-            save_strategy="no",
-            logging_strategy="epoch",
-            report_to="none",
-            use_cpu=True,
-            dataloader_num_workers=0,
-            disable_tqdm=True,
-            batch_sampler=sampler,
-        )
+        args = SentenceTransformerTrainingArguments(**run_arguments(hp, scratch, sampler))
         dataset = Dataset.from_dict(rows)
         trainer = SentenceTransformerTrainer(
             model=model, args=args, train_dataset=dataset, loss=_loss(model, hp)

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from audit.errors import InputError
-from audit.training.hyperparameters import Hyperparameters
+from audit.training.hyperparameters import EmbedderHyperparameters, Hyperparameters
 from audit.training.records import TrainingPair
 from cache.embedder import resolve_model
 
@@ -82,6 +82,30 @@ def _truncate(model: CrossEncoder, layers: int) -> None:
         network.config.num_hidden_layers = layers
 
 
+def run_arguments(
+    hp: Hyperparameters | EmbedderHyperparameters, scratch: str, sampler: object
+) -> dict[str, Any]:
+    """The training arguments both trainers (the verifier's and the embedder's) run with:
+    on CPU, one process, no dataloader workers, the seed on the data order too, nothing
+    saved mid-way, the loss said once an epoch (a run is a function of its inputs)."""
+    return {
+        "output_dir": scratch,
+        "num_train_epochs": hp.epochs,
+        "per_device_train_batch_size": hp.batch_size,
+        "learning_rate": hp.lr,
+        "warmup_steps": hp.warmup_ratio,  # a float below 1: a share of the steps (v5)
+        "seed": hp.seed,
+        "data_seed": hp.seed,
+        "save_strategy": "no",
+        "logging_strategy": "epoch",
+        "report_to": "none",
+        "use_cpu": True,
+        "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+        "batch_sampler": sampler,
+    }
+
+
 def progress_callback() -> TrainerCallback:
     """A trainer callback saying each epoch's loss on stderr (long runs are not silent)."""
     from transformers import TrainerCallback
@@ -130,20 +154,7 @@ def train(model: CrossEncoder, pairs: Sequence[TrainingPair], hp: Hyperparameter
     loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(weight))
     with tempfile.TemporaryDirectory(prefix="vetcache-train-") as scratch:
         args = CrossEncoderTrainingArguments(
-            output_dir=scratch,
-            num_train_epochs=hp.epochs,
-            per_device_train_batch_size=hp.batch_size,
-            learning_rate=hp.lr,
-            warmup_steps=hp.warmup_ratio,  # a float below 1: a share of the steps (v5)
-            seed=hp.seed,
-            data_seed=hp.seed,
-            save_strategy="no",
-            logging_strategy="epoch",
-            report_to="none",
-            use_cpu=True,
-            dataloader_num_workers=0,
-            disable_tqdm=True,
-            batch_sampler=LengthGroupedBatchSampler,
+            **run_arguments(hp, scratch, LengthGroupedBatchSampler)
         )
         trainer = CrossEncoderTrainer(
             model=model,
