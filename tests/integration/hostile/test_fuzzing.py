@@ -125,6 +125,11 @@ OPERATIONS = [
     ("GET", "/admin/review-queue"),
     ("GET", "/admin/hard-negatives"),
     ("POST", "/admin/verdicts/{verdict_id}/review"),
+    ("GET", "/admin/rollout/{namespace}"),
+    ("POST", "/admin/rollout/{namespace}/start"),
+    ("POST", "/admin/rollout/{namespace}/cutover"),
+    ("POST", "/admin/rollout/{namespace}/rollback"),
+    ("POST", "/admin/rollout/{namespace}/abort"),
 ]
 """Every operation of the document under the chat, feedback and admin routes (a test below
 keeps this list complete)."""
@@ -162,6 +167,8 @@ def test_fuzzed_requests_get_no_5xx_and_openai_errors(
     # route's own 409 past auth and validation.
     needs_cache = path == "/v1/feedback" or (path.startswith("/admin/") and path not in FREE)
     expected = 409 if cache == "cache off" and needs_cache else 200
+    if method == "POST" and path.startswith("/admin/rollout/"):
+        expected = 409  # a step refused by the namespace's state: past auth and validation
     assert statuses[GenerationMode.POSITIVE][expected], statuses
 
 
@@ -190,6 +197,7 @@ def test_openapi_documents_bodies_keys_and_errors(auth_on: Callable[..., Setting
         ("post", "/v1/feedback"): {"request_id", "correct"},
         ("put", "/admin/thresholds/{namespace}"): {"threshold"},
         ("post", "/admin/verdicts/{verdict_id}/review"): {"correct"},
+        ("post", "/admin/rollout/{namespace}/start"): {"version"},
     }
     for (method, path), required in bodies.items():
         schema = paths[path][method]["requestBody"]["content"]["application/json"]["schema"]
