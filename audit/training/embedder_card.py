@@ -73,4 +73,3 @@ def write_embedder_card(folder: Path, card: EmbedderCard) -> None:
     """Write ``card`` into ``folder``."""
     path = folder / EMBEDDER_CARD_FILE
     path.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
-
