@@ -3,10 +3,11 @@ never saw: the margin (mean similarity of same-answer pairs minus that of traps;
 gate wants >= 0.18 per cohort) and, at the operating threshold, the FP share of served hits
 and the recall of same-answer pairs, per cohort.
 
-    python tests/bench/embedder_quality.py [--loss mnrl cosent ...] [--threshold 0.95]
-        [--train-only]
+    python tests/bench/embedder_quality.py [--models mnrl cosent mnrl:1e-4:2 ...]
+        [--thresholds 0.95 0.9 0.85] [--train-only]
 
-Each loss is fine-tuned once as ``vetcache train --embedder --loss L`` does (the shipped
+Each loss (and learning rate and epochs) is fine-tuned once as ``vetcache train --embedder
+--loss L`` does (the shipped
 training pairs, audit/training_pairs/*.tsv, split by family with the default seed; trained
 on the train split) and cached under ``.cache/embedder-quality/<loss>``; delete it to
 retrain. Every model is measured as served (ONNX int8). Splits printed: ``train`` (in
@@ -39,24 +40,41 @@ from tests.bench.shared_data import ROOT
 
 HELD_OUT = ROOT / "tests" / "bench" / "data" / "verifier_heldout.tsv"
 CACHE = ROOT / ".cache" / "embedder-quality"
-LOSSES = ("mnrl", "cosent", "online-contrastive")
+DEFAULT_MODELS = (
+    "mnrl:2e-5:1", "cosent:2e-5:1", "online-contrastive:2e-5:1", "mnrl:1e-4:2",
+    "online-contrastive:1e-4:2",
+)  # fmt: skip
+"""Each loss at 2e-5 for one epoch, then the two best on validation with a larger step and
+two epochs (the last is ``vetcache train --embedder``'s default, chosen on validation)."""
 
 
-def _train(loss: str, pairs: Sequence[TrainingPair]) -> Path:
-    """The fine-tuned model of ``loss`` (trained now unless cached)."""
+def _spec(value: str) -> EmbedderHyperparameters:
+    """``LOSS`` or ``LOSS:LR:EPOCHS`` -> the hyperparameters (the rest default)."""
+    loss, *rest = value.split(":")
+    if len(rest) not in (0, 2):
+        raise argparse.ArgumentTypeError(f"LOSS or LOSS:LR:EPOCHS, found {value!r}")
+    found = {"loss": loss} if not rest else {"loss": loss, "lr": rest[0], "epochs": rest[1]}
+    try:
+        return EmbedderHyperparameters.model_validate(found)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).splitlines()[0]) from None
+
+
+def _train(hp: EmbedderHyperparameters, pairs: Sequence[TrainingPair]) -> Path:
+    """The model fine-tuned with ``hp`` (trained now unless cached), in
+    ``CACHE/<loss>-lr<lr>-e<epochs>``."""
     from audit.training.embedder_trainer import fine_tune, load_embedder
     from audit.training.trainer import torch_threads
 
-    folder = CACHE / loss
+    folder = CACHE / f"{hp.loss}-lr{hp.lr:g}-e{hp.epochs:g}"
     if (folder / "modules.json").is_file():
         return folder
-    hp = EmbedderHyperparameters(loss=loss)
     started = time.perf_counter()
     with torch_threads(hp.threads):
         model = load_embedder(hp)
         rows = fine_tune(model, pairs, hp)
     model.save(str(folder))
-    print(f"{loss}: trained on {rows} rows in {time.perf_counter() - started:.0f} s")
+    print(f"{folder.name}: trained on {rows} rows in {time.perf_counter() - started:.0f} s")
     return folder
 
 
@@ -106,7 +124,10 @@ def _pct(value: float | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--loss", nargs="+", choices=LOSSES, default=list(LOSSES))
+    parser.add_argument(
+        "--models", nargs="+", type=_spec, default=[_spec(m) for m in DEFAULT_MODELS],
+        metavar="LOSS[:LR:EPOCHS]", help=f"fine-tunings to measure (default: {' '.join(DEFAULT_MODELS)})",
+    )  # fmt: skip
     parser.add_argument(
         "--thresholds", type=float, nargs="+", default=[CacheSettings().threshold, 0.9, 0.85]
     )
@@ -114,7 +135,7 @@ def main() -> None:
     args = parser.parse_args()
     pairs = [p for path in shipped_pair_files() for p in load_pair_file(path)]
     splits = split_pairs(pairs, seed=EmbedderHyperparameters().seed)
-    models = {loss: str(_train(loss, splits["train"])) for loss in args.loss}
+    models = {path.name: str(path) for path in (_train(hp, splits["train"]) for hp in args.models)}
     if args.train_only:
         return
     groups = {

@@ -28,7 +28,18 @@ from tests.tiny_models import THINGS, VERBS, tiny_embedder, write_pairs
 
 pytestmark = pytest.mark.integration
 
-TINY = ["--epochs", "3", "--lr", "1e-3", "--batch-size", "16", "--threshold", "0.8"]
+TINY = [
+    "--loss",
+    "mnrl",
+    "--epochs",
+    "3",
+    "--lr",
+    "1e-3",
+    "--batch-size",
+    "16",
+    "--threshold",
+    "0.8",
+]
 COHORTS = ("all", "kind=politeness", "product=billing", "product=shipping")
 
 
