@@ -361,13 +361,17 @@ class SemanticCache:
 
     async def _copy_to_target(self, key: CacheKey, entry: CacheEntry) -> None:
         """While ``key``'s namespace migrates, write the new entry under the target too
-        (``cache.versions.copy_of``): the migration's walk may have passed it."""
+        (``cache.versions.copy_of``): the migration's walk may have passed it. A failure is
+        counted; the entry itself stands."""
         target = self.versions.target(key.namespace)
         if target is None or target.fingerprint == key.embedder:
             return
-        vector = await target.embed(key.text)
-        copy = copy_of(entry, target.fingerprint)
-        await self.store.put_copy(copy, vector, entry.created_at + self.settings.ttl_s)
+        try:
+            vector = await target.embed(key.text)
+            copy = copy_of(entry, target.fingerprint)
+            await self.store.put_copy(copy, vector, entry.created_at + self.settings.ttl_s)
+        except CacheError as exc:
+            self._incident(exc)
 
     async def confirm(self, key: CacheKey, entry: CacheEntry, asker: str) -> None:
         """Count ``asker`` for the pending ``entry`` under a ``confirm`` policy."""

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from cache import CacheSettings, SemanticCache
-from cache.embedder import HashEmbedder
+from cache.embedder import HashEmbedder, Vector
 from cache.embedder_set import EmbedderSet
-from cache.errors import NotCacheable, RolloutRefused
+from cache.errors import EmbedderError, NotCacheable, RolloutRefused
 from cache.observe import NULL_OBSERVER, Observer, Stage
 from cache.rollout import ALL, Evidence, Judged, Rollout, Shadow, refusals
 from cache.rollout_settings import RolloutSettings
@@ -223,5 +223,29 @@ async def test_a_namespace_serving_a_version_not_loaded_here_is_not_cached() -> 
             cache.key(body("hello"), "t", "ns")
         assert raised.value.reason == "version_unloaded"
         assert cache.key(body("hello"), "t", "elsewhere").embedder == "hash:32"
+    finally:
+        await cache.close()
+
+
+class Broken(HashEmbedder):
+    """A target version whose model fails on every text."""
+
+    async def embed(self, text: str, deadline: float | None = None) -> Vector:
+        raise EmbedderError("the model failed")
+
+
+async def test_a_copy_that_fails_leaves_the_admission_standing() -> None:
+    store = MemoryStore()
+    embedders = EmbedderSet(HashEmbedder(), "base", {"v2": Broken(name="v2")})
+    cache = SemanticCache(CacheSettings(), store, embedders.primary, checks=[], versions=embedders)
+    await cache.open()
+    try:
+        await Rollout(store, embedders, SETTINGS).start("ns", "v2")
+        await cache.refresh_thresholds()
+        key = cache.key(body("hello there"), "t", "ns")
+        entry = await cache.admit(key, None, {"choices": [{"message": {"content": "hi"}}]})
+        assert entry is not None
+        assert await store.get_exact(key.scope, key.exact) == entry
+        assert cache.errors == 1  # the failed copy, counted
     finally:
         await cache.close()
