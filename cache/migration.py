@@ -148,7 +148,9 @@ class Migrator:
                 raise (unexpected or errors)[0]  # the embedder is down: stop (see the top)
             for (entry, expires), vector in zip(group, vectors, strict=True):
                 if isinstance(vector, BaseException):
-                    log.warning("migration: cannot embed entry %s: %s", entry.id, vector)
+                    log.warning(
+                        "migration: cannot embed entry %s: %s", entry.id, type(vector).__name__
+                    )
                     failed += 1
                 elif await self.store.put_copy(copy_of(entry, target), vector, expires):
                     copied += 1
