@@ -18,6 +18,9 @@ from cache.rollout import ALL, Evidence, Judged, shadow_from_counts
 from cache.stores.base import Store
 from cache.versions import VersionState
 
+VERDICTS_READ = 10_000
+"""Verdicts of a namespace read for its evidence, newest first, at most."""
+
 
 def judged(verdicts: Iterable[Verdict]) -> dict[str, Judged]:
     """Labelled semantic (would-be) hits per cohort: how many, how many false."""

@@ -27,6 +27,8 @@ from cache.versions import MigrationProgress, VersionState
 ALL = "all"
 """The cohort of every lookup."""
 SHADOW_FIELDS = ("lookups", "serving_hits", "target_hits", "agree")
+_NO_TARGET = {"target": None, "gate_passed": None, "gate_summary": ""}
+"""A state's fields once its migration is over (aborted)."""
 
 
 class Judged(BaseModel):
@@ -258,6 +260,3 @@ class Rollout:
         new = state.model_copy(update={"previous": None, "previous_until": None})
         await self._set(namespace, new, state)
         return await self.store.purge_version(namespace, state.previous)
-
-
-_NO_TARGET = {"target": None, "gate_passed": None, "gate_summary": ""}

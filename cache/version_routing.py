@@ -50,7 +50,3 @@ class VersionRouting:
         if embedder is None:
             raise NotCacheable(f"embedding version {fingerprint} is not loaded", "version_unloaded")
         return embedder
-
-    def name(self, fingerprint: str) -> str:
-        """The config's name for a fingerprint (the fingerprint itself when not loaded)."""
-        return self.embedders.name_of(fingerprint) or fingerprint

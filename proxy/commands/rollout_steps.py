@@ -11,7 +11,7 @@ from pathlib import Path
 from audit.backends import build_queue_and_ledger
 from audit.errors import InputError, LedgerError
 from audit.pairs import embed_similarities
-from audit.rollout_evidence import gather
+from audit.rollout_evidence import VERDICTS_READ, gather
 from audit.schema import Verdict
 from audit.training.embedder_gate import EmbedderGateLimits, check
 from audit.training.files import load_pair_file
@@ -22,8 +22,6 @@ from cache.settings import CacheSettings
 from proxy.commands.embedder_gate import measure
 from proxy.rollout_view import render_text, status
 from proxy.settings import Settings
-
-VERDICTS_READ = 10_000
 
 
 async def _verdicts_since(settings: Settings, namespace: str, since: float) -> list[Verdict]:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from audit.rollout_evidence import gather
+from audit.rollout_evidence import VERDICTS_READ, gather
 from audit.schema import Verdict
 from cache.errors import RolloutRefused, StoreError
 from cache.rollout import Rollout
@@ -23,8 +23,6 @@ from proxy.rollout_view import status
 from proxy.wire import json_response, read_json, validate
 
 router = APIRouter(prefix="/admin/rollout", tags=["admin"], dependencies=[Depends(deps.admin)])
-VERDICTS_READ = 10_000
-"""Verdicts read for a status, newest first, at most."""
 
 
 class RolloutStart(BaseModel):
@@ -67,6 +65,8 @@ async def _step(service: ChatService, namespace: str, step: str, version: str = 
     checked_namespace(namespace, "namespace")
     rollout = _rollout(service)
     try:
+        if step == "status":
+            return await _status(service, rollout, namespace)
         if step == "start":
             await rollout.start(namespace, version)
         elif step == "cutover":
