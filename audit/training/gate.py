@@ -51,6 +51,18 @@ class GateResult(BaseModel):
     def exit_status(self) -> int:
         return 0 if self.passed else 1
 
+    def notes(self) -> dict[str, str]:
+        """Per cohort what the gate said of it: why it failed, or ``gated``."""
+        found = {name: "; ".join(problems) for name, problems in self.failures.items()}
+        found.update({name: "gated" for name in self.gated if name not in found})
+        return found
+
+    @property
+    def verdict(self) -> str:
+        """The decision in one line."""
+        failing = ", ".join(self.failures)
+        return "passed" if self.passed else f"REFUSED: gated cohorts failing: {failing}"
+
 
 def _gated(name: str, metrics: Metrics, limits: GateLimits) -> bool:
     field = name.split("=", 1)[0]

@@ -115,11 +115,7 @@ def _render(
             else {name: m.model_dump() for name, m in in_force.items()},
         }
         return json.dumps(document, indent=2) + "\n"
-    notes = {name: "; ".join(problems) for name, problems in result.failures.items()}
-    notes.update({n: "gated" for n in result.gated if n not in notes})
-    failing = ", ".join(result.failures)
-    verdict = "passed" if result.passed else f"REFUSED: gated cohorts failing: {failing}"
-    return f"{table(metrics, in_force, notes)}\n{verdict}\n"
+    return f"{table(metrics, in_force, result.notes())}\n{result.verdict}\n"
 
 
 async def run_gate(

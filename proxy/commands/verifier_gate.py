@@ -91,11 +91,7 @@ def _render(args: argparse.Namespace, metrics: dict[str, Metrics], result: GateR
             "cohorts": {name: m.model_dump() for name, m in metrics.items()},
         }
         return json.dumps(document, indent=2) + "\n"
-    notes = {name: "; ".join(problems) for name, problems in result.failures.items()}
-    notes.update({n: "gated" for n in result.gated if n not in notes})
-    failing = ", ".join(result.failures)
-    verdict = "passed" if result.passed else f"REFUSED: gated cohorts failing: {failing}"
-    return f"{table(metrics, notes)}\n{verdict}\n"
+    return f"{table(metrics, result.notes())}\n{result.verdict}\n"
 
 
 async def run_gate(
