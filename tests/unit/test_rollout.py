@@ -121,13 +121,21 @@ async def test_the_steps_move_a_namespace_and_back() -> None:
         await rollout.purge("ns")
 
 
+class StaleView(MemoryStore):
+    """A store whose reads of the states lag one change behind (another operator's step
+    landed between this one's read and its write)."""
+
+    async def versions(self) -> dict[str, VersionState]:
+        return {}
+
+
 async def test_a_step_on_a_state_someone_changed_meanwhile_is_refused() -> None:
-    store = MemoryStore()
-    rollout = Rollout(store, versions(), SETTINGS)
-    stale = await rollout.state("ns")
-    await rollout.start("ns", "v2")
-    assert not await store.set_version("ns", None, stale)  # the CAS the steps rely on
-    assert (await rollout.state("ns")) is not None
+    store = StaleView()
+    theirs = VersionState(serving="hash:32", target="v2:32", changed_at=1.0)
+    assert await store.set_version("ns", theirs, None)
+    with pytest.raises(RolloutRefused, match="changed meanwhile"):
+        await Rollout(store, versions(), SETTINGS).start("ns", "v2")
+    assert not await store.set_version("ns", None, None)  # theirs still stands
 
 
 class Stages(Observer):
