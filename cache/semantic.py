@@ -16,20 +16,19 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import orjson
 
 from cache import admission
-from cache.contrast import ContrastCheck
+from cache.checks import default_checks
 from cache.deadline import Deadlines
 from cache.embedder import Embedder, Vector
 from cache.embedder_set import EmbedderSet
 from cache.errors import CacheError, EmbedderError, Overloaded, StoreError, StoreUnusable
 from cache.incidents import Incidents
 from cache.keys import derive_key
-from cache.language_check import LanguageCheck
 from cache.neighbourhood import neighbours
 from cache.observe import NULL_OBSERVER, Observer
 from cache.periodic import Periodic
@@ -53,24 +52,6 @@ class _Found(NamedTuple):
     """Most similar first: the exact repeat alone, or the search's nearest."""
     vector: Vector | None = None
     pending: CacheEntry | None = None
-
-
-def default_checks(settings: CacheSettings) -> list[Check]:
-    """The checks the settings turn on: the language check (cheapest, first), the contrast
-    guard, the learned verifier (dearest, last; its model loads in ``open``)."""
-    checks: list[Check] = []
-    if settings.embedder_languages:
-        checks.append(LanguageCheck(settings.embedder_languages))
-    if settings.contrast_guard:
-        checks.append(ContrastCheck())
-    if settings.verifier is not None:
-        from pathlib import Path
-
-        from cache.verifier import VerifierCheck
-
-        onnx_dir = Path(settings.onnx_dir) if settings.onnx_dir else None
-        checks.append(VerifierCheck(settings.verifier, onnx_dir))
-    return checks
 
 
 class SemanticCache:
@@ -174,18 +155,28 @@ class SemanticCache:
         """The threshold in force (``CacheSettings.threshold_for``, with the live ones)."""
         return self.settings.threshold_for(namespace, self._live, requested, may_loosen)
 
-    async def lookup(self, key: CacheKey, threshold: float, *, observed: bool = True) -> Lookup:
+    async def lookup(
+        self,
+        key: CacheKey,
+        threshold: float,
+        *,
+        observed: bool = True,
+        on_exact_miss: Callable[[], None] | None = None,
+    ) -> Lookup:
         """The candidates (exact layer first, then the nearest within the scope; the
         ``search_k`` nearest when the policy refused the nearest) and the serving policy's
         choice among them; ``fail_open`` within the budget. ``observed`` False (a shadow
-        lookup under a rollout's target, after the answer): no stage timings, no incidents."""
+        lookup under a rollout's target, after the answer): no stage timings, no incidents.
+        ``on_exact_miss`` is called once the exact layer has no servable entry, before the
+        embedding (speculation: ``proxy.speculation``)."""
         budget = self.settings.lookup_budget_ms / 1000.0
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + budget
         observer = self.observer if observed else NULL_OBSERVER
         try:
-            found = await self.deadlines.run(self._find(key, deadline, observer), deadline)
+            find = self._find(key, deadline, observer, on_exact_miss)
+            found = await self.deadlines.run(find, deadline)
         except (CacheError, TimeoutError) as exc:
             if observed:
                 self._incident(exc)
@@ -273,7 +264,13 @@ class SemanticCache:
             for c in candidates
         )
 
-    async def _find(self, key: CacheKey, deadline: float, observer: Observer) -> _Found:
+    async def _find(
+        self,
+        key: CacheKey,
+        deadline: float,
+        observer: Observer,
+        on_exact_miss: Callable[[], None] | None = None,
+    ) -> _Found:
         """Runs as a task of its own that ``lookup`` may abandon (not cancel); between its
         steps it checks the deadline itself, so an abandoned find stops at its next step."""
         if not self._store_open:
@@ -286,6 +283,8 @@ class SemanticCache:
             return _Found(
                 await self._labelled([Candidate(entry=exact, similarity=1.0, exact=True)], None)
             )
+        if on_exact_miss is not None:
+            on_exact_miss()
         _in_time(deadline)
         with observer.timed("embed"):
             vector = await self.versions.embedder(key.embedder).embed(key.text, deadline)

@@ -120,6 +120,13 @@ class CacheSettings(BaseModel):
     upstream; metrics and verdicts report what the cache would have done."""
     shadow_namespaces: frozenset[str] = frozenset()
     """Shadow mode for these namespaces only."""
+    speculate: bool = False
+    """Start the upstream call as soon as the exact layer misses, concurrently with embedding
+    and search; a semantic hit cancels it (``proxy.speculation``). A miss then costs about
+    the upstream's own latency instead of lookup + upstream; a cancelled call may still be
+    billed for its prompt (``vetcache_speculative_calls_total{outcome="cancelled"}``)."""
+    speculative_namespaces: frozenset[str] = frozenset()
+    """Speculate in these namespaces only (``speculate`` turns it on everywhere)."""
     admission: Admission = "open"
     """Default admission policy (against cache poisoning: see ``Admission``)."""
     namespace_admission: dict[str, Admission] = Field(default_factory=dict)
@@ -168,6 +175,10 @@ class CacheSettings(BaseModel):
     def admission_for(self, namespace: str) -> Admission:
         """The admission policy of ``namespace``."""
         return self.namespace_admission.get(namespace, self.admission)
+
+    def speculates(self, namespace: str) -> bool:
+        """Whether a miss in ``namespace`` calls the upstream before its lookup ends."""
+        return self.speculate or namespace in self.speculative_namespaces
 
     def is_shadow(self, namespace: str) -> bool:
         """Whether ``namespace`` runs in shadow mode."""

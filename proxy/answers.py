@@ -20,6 +20,7 @@ import orjson
 from cache.replay import assemble, replay
 from proxy.flights import Completion, Flight
 from proxy.metrics import Metrics
+from proxy.speculation import Call
 from proxy.tracing import Tracing, upstream_span
 from proxy.upstream import Upstream, UpstreamReply, UpstreamStream
 
@@ -64,28 +65,60 @@ class UpstreamCalls:
             return reply
 
     async def stream(self, body: Mapping[str, Any]) -> UpstreamStream:
-        """The upstream's chunks, timed (and traced) from the call to the last chunk."""
+        """The upstream's chunks, timed (and traced) from the call to the last chunk, or to
+        the stream's ``aclose``."""
         started = time.perf_counter()
         span = self.tracing.start_span("vetcache.upstream")
+
+        def finish(usage: Mapping[str, Any] | None) -> None:
+            self.metrics.stage("upstream", time.perf_counter() - started)
+            upstream_span(span, body["model"], usage)
+            span.end()
+
         try:
             stream = await self.upstream.chat_stream(body)
         except BaseException:
-            self.metrics.stage("upstream", time.perf_counter() - started)
-            span.end()
+            finish(None)
             raise
+        return UpstreamStream(_Timed(stream.chunks, finish), stream.answering)
 
-        async def timed() -> Chunks:
-            usage = None
-            try:
-                async for chunk in stream.chunks:
-                    usage = chunk.get("usage") or usage
-                    yield chunk
-            finally:
-                self.metrics.stage("upstream", time.perf_counter() - started)
-                upstream_span(span, body["model"], usage)
-                span.end()
 
-        return UpstreamStream(timed(), stream.answering)
+class _Timed:
+    """A stream's chunks that report once, when they end, fail or are closed unread."""
+
+    def __init__(self, chunks: Chunks, finish: Callable[[Mapping[str, Any] | None], None]) -> None:
+        self._chunks = chunks
+        self._finish: Callable[[Mapping[str, Any] | None], None] | None = finish
+        self._usage: Mapping[str, Any] | None = None
+
+    def __aiter__(self) -> _Timed:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        try:
+            chunk = await self._chunks.__anext__()
+        except BaseException:
+            self._end()
+            raise
+        self._usage = chunk.get("usage") or self._usage
+        return chunk
+
+    def _end(self) -> None:
+        finish, self._finish = self._finish, None
+        if finish is not None:
+            finish(self._usage)
+
+    async def aclose(self) -> None:
+        """Release the upstream's stream (its connection), read to the end or not."""
+        self._end()
+        await close(self._chunks)
+
+
+async def close(chunks: Chunks) -> None:
+    """Close ``chunks`` if they can be (an async generator, the upstream's stream)."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 class AnswerForm(ABC, Generic[T]):
@@ -103,9 +136,16 @@ class AnswerForm(ABC, Generic[T]):
         """From the completion a leader's call returned."""
 
     @abstractmethod
-    async def fresh(self, body: Mapping[str, Any], flight: Flight, done: Done) -> Answer[T]:
-        """From an upstream call of its own, landed on ``flight`` and handed to ``done`` once
-        complete (an error, or a stream broken off, lands nothing)."""
+    def start(self, body: Mapping[str, Any]) -> Call[Any]:
+        """Its upstream call, started now, for ``fresh`` to use later (``proxy.speculation``)."""
+
+    @abstractmethod
+    async def fresh(
+        self, body: Mapping[str, Any], flight: Flight, done: Done, started: Call[Any] | None = None
+    ) -> Answer[T]:
+        """From an upstream call of its own (``started`` already, or made now), landed on
+        ``flight`` and handed to ``done`` once complete (an error, or a stream broken off,
+        lands nothing)."""
 
 
 class JsonAnswer(AnswerForm[bytes]):
@@ -117,9 +157,14 @@ class JsonAnswer(AnswerForm[bytes]):
     def shared(self, completion: Completion) -> Answer[bytes]:
         return Answer(orjson.dumps(completion), lambda: completion.get("usage"))
 
-    async def fresh(self, body: Mapping[str, Any], flight: Flight, done: Done) -> Answer[bytes]:
+    def start(self, body: Mapping[str, Any]) -> Call[UpstreamReply]:
+        return Call(self.calls.chat(body), _nothing)
+
+    async def fresh(
+        self, body: Mapping[str, Any], flight: Flight, done: Done, started: Call[Any] | None = None
+    ) -> Answer[bytes]:
         with flight:
-            reply = await self.calls.chat(body)
+            reply: UpstreamReply = await (started.result() if started else self.calls.chat(body))
             done(reply.completion, reply.answered_by)
             flight.land(reply.completion)
         return self.shared(reply.completion)
@@ -139,27 +184,61 @@ class StreamAnswer(AnswerForm[Chunks]):
     def shared(self, completion: Completion) -> Answer[Chunks]:
         return Answer(_aiter(replay(completion, include_usage=self.include_usage)))
 
-    async def fresh(self, body: Mapping[str, Any], flight: Flight, done: Done) -> Answer[Chunks]:
+    def start(self, body: Mapping[str, Any]) -> Call[UpstreamStream]:
+        return Call(self.calls.stream(body), _close_stream)
+
+    async def fresh(
+        self, body: Mapping[str, Any], flight: Flight, done: Done, started: Call[Any] | None = None
+    ) -> Answer[Chunks]:
         try:
-            stream = await self.calls.stream(body)
+            stream: UpstreamStream = await (
+                started.result() if started else self.calls.stream(body)
+            )
         except BaseException:
             flight.land(None)
             raise
-        return Answer(_tee(stream, flight, done))
+        return Answer(_tee(stream, flight, done, self.include_usage))
 
 
-async def _tee(stream: UpstreamStream, flight: Flight, done: Done) -> Chunks:
+async def _tee(stream: UpstreamStream, flight: Flight, done: Done, include_usage: bool) -> Chunks:
     """Pass chunks through as they arrive; once the stream completed, hand the whole answer
-    to the followers and to ``done``. An interrupted stream lands nothing."""
+    to the followers and to ``done``. An interrupted stream lands nothing, and a stream left
+    unread (the client went away) is closed at once, releasing the upstream connection.
+
+    The upstream is always asked for usage (``proxy.upstream``), so the entry carries it; a
+    client that did not ask for it (``stream_options.include_usage``) does not see it."""
     seen: list[dict[str, Any]] = []
-    with flight:
-        async for chunk in stream.chunks:
-            seen.append(chunk)
-            yield chunk
-        completion = assemble(seen)
-        if completion is not None:
-            done(completion, stream.answering())
-            flight.land(completion)
+    try:
+        with flight:
+            async for chunk in stream.chunks:
+                seen.append(chunk)
+                shown = chunk if include_usage else _without_usage(chunk)
+                if shown is not None:
+                    yield shown
+            completion = assemble(seen)
+            if completion is not None:
+                done(completion, stream.answering())
+                flight.land(completion)
+    finally:
+        await close(stream.chunks)
+
+
+def _without_usage(chunk: dict[str, Any]) -> dict[str, Any] | None:
+    """``chunk`` as a client that did not ask for usage sees it: the usage chunk (no choices)
+    not at all, another chunk without its ``usage`` field."""
+    if "usage" not in chunk:
+        return chunk
+    if not chunk.get("choices"):
+        return None
+    return {name: value for name, value in chunk.items() if name != "usage"}
+
+
+async def _nothing(_reply: UpstreamReply) -> None:
+    """A JSON reply holds nothing open."""
+
+
+async def _close_stream(stream: UpstreamStream) -> None:
+    await close(stream.chunks)
 
 
 async def _aiter(chunks: Iterable[dict[str, Any]]) -> Chunks:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -30,6 +31,7 @@ from proxy.directives import Directives
 from proxy.flights import Completion, Flight, Flights
 from proxy.metrics import Metrics
 from proxy.report import CacheReport, report
+from proxy.speculation import Speculation
 from proxy.tracing import Tracing
 from proxy.upstream import Upstream
 
@@ -108,19 +110,32 @@ class ChatService:
         request_id: str,
         form: AnswerForm[T],
     ) -> Reply[T]:
-        """Resolve, then answer in ``form``: from the entry served, else from the upstream."""
-        resolved = await self.resolve(body, who, how, request_id)
+        """Resolve, then answer in ``form``: from the entry served, else from the upstream
+        (the call the exact layer's miss started, under ``cache.speculate``)."""
+        speculation = Speculation(self._flights, lambda: form.start(body))
+        try:
+            resolved = await self.resolve(body, who, how, request_id, speculation)
+        except BaseException:
+            speculation.drop()
+            raise
         served = resolved.lookup.hit if resolved.lookup is not None else None
         if served is not None:
+            self._speculated(resolved, speculation.drop(), "cancelled")
             answer = form.cached(served.entry.response)
         else:
-            answer = await self._fresh(body, how, request_id, resolved, form)
+            answer = await self._fresh(body, how, request_id, resolved, form, speculation)
         return Reply(answer, resolved.report, resolved.after)
 
     async def resolve(
-        self, body: Mapping[str, Any], who: Principal, how: Directives, request_id: str
+        self,
+        body: Mapping[str, Any],
+        who: Principal,
+        how: Directives,
+        request_id: str,
+        speculation: Speculation | None = None,
     ) -> Resolution:
-        """The one resolution step: key, lookup and decision, report, after-work."""
+        """The one resolution step: key, lookup and decision, report, after-work.
+        ``speculation`` begins when the exact layer misses, if the namespace speculates."""
         asker = who.key_id or f"request:{request_id}"
         key = self._key(body, who, how)
         bypass = key if isinstance(key, str) else None
@@ -129,7 +144,10 @@ class ChatService:
         if key is not None and how.lookup:
             assert self.cache is not None
             threshold = self.cache.threshold(how.namespace, how.threshold, how.may_loosen)
-            lookup = await self.cache.lookup(key, threshold)
+            hook = None
+            if speculation is not None and self.cache.settings.speculates(key.namespace):
+                hook = partial(speculation.begin, key.exact)
+            lookup = await self.cache.lookup(key, threshold, on_exact_miss=hook)
             shadow_mode = self.cache.settings.is_shadow(key.namespace)
             self.metrics.lookup(key.namespace, lookup, shadow_mode, key.tenant)
         after = self._after(request_id, key, lookup, who, asker)
@@ -154,12 +172,17 @@ class ChatService:
         request_id: str,
         resolved: Resolution,
         form: AnswerForm[T],
+        speculation: Speculation,
     ) -> Answer[T]:
-        """An answer from the upstream, shared among identical misses in flight."""
+        """An answer from the upstream, shared among identical misses in flight: the call
+        speculation started (this request leads its flight), else one started now."""
         key = resolved.key
         if key is None:
             return await form.fresh(body, Flight.alone(), lambda completion, answered_by: None)
-        flight = self._flights.join(key.exact)
+        started, flight = speculation.call, speculation.flight
+        self._speculated(resolved, started is not None, "used")
+        if flight is None:
+            flight = self._flights.join(key.exact)
         if not flight.leads:
             shared = await flight.follow()
             if shared is not None:
@@ -169,7 +192,13 @@ class ChatService:
         def admit(completion: Completion, answered_by: str | None) -> None:
             self._admit_later(key, resolved, body, completion, how, request_id, answered_by)
 
-        return await form.fresh(body, flight, admit)
+        return await form.fresh(body, flight, admit, started)
+
+    def _speculated(self, resolved: Resolution, started: bool, outcome: str) -> None:
+        """Count a speculative call ``used`` by a miss or ``cancelled`` by a hit."""
+        if started and resolved.key is not None:
+            key = resolved.key
+            self.metrics.speculation.count(key.namespace, key.tenant, outcome)
 
     def _after(
         self,

@@ -4,8 +4,7 @@
 service counts. Gauges that summarise shared state (queue depth, FP rate, thresholds,
 entries; FP rate per cohort in ``proxy.cohort_metrics``) are set by ``proxy.refresher``;
 ``proxy.exposition`` renders ``/metrics`` (every worker's samples with ``--workers N``).
-Audit workers expose their own ``/metrics`` on ``--metrics-port`` (default 9102): scrape
-both.
+Audit workers expose their own ``/metrics`` on ``--metrics-port`` (9102): scrape both.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from audit.stats import FPRate
 from cache import Lookup, Outcome
 from proxy.cohort_metrics import CohortGauges
 from proxy.logs import note_stage
+from proxy.speculation import SpeculativeCalls
 from proxy.tracing import Tracing
 from proxy.version_metrics import VersionGauges
 
@@ -80,6 +80,7 @@ class Metrics(AuditObserver):
         self._declare_views(registry)
         self.cohorts = CohortGauges(registry, self.namespace, OTHER)
         self.versions = VersionGauges(registry, self.namespace, OTHER)
+        self.speculation = SpeculativeCalls(registry, self.namespace)
 
     def _declare_requests(self, r: CollectorRegistry) -> None:
         """What each chat request counts."""

@@ -16,11 +16,12 @@ from pydantic import ValidationError
 from audit.schema import AuditJob, Verdict
 from audit.stats import cohort, fp_breakdown
 from cache import CacheEntry, CacheKey, Candidate, Outcome
+from cache.checks import default_checks
 from cache.embedder import HashEmbedder
 from cache.language import LABELS, LANGUAGES, OTHER, UNDETERMINED, detect, label
 from cache.language_check import LanguageCheck
 from cache.policy import ServingPolicy
-from cache.semantic import SemanticCache, default_checks
+from cache.semantic import SemanticCache
 from cache.settings import CacheSettings
 from cache.stores.memory import MemoryStore
 from proxy.metrics import Metrics

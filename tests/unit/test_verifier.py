@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from cache import Check, Outcome, ServingPolicy
+from cache.checks import default_checks
 from cache.contrast import ContrastCheck
 from cache.embedder import HashEmbedder
 from cache.observe import Observer
-from cache.semantic import SemanticCache, default_checks
+from cache.semantic import SemanticCache
 from cache.settings import CacheSettings
 from cache.stores.memory import MemoryStore
 from cache.verifier import FakeScorer, VerifierCheck
