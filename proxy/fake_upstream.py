@@ -26,7 +26,10 @@ faulty "model" while the others stay healthy:
 - ``finish-null``: answer with ``finish_reason: null`` (JSON and streams);
 - ``refusal``: a refusal (``message.refusal`` set, no content; streamed as ``delta.refusal``);
 - ``empty``: an empty answer (``content: ""``, finish ``stop``);
-- ``function-call``: a legacy ``function_call`` answer with finish ``stop``.
+- ``function-call``: a legacy ``function_call`` answer with finish ``stop``;
+- ``flaky-<n>``: answer 503 to the first ``n`` calls with the same messages, then answer;
+- ``retry-after-<s>``: answer 429 with ``Retry-After: <s>`` to the first such call;
+- ``slow-stream-<ms>``: stream one chunk per word, ``ms`` apart (after the first).
 
 Scripted judge replies, for testing judges that call a model:
 
@@ -35,7 +38,9 @@ Scripted judge replies, for testing judges that call a model:
 - ``judge-flaky``: prose on odd-numbered calls, ``{"score": 1.0, ...}`` on even ones.
 
 ``GET /fake/requests`` reports how many requests each route and model has received since
-start, so a test can tell whether a call reached the upstream (and how often: retries).
+start, so a test can tell whether a call reached the upstream (and how often: retries), and
+how many streams of each model ended (``"stream finished <model>"``) or were broken off by
+the client (``"stream aborted <model>"``).
 """
 
 from __future__ import annotations
@@ -131,6 +136,7 @@ class FakeUpstream:
         self.latency_s = max(latency_ms, 0.0) / 1000.0
         self.embedder = embedder
         self.received: Counter[str] = Counter()
+        self.calls: Counter[tuple[str, str]] = Counter()
 
     async def _wait(self, model: str, simulated: bool = True) -> None:
         delay = self.latency_s if simulated else 0.0
@@ -181,7 +187,7 @@ class FakeUpstream:
         if not isinstance(messages, list) or not messages:
             return _error(400, "'messages' must be a non-empty array")
         await self._wait(model)
-        fault = self._fault(model, make_answer(model, messages))
+        fault = self._fault(model, make_answer(model, messages)) or self._transient(model, messages)
         if fault is not None:
             return fault
         text = self._judge_reply(model) if model.startswith("judge-") else None
@@ -203,7 +209,7 @@ class FakeUpstream:
             stream = _stream(
                 completion_id, model, message, reason, usage if include_usage else None
             )
-            return StreamingResponse(stream, media_type="text/event-stream")
+            return StreamingResponse(self._counted(model, stream), media_type="text/event-stream")
         return _json(
             {
                 "id": completion_id,
@@ -217,6 +223,30 @@ class FakeUpstream:
                 "usage": usage,
             }
         )
+
+    def _transient(self, model: str, messages: list[Any]) -> Response | None:
+        """A ``flaky-<n>`` or ``retry-after-<s>`` model's failure for this call, if any."""
+        if not model.startswith(("flaky-", "retry-after-")):
+            return None
+        key = (model, make_answer(model, messages))
+        self.calls[key] += 1
+        if model.startswith("flaky-") and self.calls[key] <= int(model.removeprefix("flaky-")):
+            return _error(503, "simulated overload", code="fake_503")
+        if model.startswith("retry-after-") and self.calls[key] == 1:
+            response = _error(429, "simulated rate limit", code="fake_429")
+            response.headers["retry-after"] = model.removeprefix("retry-after-")
+            return response
+        return None
+
+    async def _counted(self, model: str, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """``stream``, counted as finished or aborted (see the module)."""
+        try:
+            async for data in stream:
+                yield data
+        except BaseException:
+            self.received[f"stream aborted {model}"] += 1
+            raise
+        self.received[f"stream finished {model}"] += 1
 
     async def embeddings(self, request: Request) -> Response:
         body = await self._body(request)
@@ -317,7 +347,10 @@ async def _stream(
     yield chunk({"role": "assistant", "content": ""}, None)
     words = (message.get("content") or "").split(" ") if message.get("content") else []
     cut = len(words) // 2 if model == "truncate" else len(words)
+    pause = int(model.removeprefix("slow-stream-")) / 1000 if model.startswith("slow-") else 0.0
     for i, word in enumerate(words[:cut]):
+        if pause and i:
+            await asyncio.sleep(pause)
         yield chunk({"content": word if i == 0 else " " + word}, None)
     for field in ("refusal", "function_call"):
         if message.get(field) is not None:

@@ -69,6 +69,7 @@ class Resources:
                 )
                 await self.auditor.open()
         self.upstream = Upstream(settings)
+        await self.upstream.open()
         self.chat = ChatService(self.upstream, cache, self.auditor, self.metrics, self.tracing)
         self._refresher = MetricsRefresher(self.metrics, settings.metrics, cache, self.auditor)
         self._refresher.start()

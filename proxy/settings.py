@@ -84,6 +84,22 @@ class ModelRoute(_Frozen):
     """Aliases tried in order when this alias fails after its retries."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Extra litellm parameters for this deployment (``api_version``, ``organization``...)."""
+    wire: Literal["auto", "openai", "litellm"] = "auto"
+    """How the gateway calls this deployment: ``openai``, its own direct client (the
+    deployment speaks OpenAI's wire format); ``litellm``, litellm's Router (translation to
+    other providers); ``auto``, the direct client when litellm's provider resolution names a
+    provider that speaks OpenAI's format and ``params`` hold nothing litellm-specific
+    (docs/architecture.md, "Two lanes")."""
+    weight: float = Field(default=1.0, gt=0)
+    """This deployment's share of its alias's traffic, relative to the alias's others."""
+    connect_timeout: float = Field(default=10.0, gt=0)
+    """Seconds to open a connection to this deployment (direct lane)."""
+    stream_idle_timeout: float | None = Field(default=None, gt=0)
+    """Seconds a stream may wait for its next bytes before it is abandoned (direct lane);
+    default ``timeout``. A stream has no total timeout."""
+    cooldown_s: float = Field(default=0.0, ge=0)
+    """Seconds this deployment is skipped after a failure worth retrying (429, 5xx,
+    timeout, unreachable) while its alias has another deployment (direct lane); 0: off."""
 
     @field_validator("model_name")
     @classmethod

@@ -1,9 +1,11 @@
-"""Upstream calls through a litellm ``Router`` built from the config's ``model_list``.
+"""Upstream calls, on two lanes: deployments that speak OpenAI's wire format through the
+gateway's own direct client (``proxy.lane_client``; ``proxy.lane_routes`` decides which),
+the others through a litellm ``Router`` built from the config's ``model_list``.
 
 litellm speaks to every provider; this module keeps the gateway's contract around it:
 client bodies can never set litellm's own control parameters (keys, base URLs, retries),
 and every upstream failure becomes one of the gateway's errors, logged as one line
-(``proxy.upstream_errors``).
+(``proxy.upstream_errors``; ``proxy.lane_errors`` on the direct lane).
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 import base64
 import logging
 import struct
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import ModuleType
+from typing import Any, Literal
 
 from audit.llm_client import close_litellm_clients, import_litellm
 from proxy.errors import (
@@ -21,8 +23,14 @@ from proxy.errors import (
     ModelNotFound,
     UpstreamInvalidReply,
 )
+from proxy.lane_client import DirectLane
+from proxy.lane_policy import Deployment
+from proxy.lane_routes import direct_deployment
 from proxy.settings import ModelRoute, Settings
 from proxy.upstream_errors import INVALID_REPLY, translate
+from proxy.upstream_replies import UpstreamReply, UpstreamStream
+
+__all__ = ["Upstream", "UpstreamReply", "UpstreamStream", "answered_by", "split_params"]
 
 log = logging.getLogger("vetcache.upstream")
 
@@ -54,6 +62,8 @@ def _deployment(route: ModelRoute) -> dict[str, Any]:
         "num_retries": route.num_retries,
         "max_retries": 0,  # the Router retries; the provider SDK must not retry again
     }
+    if route.weight != 1.0:
+        params["weight"] = route.weight
     if route.api_base is not None:
         params["api_base"] = str(route.api_base).rstrip("/")
     if route.api_key is not None:
@@ -86,27 +96,6 @@ def answered_by(response: Any) -> str | None:
     return group if isinstance(group, str) else None
 
 
-@dataclass(frozen=True)
-class UpstreamReply:
-    """A JSON chat completion and the alias that answered it."""
-
-    completion: dict[str, Any]
-    """The OpenAI chat-completion object."""
-    answered_by: str | None
-    """The alias whose deployment answered (see ``answered_by``)."""
-
-
-@dataclass(frozen=True)
-class UpstreamStream:
-    """A streamed chat completion's chunks and the alias answering them."""
-
-    chunks: AsyncIterator[dict[str, Any]]
-    """The OpenAI chat-completion chunks."""
-    answering: Callable[[], str | None]
-    """The alias whose deployment answers (asked once the stream ended: litellm may fail
-    over mid-stream)."""
-
-
 class Upstream:
     """The gateway's client of the real models. One per process, opened in the lifespan."""
 
@@ -132,6 +121,20 @@ class Upstream:
             # because an earlier one failed: pass every failure through as it happens.
             disable_cooldowns=True,
         )
+        self._direct = DirectLane(
+            _direct_deployments(settings.model_list, self._litellm),
+            {alias: tuple(chain) for alias, chain in fallbacks.items()},
+            self._litellm_chat,
+            self._litellm_stream,
+        )
+
+    async def open(self) -> None:
+        """Open the direct lane's pooled HTTP session (it needs the running loop)."""
+        await self._direct.open()
+
+    def lane(self, alias: str) -> Literal["direct", "litellm"]:
+        """Which lane calls ``alias``'s deployments (``ModelRoute.wire``)."""
+        return "direct" if self._direct.serves(alias) else "litellm"
 
     def cost(self, alias: str, prompt_tokens: int, completion_tokens: int) -> float:
         """USD the alias's first deployment charges for these tokens, from litellm's price
@@ -173,6 +176,11 @@ class Upstream:
 
     async def chat(self, body: Mapping[str, Any]) -> UpstreamReply:
         """One chat completion, as the OpenAI JSON object, and who answered it."""
+        if self._direct.serves(body["model"]):
+            return await self._direct.chat(body)
+        return await self._litellm_chat(body)
+
+    async def _litellm_chat(self, body: Mapping[str, Any]) -> UpstreamReply:
         try:
             response = await self._router.acompletion(
                 model=body["model"],
@@ -186,7 +194,24 @@ class Upstream:
     async def chat_stream(self, body: Mapping[str, Any]) -> UpstreamStream:
         """A streamed chat completion. The first chunk is fetched before returning, so an
         upstream that fails at the start raises here, while the client can still get a
-        proper error status instead of a broken event stream."""
+        proper error status instead of a broken event stream.
+
+        The upstream is always asked for usage (``stream_options.include_usage``), whatever
+        the client asked: the chunks end with the usage chunk (``choices: []``), which the
+        chat path removes for a client that did not ask.
+        """
+        options = body.get("stream_options")
+        body = {
+            **body,
+            "stream": True,
+            "stream_options": {**(options if isinstance(options, dict) else {}),
+                               "include_usage": True},
+        }  # fmt: skip
+        if self._direct.serves(body["model"]):
+            return await self._direct.chat_stream(body)
+        return await self._litellm_stream(body)
+
+    async def _litellm_stream(self, body: Mapping[str, Any]) -> UpstreamStream:
         stream = None
         try:
             stream = await self._router.acompletion(
@@ -248,7 +273,23 @@ class Upstream:
         litellm caches them process-wide; closing without dropping them from the cache would
         hand closed clients to the next ``Upstream`` in this process (tests build many).
         """
+        await self._direct.aclose()
         await close_litellm_clients()
+
+
+def _direct_deployments(
+    routes: Sequence[ModelRoute], litellm: ModuleType
+) -> dict[str, list[Deployment]]:
+    """The direct lane's deployments by alias: an alias whose deployments all take the
+    direct lane (``proxy.lane_routes``); one with any on litellm stays there whole."""
+    by_alias: dict[str, list[Deployment | None]] = {}
+    for route in routes:
+        by_alias.setdefault(route.model_name, []).append(direct_deployment(route, litellm))
+    return {
+        alias: [d for d in found if d is not None]
+        for alias, found in by_alias.items()
+        if all(d is not None for d in found)
+    }
 
 
 SHOWN_ALIASES = 20
