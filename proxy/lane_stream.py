@@ -5,7 +5,7 @@ failed, or closed early by a client that went away)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -40,8 +40,9 @@ def chunk_of(payload: bytes) -> Chunk:
     return chunk
 
 
-async def events(content: aiohttp.StreamReader) -> AsyncIterator[Chunk]:
-    """The chunks of an event stream, up to ``data: [DONE]`` (or the end of the body).
+async def events(content: AsyncIterable[bytes]) -> AsyncIterator[Chunk]:
+    """The chunks of an event stream (its body's lines), up to ``data: [DONE]`` (or the
+    end of the body).
 
     Parsed per the server-sent events format: ``data:`` lines of one event joined, other
     fields and comments skipped, an event dispatched at its blank line.

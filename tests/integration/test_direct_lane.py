@@ -1,0 +1,229 @@
+"""The direct lane (``proxy.lane_client``) against the real fake-upstream process: retries,
+fallbacks, timeouts, a stream failing midway, and a stream's connection released when its
+reader goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from proxy.errors import GatewayError, UpstreamTimeout
+from proxy.settings import Settings
+from proxy.upstream import Upstream
+from tests.conftest import route
+
+pytestmark = pytest.mark.integration
+
+
+def _body(alias: str, text: str, **extra: Any) -> dict[str, Any]:
+    return {"model": alias, "messages": [{"role": "user", "content": text}], **extra}
+
+
+def _received(fake_upstream: str) -> dict[str, int]:
+    counts: dict[str, int] = httpx.get(fake_upstream.removesuffix("/v1") + "/fake/requests").json()
+    return counts
+
+
+@pytest.fixture
+async def upstream(fake_upstream: str) -> AsyncIterator[Callable[..., Upstream]]:
+    """An opened ``Upstream`` over the given routes (closed after the test)."""
+    opened: list[Upstream] = []
+
+    async def build(*routes: dict[str, Any]) -> Upstream:
+        made = Upstream(Settings(auth={"enabled": False}, model_list=list(routes)))
+        await made.open()
+        opened.append(made)
+        return made
+
+    yield build  # type: ignore[misc]
+    for made in opened:
+        await made.aclose()
+
+
+async def test_openai_routes_with_an_api_base_take_the_direct_lane(
+    upstream: Callable[..., Any], fake_upstream: str
+) -> None:
+    gateway = await upstream(
+        route("direct", "fake-gpt", fake_upstream),
+        route("translated", "fake-gpt", fake_upstream, wire="litellm"),
+    )
+    assert (gateway.lane("direct"), gateway.lane("translated")) == ("direct", "litellm")
+    reply = await gateway.chat(_body("direct", "hi"))
+    assert reply.completion["choices"][0]["message"]["content"].startswith("[fake-gpt] reply")
+    assert reply.completion["usage"]["total_tokens"] > 0
+    assert reply.answered_by == "direct"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_failures_worth_it_are_retried_as_configured(
+    upstream: Callable[..., Any], fake_upstream: str, stream: bool
+) -> None:
+    gateway = await upstream(
+        route("retried", "flaky-2", fake_upstream, num_retries=2),
+        route("short", "flaky-2", fake_upstream, num_retries=1),
+    )
+    text = f"retry me {stream} {time.time()}"
+    call = gateway.chat_stream if stream else gateway.chat
+    reply = await call(_body("retried", text))
+    if stream:
+        assert [chunk async for chunk in reply.chunks]
+    assert _received(fake_upstream)["/chat/completions flaky-2"] >= 3
+    with pytest.raises(GatewayError) as raised:
+        await call(_body("short", text + " again"))
+    assert (raised.value.status_code, raised.value.code) == (503, "fake_503")
+
+
+async def test_a_rejected_request_is_not_retried_nor_falls_back(
+    upstream: Callable[..., Any], fake_upstream: str
+) -> None:
+    gateway = await upstream(
+        route("rejects", "error-400", fake_upstream, num_retries=3, fallbacks=["backup"]),
+        route("backup", "fake-gpt", fake_upstream),
+    )
+    before = _received(fake_upstream).get("/chat/completions error-400", 0)
+    with pytest.raises(GatewayError) as raised:
+        await gateway.chat(_body("rejects", "bad"))
+    assert (raised.value.status_code, raised.value.code) == (400, "fake_400")
+    assert _received(fake_upstream)["/chat/completions error-400"] - before == 1
+
+
+async def test_retry_after_is_waited_for(upstream: Callable[..., Any], fake_upstream: str) -> None:
+    gateway = await upstream(route("limited", "retry-after-1", fake_upstream, num_retries=1))
+    started = time.monotonic()
+    reply = await gateway.chat(_body("limited", f"wait {time.time()}"))
+    assert reply.completion["choices"]
+    assert time.monotonic() - started >= 1.0  # the upstream asked for a second
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_fallback_chain_answers_and_is_named(
+    upstream: Callable[..., Any], fake_upstream: str, stream: bool
+) -> None:
+    gateway = await upstream(
+        route("primary", "error-500", fake_upstream, fallbacks=["down", "backup"]),
+        route("down", "error-503", fake_upstream),
+        route("backup", "fake-gpt", fake_upstream, wire="litellm"),  # across lanes
+        route("direct-backup", "fake-gpt", fake_upstream),
+        route("other", "error-502", fake_upstream, fallbacks=["direct-backup"]),
+    )
+    call = gateway.chat_stream if stream else gateway.chat
+    for alias, answering in (("primary", "backup"), ("other", "direct-backup")):
+        reply = await call(_body(alias, "fall back"))
+        if stream:
+            text = "".join(
+                [
+                    c["choices"][0]["delta"].get("content") or ""
+                    async for c in reply.chunks
+                    if c["choices"]
+                ]
+            )
+            assert text.startswith("[fake-gpt] reply")
+            assert reply.answering() == answering
+        else:
+            assert reply.answered_by == answering
+
+
+async def test_when_the_whole_chain_fails_the_alias_own_error_is_raised_and_logged_once(
+    upstream: Callable[..., Any], fake_upstream: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = await upstream(
+        route("primary", "echo-500", fake_upstream, fallbacks=["backup"]),
+        route("backup", "error-503", fake_upstream),
+    )
+    with (
+        caplog.at_level(logging.INFO, logger="vetcache.upstream"),
+        pytest.raises(GatewayError) as raised,
+    ):
+        await gateway.chat(_body("primary", "secret prompt text"))
+    assert (raised.value.status_code, raised.value.code) == (500, "fake_500")
+    lines = [r for r in caplog.records if r.name == "vetcache.upstream"]
+    assert len(lines) == 1
+    assert "secret" not in lines[0].getMessage() and "HTTP 500" in lines[0].getMessage()
+
+
+async def test_a_stream_idle_past_its_read_timeout_fails_with_a_timeout(
+    upstream: Callable[..., Any], fake_upstream: str
+) -> None:
+    gateway = await upstream(
+        route("idle", "slow-stream-3000", fake_upstream, stream_idle_timeout=0.3, num_retries=2)
+    )
+    stream = await gateway.chat_stream(_body("idle", "one two three"))
+    chunks = stream.chunks.__aiter__()
+    assert (await anext(chunks))["choices"]  # the first chunk came at once
+    before = _received(fake_upstream)["/chat/completions slow-stream-3000"]
+    with pytest.raises(UpstreamTimeout):
+        async for _chunk in chunks:
+            pass
+    # never retried once the first chunk was out
+    assert _received(fake_upstream)["/chat/completions slow-stream-3000"] == before
+
+
+async def test_a_stream_cut_midway_raises_from_the_chunks_and_is_not_retried(
+    upstream: Callable[..., Any], fake_upstream: str
+) -> None:
+    gateway = await upstream(route("cut", "truncate", fake_upstream, num_retries=2))
+    before = _received(fake_upstream).get("/chat/completions truncate", 0)
+    stream = await gateway.chat_stream(_body("cut", "a b c d e f"))
+    seen: list[dict[str, Any]] = []
+
+    async def read() -> None:
+        async for chunk in stream.chunks:
+            seen.append(chunk)
+
+    with pytest.raises(GatewayError) as raised:
+        await read()
+    assert seen and raised.value.code == "upstream_unreachable"
+    assert _received(fake_upstream)["/chat/completions truncate"] - before == 1
+
+
+async def _aborted(fake_upstream: str, model: str, before: int) -> int:
+    for _ in range(50):  # the fake sees the connection go within a few ms
+        now = _received(fake_upstream).get(f"stream aborted {model}", 0)
+        if now > before:
+            return now - before
+        await asyncio.sleep(0.05)
+    return 0
+
+
+@pytest.mark.parametrize("how", ["aclose", "cancel"])
+async def test_a_reader_going_away_releases_the_upstream_stream(
+    upstream: Callable[..., Any], fake_upstream: str, how: str
+) -> None:
+    model = "slow-stream-200"
+    gateway = await upstream(route("slow", model, fake_upstream))
+    before = _received(fake_upstream).get(f"stream aborted {model}", 0)
+    stream = await gateway.chat_stream(_body("slow", "one two three four five six seven"))
+    chunks = stream.chunks
+    if how == "aclose":
+        await anext(chunks)
+        await chunks.aclose()  # type: ignore[attr-defined]
+    else:
+        await anext(chunks)  # the role, then the first word, both at once
+        await anext(chunks)
+        reader = asyncio.create_task(anext(chunks))  # waits for the next word
+        await asyncio.sleep(0.05)
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        await chunks.aclose()  # type: ignore[attr-defined]
+    assert await _aborted(fake_upstream, model, before) == 1
+    assert f"stream finished {model}" not in _received(fake_upstream)
+
+
+async def test_streams_always_ask_the_upstream_for_usage_on_both_lanes(
+    upstream: Callable[..., Any], fake_upstream: str
+) -> None:
+    gateway = await upstream(
+        route("direct", "fake-gpt", fake_upstream),
+        route("translated", "fake-gpt", fake_upstream, wire="litellm"),
+    )
+    for alias in ("direct", "translated"):
+        stream = await gateway.chat_stream(_body(alias, "count me"))
+        chunks = [chunk async for chunk in stream.chunks]
+        assert any(chunk.get("usage") for chunk in chunks), alias
