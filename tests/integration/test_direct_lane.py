@@ -202,7 +202,7 @@ async def test_a_reader_going_away_releases_the_upstream_stream(
     chunks = stream.chunks
     if how == "aclose":
         await anext(chunks)
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()
     else:
         await anext(chunks)  # the role, then the first word, both at once
         await anext(chunks)
@@ -211,7 +211,7 @@ async def test_a_reader_going_away_releases_the_upstream_stream(
         reader.cancel()
         with pytest.raises(asyncio.CancelledError):
             await reader
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()
     assert await _aborted(fake_upstream, model, before) == 1
     assert f"stream finished {model}" not in _received(fake_upstream)
 
