@@ -27,7 +27,7 @@ faulty "model" while the others stay healthy:
 - ``refusal``: a refusal (``message.refusal`` set, no content; streamed as ``delta.refusal``);
 - ``empty``: an empty answer (``content: ""``, finish ``stop``);
 - ``function-call``: a legacy ``function_call`` answer with finish ``stop``;
-- ``flaky-<n>``: answer 503 to the first ``n`` calls with the same messages, then answer;
+- ``flaky-<n>[-<tag>]``: answer 503 to the first ``n`` calls with these messages, then answer;
 - ``retry-after-<s>``: answer 429 with ``Retry-After: <s>`` to the first such call;
 - ``slow-stream-<ms>``: stream one chunk per word, ``ms`` apart (after the first).
 
@@ -230,7 +230,7 @@ class FakeUpstream:
             return None
         key = (model, make_answer(model, messages))
         self.calls[key] += 1
-        if model.startswith("flaky-") and self.calls[key] <= int(model.removeprefix("flaky-")):
+        if model.startswith("flaky-") and self.calls[key] <= int(model.split("-")[1]):
             return _error(503, "simulated overload", code="fake_503")
         if model.startswith("retry-after-") and self.calls[key] == 1:
             response = _error(429, "simulated rate limit", code="fake_429")

@@ -17,7 +17,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 
 from proxy.errors import (
@@ -93,10 +92,8 @@ def transport_failure(exc: BaseException) -> LaneFailure:
         return LaneFailure(
             UpstreamTimeout("the upstream model did not answer in time"), name, retryable=True
         )
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        error = UpstreamUnreachable("could not connect to the upstream model")
-    else:
-        error = UpstreamUnreachable(f"upstream call failed ({name})")
+    # A refused connection and one that broke midway read the same, as on the litellm lane.
+    error = UpstreamUnreachable("could not connect to the upstream model")
     return LaneFailure(error, name, retryable=True)
 
 
