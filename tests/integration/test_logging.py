@@ -148,8 +148,8 @@ ECHOED = "MY-PRIVATE-PROMPT-7781 my SSN is 078-05-1120"
 
 def test_upstream_failures_log_json_without_the_prompt(fake_upstream: str, tmp_path: Path) -> None:
     """An upstream that quotes the prompt in its 400/500 error bodies and replies 200 with an
-    HTML page or JSON without ``choices`` (quoting the answer): litellm's own loggers report
-    every one (they do once any alias has fallbacks); every stderr line is one JSON object,
+    HTML page or JSON without ``choices`` (quoting the answer), on both lanes: litellm's own
+    loggers report its lane's (they do once any alias has fallbacks); every stderr line is one JSON object,
     none above DEBUG carries the prompt, the unreadable replies are 502s of the gateway's
     code, and each failure is one ``vetcache.upstream`` line with type, status and request id."""
     models = {"e400": "echo-400", "e500": "echo-500", "html": "html", "bare": "no-choices"}
@@ -159,6 +159,8 @@ def test_upstream_failures_log_json_without_the_prompt(fake_upstream: str, tmp_p
         + "".join(
             f"  - {{model_name: {alias}, model: openai/{model}, api_base: '{fake_upstream}'"
             + (", fallbacks: [html]" if alias == "bare" else "")
+            # two aliases on litellm's Router, so its loggers are checked too; two direct
+            + (", wire: litellm" if alias in ("e500", "bare") else "")
             + "}\n"
             for alias, model in models.items()
         )
