@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import aiohttp
 import orjson
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from proxy.errors import GatewayError
 from proxy.lane_errors import (
@@ -63,13 +65,19 @@ class DirectLane:
 
     async def open(self) -> None:
         """Open the pooled session (in the running loop)."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=CONNECTIONS, ttl_dns_cache=300),
-                read_bufsize=READ_BUFFER,
-                trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as litellm's httpx honours them
-                skip_auto_headers=("User-Agent",),
-            )
+        if self._session is not None:
+            return
+        # The proxy environment (HTTP(S)_PROXY, NO_PROXY), which litellm's httpx honours
+        # too, is read here once per deployment: aiohttp's ``trust_env`` would read it, and
+        # ~/.netrc, in a worker thread on every call (half the lane's CPU, measured).
+        for deployments in self._deployments.values():
+            for deployment in deployments:
+                deployment.proxy, deployment.proxy_auth = _env_proxy(deployment.url)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=CONNECTIONS, ttl_dns_cache=300),
+            read_bufsize=READ_BUFFER,
+            skip_auto_headers=("User-Agent",),
+        )
 
     async def aclose(self) -> None:
         """Close the session and its connections."""
@@ -134,6 +142,8 @@ class DirectLane:
             data=orjson.dumps({**body, "model": deployment.model}),
             headers=deployment.headers,
             timeout=timeout,
+            proxy=deployment.proxy,
+            proxy_auth=deployment.proxy_auth,
         )
 
     async def _json(self, deployment: Deployment, alias: str, body: Body) -> UpstreamReply:
@@ -156,6 +166,15 @@ class DirectLane:
         stream = events(response.content)
         first = await first_chunk(response, stream)
         return UpstreamStream(rest(response, first, stream), lambda: alias)
+
+
+def _env_proxy(url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
+    """The proxy the environment names for ``url`` (aiohttp's own rules), if any."""
+    try:
+        proxy, auth = get_env_proxy_for_url(URL(url))
+    except LookupError:
+        return None, None
+    return str(proxy), auth
 
 
 async def _refuse(response: aiohttp.ClientResponse) -> None:

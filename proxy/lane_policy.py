@@ -42,6 +42,11 @@ class Deployment:
     """A JSON call's: ``timeout`` in all, ``connect_timeout`` to connect."""
     stream_timeout: aiohttp.ClientTimeout
     """A stream's: ``connect_timeout`` to connect, ``stream_idle_timeout`` between reads."""
+    proxy: str | None = None
+    """The HTTP proxy its calls go through (``HTTPS_PROXY``/``NO_PROXY``: read once, when
+    the lane opens)."""
+    proxy_auth: aiohttp.BasicAuth | None = None
+    """The proxy's credentials, when its URL or ``~/.netrc`` gives them."""
     cooling_until: float = field(default=0.0)
     """``time.monotonic()`` until which it is skipped (see ``ModelRoute.cooldown_s``)."""
 

@@ -1,37 +1,45 @@
-"""Gateway overhead: latency added by vetcache over calling the fake upstream directly.
+"""Gateway overhead on both lanes: latency and CPU vetcache adds over calling the fake
+upstream directly.
 
 Starts a ``vetcache fake-upstream`` and a ``vetcache serve`` in front of it (both on
-127.0.0.1, stopped at the end), sends the same chat request to each at concurrency 1 and
-16, and prints p50/p99 of both and their difference. The cache is off: this measures the
-pass-through (auth, validation, litellm Router, encoding); ``hit_path.py`` measures hits. A benchmark, not a test: it prints
-numbers and judges nothing, since timing on a shared 2-core machine is too noisy to assert.
+127.0.0.1, stopped at the end) with two aliases for the same upstream model: ``direct``
+(``wire: openai``, the direct lane) and ``litellm`` (``wire: litellm``, litellm's Router).
+Sends the same chat request, JSON and streamed, to the upstream itself and to each alias at
+concurrency 1 and 16, and prints p50/p99, the added p50/p99 over the direct call, the
+gateway's CPU per request (its process's user + system time, from ``/proc/<pid>/stat``,
+read before and after each cell) and requests/s per core of gateway CPU. The cache is off:
+this measures the pass-through (auth, validation, the lane, encoding); ``hit_path.py``
+measures hits. A benchmark, not a test: it prints numbers and judges nothing, since timing
+on a shared 2-core machine is too noisy to assert.
 
-    .venv/bin/python tests/bench/overhead.py [--requests 2000] [--latency-ms 5] [--stream]
+    .venv/bin/python tests/bench/overhead.py [--requests 2000] [--latency-ms 0] [--only json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
+import aiohttp
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.conftest import free_port, stop, vetcache, wait_http
 
-BODY = {
-    "model": "fake-gpt",
-    "messages": [
-        {"role": "system", "content": "You are a concise assistant."},
-        {"role": "user", "content": "Summarize the plot of Hamlet in two sentences."},
-    ],
-}
+MESSAGES = [
+    {"role": "system", "content": "You are a concise assistant."},
+    {"role": "user", "content": "Summarize the plot of Hamlet in two sentences."},
+]
+TARGETS = ("upstream", "direct", "litellm")
+"""The upstream called directly, then the gateway's two lanes."""
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -39,85 +47,110 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def run(url: str, requests: int, concurrency: int, stream: bool) -> list[float]:
-    """Per-request latencies in ms, ``requests`` in all from ``concurrency`` workers."""
-    body = {**BODY, "stream": stream}
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def run(url: str, model: str, requests: int, concurrency: int, stream: bool) -> list[float]:
+    """Per-request latencies in ms, ``requests`` in all from ``concurrency`` workers (an
+    aiohttp client: the load generator shares the machine, so it should be cheap)."""
+    body = orjson.dumps({"model": model, "messages": MESSAGES, "stream": stream})
+    headers = {"Content-Type": "application/json"}
     latencies: list[float] = []
     remaining = requests
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
 
         async def worker() -> None:
             nonlocal remaining
             while remaining > 0:
                 remaining -= 1
                 started = time.perf_counter()
-                response = await client.post("/chat/completions", json=body)
-                await response.aread()
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
                 latencies.append((time.perf_counter() - started) * 1000)
-                if response.status_code != 200:
-                    raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
+                if response.status != 200:
+                    raise RuntimeError(f"{url} {model}: {response.status}")
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies
 
 
-async def measure(direct: str, gateway: str, args: argparse.Namespace) -> None:
-    print(
-        f"fake upstream latency {args.latency_ms} ms, {args.requests} requests per cell, "
-        f"stream={args.stream}"
-    )
-    print(f"{'conc':>4} {'target':>8} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>8}")
-    for concurrency in (1, 16):
-        await run(gateway, 200, concurrency, args.stream)  # warm up both paths
-        await run(direct, 200, concurrency, args.stream)
-        cells = {}
-        for name, url in (("direct", direct), ("vetcache", gateway)):
-            started = time.perf_counter()
-            samples = await run(url, args.requests, concurrency, args.stream)
-            rate = len(samples) / (time.perf_counter() - started)
-            cells[name] = samples
-            print(
-                f"{concurrency:>4} {name:>8} {percentile(samples, 0.5):>8.2f} "
-                f"{percentile(samples, 0.99):>8.2f} {statistics.fmean(samples):>8.2f} {rate:>8.0f}"
+async def cell(
+    urls: dict[str, str], gateway_pid: int, concurrency: int, stream: bool, requests: int
+) -> None:
+    """One row per target at one concurrency and mode."""
+    for target in TARGETS:  # warm up every path
+        await run(urls[target], _model(target), 200, concurrency, stream)
+    p50s: dict[str, float] = {}
+    p99s: dict[str, float] = {}
+    for target in TARGETS:
+        cpu_before, started = cpu_seconds(gateway_pid), time.perf_counter()
+        samples = await run(urls[target], _model(target), requests, concurrency, stream)
+        elapsed, cpu = time.perf_counter() - started, cpu_seconds(gateway_pid) - cpu_before
+        p50s[target], p99s[target] = percentile(samples, 0.5), percentile(samples, 0.99)
+        row = (
+            f"{'stream' if stream else 'json':>6} {concurrency:>4} {target:>8} "
+            f"{p50s[target]:>7.2f} {p99s[target]:>7.2f} {statistics.fmean(samples):>7.2f} "
+            f"{len(samples) / elapsed:>7.0f}"
+        )
+        if target != "upstream":
+            row += (
+                f" {p50s[target] - p50s['upstream']:>+8.2f} {p99s[target] - p99s['upstream']:>+8.2f}"
+                f" {cpu * 1000 / len(samples):>8.3f} {len(samples) / max(cpu, 1e-9):>8.0f}"
             )
-        p50 = percentile(cells["vetcache"], 0.5) - percentile(cells["direct"], 0.5)
-        p99 = percentile(cells["vetcache"], 0.99) - percentile(cells["direct"], 0.99)
-        print(f"{concurrency:>4} {'overhead':>8} {p50:>8.2f} {p99:>8.2f}")
+        print(row, flush=True)
+
+
+def _model(target: str) -> str:
+    return "fake-gpt" if target == "upstream" else target
+
+
+async def measure(urls: dict[str, str], gateway_pid: int, args: argparse.Namespace) -> None:
+    print(f"fake upstream latency {args.latency_ms} ms, {args.requests} requests per cell")
+    print(
+        f"{'mode':>6} {'conc':>4} {'target':>8} {'p50':>7} {'p99':>7} {'mean':>7} {'req/s':>7}"
+        f" {'+p50':>8} {'+p99':>8} {'cpu ms':>8} {'req/cpu-s':>8}"
+    )
+    modes = {"json": (False,), "stream": (True,)}.get(args.only, (False, True))
+    for stream in modes:
+        for concurrency in (1, 16):
+            await cell(urls, gateway_pid, concurrency, stream, args.requests)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--latency-ms", type=float, default=5.0)
-    parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--only", choices=("json", "stream"))
     args = parser.parse_args()
 
     upstream_port, gateway_port = free_port(), free_port()
     fake = vetcache(
         "fake-upstream", "--port", str(upstream_port), "--latency-ms", str(args.latency_ms)
     )
+    base = f"http://127.0.0.1:{upstream_port}/v1"
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.yaml"
         config.write_text(
             "auth: {enabled: false}\naccess_log: false\nlog_level: warning\n"
             "cache: {enabled: false}\nmodel_list:\n"
-            "  - {model_name: fake-gpt, model: openai/fake-gpt, "
-            f"api_base: 'http://127.0.0.1:{upstream_port}/v1', "
-            "params: {input_cost_per_token: 0.00000015, output_cost_per_token: 0.0000006}}\n"
+            + "".join(
+                f"  - {{model_name: {lane}, model: openai/fake-gpt, api_base: '{base}', "
+                f"wire: {wire}, params: {{input_cost_per_token: 0.00000015, "
+                "output_cost_per_token: 0.0000006}}\n"
+                for lane, wire in (("direct", "openai"), ("litellm", "litellm"))
+            )
         )
         gateway = vetcache("serve", "--config", str(config), "--port", str(gateway_port))
         try:
-            wait_http(f"http://127.0.0.1:{upstream_port}/v1/models", fake)
+            wait_http(f"{base}/models", fake)
             wait_http(f"http://127.0.0.1:{gateway_port}/readyz", gateway)
-            asyncio.run(
-                measure(
-                    f"http://127.0.0.1:{upstream_port}/v1",
-                    f"http://127.0.0.1:{gateway_port}/v1",
-                    args,
-                )
-            )
+            chat = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
+            urls = {"upstream": f"{base}/chat/completions", "direct": chat, "litellm": chat}
+            asyncio.run(measure(urls, gateway.pid, args))
         finally:
             stop(gateway)
             stop(fake)
