@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 import httpx
+import orjson
 import pytest
 
 from proxy.errors import GatewayError, UpstreamTimeout
@@ -19,6 +22,9 @@ from proxy.upstream import Upstream
 from tests.conftest import route
 
 pytestmark = pytest.mark.integration
+
+
+MESSAGES = [{"role": "user", "content": "hello"}]
 
 
 def _body(alias: str, text: str, **extra: Any) -> dict[str, Any]:
@@ -227,3 +233,79 @@ async def test_streams_always_ask_the_upstream_for_usage_on_both_lanes(
         stream = await gateway.chat_stream(_body(alias, "count me"))
         chunks = [chunk async for chunk in stream.chunks]
         assert any(chunk.get("usage") for chunk in chunks), alias
+
+
+async def test_deployments_share_an_alias_and_one_cooling_down_is_skipped(
+    upstream: Callable[..., Any], fake_upstream: str
+) -> None:
+    gateway = await upstream(
+        route("shared", "shared-a", fake_upstream),
+        route("shared", "shared-b", fake_upstream),
+        route("cooling", "error-503", fake_upstream, cooldown_s=60.0, num_retries=3),
+        route("cooling", "cool-backup", fake_upstream, cooldown_s=60.0, num_retries=3),
+    )
+    for i in range(30):
+        await gateway.chat(_body("shared", f"spread {i}"))
+    counts = _received(fake_upstream)
+    assert counts["/chat/completions shared-a"] > 0 and counts["/chat/completions shared-b"] > 0
+    before = counts.get("/chat/completions error-503", 0)
+    for i in range(20):
+        reply = await gateway.chat(_body("cooling", f"cool {i}"))
+        assert reply.completion["model"] == "cool-backup"
+    # the failing deployment was tried at most once: then it cooled down for a minute
+    assert _received(fake_upstream).get("/chat/completions error-503", 0) - before <= 1
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """An upstream that records what reached it and answers one fixed completion."""
+
+    seen: ClassVar[list[tuple[dict[str, str], dict[str, Any]]]] = []
+
+    def do_POST(self) -> None:
+        body = orjson.loads(self.rfile.read(int(self.headers["content-length"])))
+        self.seen.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        answer = orjson.dumps(
+            {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+             "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                          "finish_reason": "stop"}],
+             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+        )  # fmt: skip
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def test_no_client_header_reaches_the_upstream_and_the_model_is_rewritten(
+    gateway_client: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("VETCACHE_TEST_UPSTREAM_KEY", "sk-route-key")
+    try:
+        client = gateway_client(
+            auth={"api_keys": [{"tenant": "t", "key": "sk-gateway-key"}]},
+            model_list=[
+                route("recorded", "real-name", f"http://127.0.0.1:{server.server_port}/v1",
+                      api_key_env="VETCACHE_TEST_UPSTREAM_KEY",
+                      params={"organization": "org-7"})
+            ],
+        )  # fmt: skip
+        response = client.post(
+            "/v1/chat/completions",
+            headers={"Authorization": "Bearer sk-gateway-key", "X-Secret": "s3", "Cookie": "c=1"},
+            json={"model": "recorded", "messages": MESSAGES, "vendor_knob": 7},
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert response.status_code == 200, response.text
+    headers, body = _Recorder.seen[-1]
+    assert headers["authorization"] == "Bearer sk-route-key"
+    assert headers["openai-organization"] == "org-7"
+    assert not {"x-secret", "cookie", "x-request-id"} & set(headers)
+    assert body == {"model": "real-name", "messages": MESSAGES, "vendor_knob": 7}
