@@ -192,8 +192,15 @@ def test_streamed_miss_is_admitted_once_complete(client: TestClient) -> None:
     asker = Asker(client)
     streamed = asker.ask(QUESTION, stream=True)
     assert streamed.headers["x-vetcache"] == "miss"
-    asker.admitted(asker.ask(QUESTION))
+    chunks = [orjson.loads(e[6:]) for e in streamed.text.split("\n\n") if e[6:7] == "{"]
+    assert chunks and all("usage" not in chunk for chunk in chunks)  # not asked for: not shown
+    # Probed with no-store (looks up, never stores): the entry found is the stream's.
+    probe = asker.admitted(asker.ask(QUESTION, headers={"cache-control": "no-store"}))
     assert content(asker.ask(PARAPHRASE)).endswith(QUESTION)
+    # The upstream was asked for usage all the same: the entry carries it, so its hits do
+    # (and the tokens they save are counted).
+    usage = asker.ask_again(probe).json()["usage"]
+    assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
 
 
 def test_per_request_threshold_only_tightens_without_admin(client: TestClient) -> None:
