@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -309,3 +310,40 @@ def test_no_client_header_reaches_the_upstream_and_the_model_is_rewritten(
     assert headers["openai-organization"] == "org-7"
     assert not {"x-secret", "cookie", "x-request-id"} & set(headers)
     assert body == {"model": "real-name", "messages": MESSAGES, "vendor_knob": 7}
+
+
+def _connections_to(port: int) -> int:
+    """Established TCP connections to ``port`` (their client ends), machine-wide."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
+async def _settles(port: int, expected: int) -> int:
+    for _ in range(100):
+        if (now := _connections_to(port)) == expected:
+            return now
+        await asyncio.sleep(0.02)
+    return _connections_to(port)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_cancelling_a_call_before_its_answer_closes_its_connection(
+    upstream: Callable[..., Any], fake_upstream: str, stream: bool
+) -> None:
+    """What a client going away or a cancelled speculation does: the upstream connection
+    goes at once, not back to the pool half-read, not left waiting for the answer."""
+    port = int(fake_upstream.rsplit(":", 1)[1].split("/")[0])
+    gateway = await upstream(route("slow", "sleep-5000", fake_upstream))
+    assert await _settles(port, 0) == 0  # nothing else talks to the fake now
+    call = gateway.chat_stream if stream else gateway.chat
+    task = asyncio.create_task(call(_body("slow", "cancel me")))
+    assert await _settles(port, 1) == 1  # the call is waiting on its connection
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _settles(port, 0) == 0
