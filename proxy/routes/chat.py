@@ -12,7 +12,7 @@ import orjson
 from fastapi import APIRouter
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from cache import Outcome
 from proxy import deps
@@ -20,6 +20,7 @@ from proxy.answers import Chunks
 from proxy.chat_service import Reply
 from proxy.directives import DIRECTIVE_HEADERS, directives
 from proxy.errors import GatewayError, InvalidRequest
+from proxy.event_stream import EventStreamResponse
 from proxy.openapi import json_body
 from proxy.report import STATE, CacheReport, headers
 from proxy.schemas import ChatCompletionRequest, chat_limits
@@ -119,7 +120,7 @@ def _write(reply: Reply[bytes] | Reply[Chunks], request_id: str, finish: Finish)
         return Response(
             answer, media_type="application/json", headers=headers(report), background=background
         )
-    return StreamingResponse(
+    return EventStreamResponse(
         sse(answer, request_id, lambda failed: finish(FAILED if failed else report)),
         media_type="text/event-stream",
         headers={**SSE_HEADERS, **headers(report)},
