@@ -11,7 +11,11 @@ offline has none. So:
 - a text whose lookup was abandoned (its future cancelled) or whose deadline passed while it
   waited is dropped, never embedded: dead work would delay every later lookup;
 - lookups go first; a text without a deadline is never dropped nor shed, and goes first
-  once it has waited ``promote_after_s`` (so admissions are not starved by steady lookups).
+  once it has waited ``promote_after_s`` (so admissions are not starved by steady lookups);
+- texts that waited together run as one batch (the thread takes whatever is queued when it
+  frees up; with no window, a text that finds it free runs at once), cut where the batch
+  would end past the earliest deadline in it: the texts left wait for the next run, and are
+  dropped if their deadline passes first. Until one text was timed, a lookup runs alone.
 
 Hand-written rather than ``asyncio.PriorityQueue``: entries leave by cancellation and by
 deadline, and the shed estimate needs the count of live lookups, which a heap does not keep.
@@ -66,6 +70,10 @@ class EmbedQueue:
         """Texts dropped before they ran: abandoned, or past their deadline."""
         self.shed = 0
         """Lookups refused at the door."""
+        self.batches = 0
+        """Batches the thread ran."""
+        self.embedded = 0
+        """Texts embedded: ``embedded / batches`` is the mean batch."""
         self._lookups: deque[Job] = deque()
         self._others: deque[Job] = deque()
         self._waiting = 0  # lookups queued or in flight whose future is not done
@@ -104,6 +112,8 @@ class EmbedQueue:
         """Record that ``texts`` texts took ``seconds`` of the embedding thread's time."""
         if texts == 0:
             return
+        self.batches += 1
+        self.embedded += texts
         per_text = seconds / texts
         if self.cost_s == 0.0:
             self.cost_s = per_text
@@ -121,7 +131,7 @@ class EmbedQueue:
         batch = [first]
         loop = asyncio.get_running_loop()
         until = loop.time() + window
-        while len(batch) < max_batch:
+        while len(batch) < max_batch and self._room(batch, loop.time()):
             job = self._next()
             if job is not None:
                 batch.append(job)
@@ -135,6 +145,13 @@ class EmbedQueue:
             except TimeoutError:
                 break
         return batch
+
+    def _room(self, batch: list[Job], now: float) -> bool:
+        """Whether one more text still lets ``batch`` end before its earliest deadline."""
+        deadlines = [job.deadline for job in batch if job.deadline is not None]
+        if not deadlines:
+            return True
+        return self.cost_s > 0 and now + (len(batch) + 1) * self.cost_s <= min(deadlines)
 
     def _next(self) -> Job | None:
         """The next job worth running, dropping dead ones."""
