@@ -8,8 +8,9 @@ offline has none. So:
   texts ahead of it cannot be embedded before its deadline: the estimate is the lookups
   waiting, plus the one in flight, plus itself, times a moving average of the seconds one
   text takes;
-- a text whose lookup was abandoned (its future cancelled) or whose deadline passed while it
-  waited is dropped, never embedded: dead work would delay every later lookup;
+- a text whose lookup was abandoned (its future cancelled), or whose deadline passed while it
+  waited (or would pass before one text's time was up), is dropped, never embedded: dead
+  work would delay every later lookup;
 - lookups go first; a text without a deadline is never dropped nor shed, and goes first
   once it has waited ``promote_after_s`` (so admissions are not starved by steady lookups);
 - texts that waited together run as one batch (the thread takes whatever is queued when it
@@ -163,8 +164,8 @@ class EmbedQueue:
             if job.future.done():  # abandoned: its lookup was cancelled
                 self.dropped += 1
                 continue
-            if job.deadline is not None and now > job.deadline:
-                self.dropped += 1
+            if job.deadline is not None and now + self.cost_s > job.deadline:
+                self.dropped += 1  # past its deadline, or would be by the time it is embedded
                 job.future.set_exception(TimeoutError("the lookup's deadline passed in queue"))
                 continue
             return job

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 MASK_INPUT = "attention_mask"
 
@@ -45,7 +46,7 @@ def _rewrite(graph: Any) -> None:
     from onnx import helper, numpy_helper
 
     weights = {init.name: init for init in graph.initializer}
-    constants = {
+    constants: dict[str, npt.NDArray[Any]] = {
         "vc_rows_zero": np.array(0.0, np.float32),
         "vc_rows_255": np.array(255.0, np.float32),
         "vc_rows_flat": np.array([-1], np.int64),

@@ -61,7 +61,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threshold", type=float, default=0.85, help="cosine, both gateways")
     parser.add_argument("--backend", choices=EMBEDDING_BACKENDS, default="onnx-int8")
     parser.add_argument(
-        "--lookup-budget-ms", type=float, help="vetcache's cache.lookup_budget_ms (default: its own)"
+        "--lookup-budget-ms",
+        type=float,
+        help="vetcache's cache.lookup_budget_ms (default: its own)",
     )
     parser.add_argument("--onnx-dir", type=Path, default=ROOT / ".cache" / "bench" / "onnx")
     parser.add_argument("--json", type=Path, help="write the raw numbers here")
