@@ -71,10 +71,6 @@ class EmbedQueue:
         """Texts dropped before they ran: abandoned, or past their deadline."""
         self.shed = 0
         """Lookups refused at the door."""
-        self.batches = 0
-        """Batches the thread ran."""
-        self.embedded = 0
-        """Texts embedded: ``embedded / batches`` is the mean batch."""
         self._lookups: deque[Job] = deque()
         self._others: deque[Job] = deque()
         self._waiting = 0  # lookups queued or in flight whose future is not done
@@ -113,8 +109,6 @@ class EmbedQueue:
         """Record that ``texts`` texts took ``seconds`` of the embedding thread's time."""
         if texts == 0:
             return
-        self.batches += 1
-        self.embedded += texts
         per_text = seconds / texts
         if self.cost_s == 0.0:
             self.cost_s = per_text
