@@ -8,10 +8,15 @@ offline has none. So:
   texts ahead of it cannot be embedded before its deadline: the estimate is the lookups
   waiting, plus the one in flight, plus itself, times a moving average of the seconds one
   text takes;
-- a text whose lookup was abandoned (its future cancelled) or whose deadline passed while it
-  waited is dropped, never embedded: dead work would delay every later lookup;
+- a text whose lookup was abandoned (its future cancelled), or whose deadline passed while it
+  waited (or would pass before one text's time was up), is dropped, never embedded: dead
+  work would delay every later lookup;
 - lookups go first; a text without a deadline is never dropped nor shed, and goes first
-  once it has waited ``promote_after_s`` (so admissions are not starved by steady lookups).
+  once it has waited ``promote_after_s`` (so admissions are not starved by steady lookups);
+- texts that waited together run as one batch (the thread takes whatever is queued when it
+  frees up; with no window, a text that finds it free runs at once), cut where the batch
+  would end past the earliest deadline in it: the texts left wait for the next run, and are
+  dropped if their deadline passes first. Until one text was timed, a lookup runs alone.
 
 Hand-written rather than ``asyncio.PriorityQueue``: entries leave by cancellation and by
 deadline, and the shed estimate needs the count of live lookups, which a heap does not keep.
@@ -121,7 +126,7 @@ class EmbedQueue:
         batch = [first]
         loop = asyncio.get_running_loop()
         until = loop.time() + window
-        while len(batch) < max_batch:
+        while len(batch) < max_batch and self._room(batch, loop.time()):
             job = self._next()
             if job is not None:
                 batch.append(job)
@@ -136,6 +141,13 @@ class EmbedQueue:
                 break
         return batch
 
+    def _room(self, batch: list[Job], now: float) -> bool:
+        """Whether one more text still lets ``batch`` end before its earliest deadline."""
+        deadlines = [job.deadline for job in batch if job.deadline is not None]
+        if not deadlines:
+            return True
+        return self.cost_s > 0 and now + (len(batch) + 1) * self.cost_s <= min(deadlines)
+
     def _next(self) -> Job | None:
         """The next job worth running, dropping dead ones."""
         now = asyncio.get_running_loop().time()
@@ -146,8 +158,8 @@ class EmbedQueue:
             if job.future.done():  # abandoned: its lookup was cancelled
                 self.dropped += 1
                 continue
-            if job.deadline is not None and now > job.deadline:
-                self.dropped += 1
+            if job.deadline is not None and now + self.cost_s > job.deadline:
+                self.dropped += 1  # past its deadline, or would be by the time it is embedded
                 job.future.set_exception(TimeoutError("the lookup's deadline passed in queue"))
                 continue
             return job

@@ -99,9 +99,10 @@ class CacheSettings(BaseModel):
     """Where ONNX exports are kept (default ``$VETCACHE_ONNX_DIR`` or ~/.cache/vetcache/onnx)."""
     batch_window_ms: float = Field(default=1.0, ge=0)
     """How long the embedder waits to batch concurrent lookups (torch, onnx-fp32; onnx-int8
-    embeds each text alone and does not wait)."""
+    does not wait: it batches the texts that queued while its thread was busy)."""
     max_batch: int = Field(default=32, ge=1)
-    """Largest embedding batch."""
+    """Largest embedding batch (a batch is also cut where it would end past a lookup's
+    deadline)."""
     embedding_threads: int = Field(default=1, ge=1, le=64)
     """Threads one embedding may use (torch's or ONNX Runtime's intra-op pool)."""
     admit_tool_calls: bool = False

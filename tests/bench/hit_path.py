@@ -6,8 +6,12 @@ upstream, then measures, for N in ``--entries`` (default 1000 and 100000):
 
 - the floor: one embedding (bundled model, one thread) and one filtered KNN, p50/p99;
 - semantic hits (a lower-cased, unpunctuated variant of an admitted question: embed + KNN)
-  and exact-repeat hits (no embedding) through HTTP at concurrency 1 and 16, p50/p99, hits/s;
-- the split of a semantic hit's p50 into embed / vector search / rest (HTTP, auth, JSON).
+  and exact-repeat hits (no embedding) through HTTP at ``--concurrency`` (default 1, 8 and
+  32), p50/p99, hits/s;
+- the split of a semantic hit's p50 into embed / vector search / rest (HTTP, auth, JSON), and
+  for every cell where the time goes (``tests/bench/where_time_goes.py``): the gateway's CPU
+  per request by thread (the event loop, the embedding thread) with the time each waited for
+  a core, and the hits' stage timings from the access log.
 
 With ``--verifier DIR`` (a verifier folder; ``tests/bench/verifier_cost.py`` builds
 untrained ones of a given size), the gateway is measured twice: without a verifier, then with
@@ -17,7 +21,7 @@ served and only its cost differs; exact repeats are never verified).
 Numbers only; nothing is asserted.
 
     .venv/bin/python tests/bench/hit_path.py [--entries 1000 100000] [--requests 400]
-        [--backend torch|onnx-fp32|onnx-int8] [--verifier DIR]
+        [--backend torch|onnx-fp32|onnx-int8] [--verifier DIR] [--concurrency 1 8 32]
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ from cache.keys import derive_key
 from cache.schema import CacheEntry
 from cache.settings import EMBEDDING_BACKENDS
 from cache.stores.redis import RedisStore
-from tests.conftest import ROOT, free_port, stop, vetcache, wait_http
+from tests.bench.where_time_goes import Split
+from tests.conftest import LOGS, ROOT, free_port, stop, vetcache, wait_http
 
 QUESTIONS = [
     "How do I reverse a list in Python?",
@@ -163,9 +168,8 @@ def make_embedder(backend: str, onnx_dir: str) -> SentenceTransformerEmbedder:
     return build_embedder(CacheSettings(embedding_backend=backend, onnx_dir=onnx_dir))
 
 
-async def run(
-    redis_url: str, entries: int, requests: int, backend: str, onnx_dir: str, verifier: str | None
-) -> None:
+async def run(redis_url: str, entries: int, args: argparse.Namespace, onnx_dir: str) -> None:
+    backend, verifier = args.backend, args.verifier
     embedder = make_embedder(backend, onnx_dir)
     await embedder.open()
     store = RedisStore(redis_url)
@@ -193,7 +197,7 @@ async def run(
                 f"onnx_dir: '{onnx_dir}'{extra}}}"
             )
             print(f"-- verifier: {model or 'none'}")
-            await through_gateway(redis_url, upstream_port, cache, requests, bare)
+            await through_gateway(redis_url, upstream_port, cache, args, bare)
     finally:
         stop(fake)
         await store.close()
@@ -201,14 +205,18 @@ async def run(
 
 
 async def through_gateway(
-    redis_url: str, upstream_port: int, cache: str, requests: int, bare: dict[str, list[float]]
+    redis_url: str,
+    upstream_port: int,
+    cache: str,
+    args: argparse.Namespace,
+    bare: dict[str, list[float]],
 ) -> None:
     """Start ``vetcache serve`` with the ``cache:`` block given and print its hit latencies."""
     gateway_port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.yaml"
         config.write_text(
-            f"auth: {{enabled: false}}\naccess_log: false\nlog_level: warning\nredis_url: '{redis_url}'\n"
+            f"auth: {{enabled: false}}\naccess_log: true\nlog_level: info\nredis_url: '{redis_url}'\n"
             f"cache: {cache}\nmodel_list:\n"
             f"  - {{model_name: fake-gpt, model: openai/fake-gpt, api_base: 'http://127.0.0.1:{upstream_port}/v1'}}\n"
         )
@@ -218,12 +226,15 @@ async def through_gateway(
             url = f"http://127.0.0.1:{gateway_port}"
             await hits(url, QUESTIONS, len(QUESTIONS), 1, store=True)  # admit the questions
             await asyncio.sleep(1.0)
-            await measure(url, requests, bare)
+            await measure(url, args, bare, Split(gateway.pid, LOGS[gateway.pid]))
         finally:
             stop(gateway)
 
 
-async def measure(url: str, requests: int, bare: dict[str, list[float]]) -> None:
+async def measure(
+    url: str, args: argparse.Namespace, bare: dict[str, list[float]], split: Split
+) -> None:
+    requests = args.requests
     embed50, search50 = pct(bare["embed"], 0.5), pct(bare["search"], 0.5)
     print(f"floor: embed p50 {embed50:.2f} p99 {pct(bare['embed'], 0.99):.2f} ms; "
           f"KNN p50 {search50:.2f} p99 {pct(bare['search'], 0.99):.2f} ms; "
@@ -233,11 +244,13 @@ async def measure(url: str, requests: int, bare: dict[str, list[float]]) -> None
         ("semantic", [variant(q) for q in QUESTIONS]),
         ("exact", QUESTIONS),
     ):
-        for concurrency in (1, 16):
+        for concurrency in args.concurrency:
             await hits(url, texts, 50, concurrency)  # warm-up
-            latencies, rate, outcomes = await hits(url, texts, requests, concurrency)
+            with split:
+                latencies, rate, outcomes = await hits(url, texts, requests, concurrency)
             print(f"{kind:>8} {concurrency:>4} {pct(latencies, 0.5):>8.2f} "
                   f"{pct(latencies, 0.99):>8.2f} {rate:>8.0f}  {','.join(sorted(outcomes))}")  # fmt: skip
+            print("\n".join(split.lines(requests)))
             if kind == "semantic" and concurrency == 1:
                 p50 = pct(latencies, 0.5)
                 print(f"         split of the c=1 p50: embed {embed50:.2f} + KNN {search50:.2f} "
@@ -253,6 +266,7 @@ def main() -> None:
         "--backend", choices=EMBEDDING_BACKENDS, default=CacheSettings().embedding_backend
     )
     parser.add_argument("--verifier", help="a verifier folder: measure with it too")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     args = parser.parse_args()
     onnx_dir = tempfile.mkdtemp(prefix="vetcache-onnx-")  # exported once, shared with serve
     script = str(ROOT / "scripts" / "redis-stack.sh")
@@ -261,7 +275,7 @@ def main() -> None:
         subprocess.run(["bash", script, "start", port], check=True, capture_output=True)
         try:
             url = f"redis://127.0.0.1:{port}/0"
-            asyncio.run(run(url, entries, args.requests, args.backend, onnx_dir, args.verifier))
+            asyncio.run(run(url, entries, args, onnx_dir))
         finally:
             subprocess.run(["bash", script, "stop", port], check=False, capture_output=True)
 

@@ -15,13 +15,13 @@ machine:
   ``x-vetcache: hit`` and LiteLLM's ``x-litellm-cache-key``, set on cache hits only);
 - the fow_cache paraphrases (``text_b``) once each: hit ratio, and where the two disagree.
 
-Prints metric / vetcache / LiteLLM / ratio and whether the acceptance conditions of issue 9
-hold; ``--json`` writes the raw numbers. Numbers only; nothing is asserted. The processes
+Prints metric / vetcache / LiteLLM / ratio (with the miss row: each gateway's added p50/p99
+over the direct upstream) and whether the acceptance conditions of issues 9 and 21 hold; ``--json`` writes the raw numbers. Numbers only; nothing is asserted. The processes
 are in ``race_proxy``, the workload and driver in ``race_traffic``, the report in
 ``race_report``.
 
     .venv/bin/python tests/bench/race.py [--questions 200] [--requests 500] [--latency-ms 50]
-        [--threshold 0.85] [--backend onnx-int8] [--json PATH]
+        [--threshold 0.85] [--backend onnx-int8] [--lookup-budget-ms MS] [--json PATH]
 """
 
 from __future__ import annotations
@@ -60,6 +60,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the fake upstream's")
     parser.add_argument("--threshold", type=float, default=0.85, help="cosine, both gateways")
     parser.add_argument("--backend", choices=EMBEDDING_BACKENDS, default="onnx-int8")
+    parser.add_argument(
+        "--lookup-budget-ms",
+        type=float,
+        help="vetcache's cache.lookup_budget_ms (default: its own)",
+    )
     parser.add_argument("--onnx-dir", type=Path, default=ROOT / ".cache" / "bench" / "onnx")
     parser.add_argument("--json", type=Path, help="write the raw numbers here")
     return parser.parse_args()

@@ -107,14 +107,16 @@ def start_litellm(command: Path, config: Path, port: int) -> subprocess.Popen[by
 
 
 def vetcache_config(redis_url: str, upstream: str, key: str, args: argparse.Namespace) -> str:
-    # lookup_budget_ms: LiteLLM waits up to 5 s for its lookup's embedding
-    # (SEMANTIC_CACHE_EMBEDDING_TIMEOUT_SECONDS); vetcache gets the same 5 s instead of its
-    # 50 ms fail-open default, so queueing at c=32 is measured, not turned into misses.
+    # The lookup budget is vetcache's default (cache.lookup_budget_ms, 50 ms) unless
+    # --lookup-budget-ms says otherwise: a lookup the embedder's queue cannot serve in time
+    # is shed and answered upstream (a miss in the hit cells), as in production. LiteLLM waits
+    # up to 5 s for its lookup's embedding (SEMANTIC_CACHE_EMBEDDING_TIMEOUT_SECONDS).
     digest = hashlib.sha256(key.encode()).hexdigest()
+    budget = f"lookup_budget_ms: {args.lookup_budget_ms}, " if args.lookup_budget_ms else ""
     return (
         f"auth: {{api_keys: [{{tenant: race, key_sha256: '{digest}'}}]}}\n"
         f"redis_url: '{redis_url}/0'\n"
-        f"cache: {{threshold: {args.threshold}, lookup_budget_ms: 5000, "
+        f"cache: {{threshold: {args.threshold}, {budget}"
         f"embedding_backend: {args.backend}, onnx_dir: '{args.onnx_dir}'}}\n"
         f"model_list:\n  - {{model_name: fake-gpt, model: openai/race-vetcache, "
         f"api_base: '{upstream}', api_key: unused}}\n"
