@@ -169,10 +169,10 @@ class SemanticCache:
         lookup under a rollout's target, after the answer): no stage timings, no incidents.
         ``on_exact_miss`` is called once the exact layer has no servable entry, before the
         embedding (speculation: ``proxy.speculation``)."""
-        budget = self.settings.lookup_budget_ms / 1000.0
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        deadline = started + budget
+        # The deadline is on the loop's clock (uvloop's ticks in whole ms); the stage's time
+        # on perf_counter, or every lookup would be timed in whole milliseconds.
+        deadline = asyncio.get_running_loop().time() + self.settings.lookup_budget_ms / 1000.0
+        started = time.perf_counter()
         observer = self.observer if observed else NULL_OBSERVER
         try:
             find = self._find(key, deadline, observer, on_exact_miss)
@@ -182,7 +182,7 @@ class SemanticCache:
                 self._incident(exc)
             return Lookup(outcome=Outcome.FAIL_OPEN, threshold=threshold, embedder=key.embedder)
         finally:
-            observer.stage("lookup", loop.time() - started)
+            observer.stage("lookup", time.perf_counter() - started)
         if observed:
             self.incidents.succeeded()
         choice = await self.policy.choose(key, found.candidates, threshold)
