@@ -13,7 +13,6 @@ upstream's message, which may quote the prompt or the answer.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,15 +20,13 @@ import orjson
 
 from proxy.errors import (
     GatewayError,
-    InvalidRequest,
     UpstreamError,
     UpstreamInvalidReply,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from proxy.upstream_errors import INVALID_REPLY
-
-log = logging.getLogger("vetcache.upstream")
+from proxy.upstream_errors import INVALID_REPLY, TIMED_OUT, UNREACHABLE, answered
+from proxy.upstream_errors import logged as log_failure
 
 RETRIED_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 """Upstream statuses worth another try (as OpenAI's own client retries)."""
@@ -65,19 +62,8 @@ def status_failure(status: int, raw: bytes, headers: Mapping[str, str]) -> LaneF
     """The failure for an upstream answer with an HTTP error status."""
     upstream = _error_body(raw)
     message = str(upstream.get("message") or f"status {status}")[:1000]
-    code = upstream.get("code")
-    param = upstream.get("param")
-    error: GatewayError
-    if status in (400, 422):
-        error = InvalidRequest(
-            message,
-            param=param if isinstance(param, str) else None,
-            code=str(code) if code else "upstream_rejected",
-        )
-    else:
-        error = UpstreamError(message, status=status, code=str(code) if code else None)
     return LaneFailure(
-        error,
+        answered(status, upstream, message),
         f"HTTP {status}",
         retryable=status in RETRIED_STATUSES,
         retry_after=_retry_after(headers.get("retry-after")),
@@ -89,12 +75,9 @@ def transport_failure(exc: BaseException) -> LaneFailure:
     connection)."""
     name = type(exc).__name__
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return LaneFailure(
-            UpstreamTimeout("the upstream model did not answer in time"), name, retryable=True
-        )
+        return LaneFailure(UpstreamTimeout(TIMED_OUT), name, retryable=True)
     # A refused connection and one that broke midway read the same, as on the litellm lane.
-    error = UpstreamUnreachable("could not connect to the upstream model")
-    return LaneFailure(error, name, retryable=True)
+    return LaneFailure(UpstreamUnreachable(UNREACHABLE), name, retryable=True)
 
 
 def invalid_reply(cause: str) -> LaneFailure:
@@ -114,18 +97,8 @@ def stream_error_event(event: Mapping[str, Any]) -> LaneFailure:
 
 
 def logged(failure: LaneFailure) -> GatewayError:
-    """The gateway error for ``failure``, after its one log line (see the module)."""
-    error = failure.error
-    level = logging.INFO if error.status_code < 500 else logging.WARNING
-    log.log(
-        level,
-        "upstream call failed: %s, answered %d %s",
-        failure.cause,
-        error.status_code,
-        error.code,
-        extra={"error_type": failure.cause, "status": error.status_code, "code": error.code},
-    )
-    return error
+    """The gateway error for ``failure``, after its one log line (``proxy.upstream_errors``)."""
+    return log_failure(failure.error, failure.cause)
 
 
 def _error_body(raw: bytes) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from proxy.errors import (
@@ -23,37 +24,35 @@ INVALID_REPLY = "the upstream model's reply was not a chat completion"
 """The message of ``UpstreamInvalidReply``: the reply itself is never passed on."""
 
 
+TIMED_OUT = "the upstream model did not answer in time"
+UNREACHABLE = "could not connect to the upstream model"
+
+
 def translate(exc: Exception, timeout: type[Exception]) -> GatewayError:
     """The gateway error for an exception raised by litellm (``timeout``: litellm's
     ``Timeout`` class), logged as one line (see the module)."""
-    error = _translated(exc, timeout)
+    return logged(_translated(exc, timeout), type(exc).__name__)
+
+
+def logged(error: GatewayError, cause: str) -> GatewayError:
+    """``error``, after the one log line of a failed upstream call (both lanes): what failed
+    (``cause``: an exception's type name, ``HTTP <status>``), the status and code answered."""
     level = logging.INFO if error.status_code < 500 else logging.WARNING
     log.log(
         level,
         "upstream call failed: %s, answered %d %s",
-        type(exc).__name__,
+        cause,
         error.status_code,
         error.code,
-        extra={"error_type": type(exc).__name__, "status": error.status_code,
-               "code": error.code},
-    )  # fmt: skip
+        extra={"error_type": cause, "status": error.status_code, "code": error.code},
+    )
     return error
 
 
-def _translated(exc: Exception, timeout: type[Exception]) -> GatewayError:
-    if isinstance(exc, GatewayError):
-        return exc
-    if isinstance(exc, timeout):
-        return UpstreamTimeout("the upstream model did not answer in time")
-    if _is_connection_failure(exc):
-        return UpstreamUnreachable("could not connect to the upstream model")
-    status = getattr(exc, "status_code", None)
-    if not isinstance(status, int) or not 400 <= status < 600:
-        return UpstreamUnreachable(f"upstream call failed ({type(exc).__name__})")
-    if status >= 500 and not _answered_with_an_error(exc):
-        return UpstreamInvalidReply(INVALID_REPLY)
-    upstream = _upstream_error_body(exc)
-    message = str(upstream.get("message") or _litellm_message(exc) or f"status {status}")
+def answered(status: int, upstream: Mapping[str, Any], message: str) -> GatewayError:
+    """The gateway error for an upstream that answered HTTP ``status`` (4xx, 5xx) with its
+    error object ``upstream`` (empty when it sent none): a rejected request keeps the
+    upstream's code and param, any other status its status and code (both lanes)."""
     code = upstream.get("code")
     param = upstream.get("param")
     if status in (400, 422):
@@ -63,6 +62,23 @@ def _translated(exc: Exception, timeout: type[Exception]) -> GatewayError:
             code=str(code) if code else "upstream_rejected",
         )
     return UpstreamError(message, status=status, code=str(code) if code else None)
+
+
+def _translated(exc: Exception, timeout: type[Exception]) -> GatewayError:
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, timeout):
+        return UpstreamTimeout(TIMED_OUT)
+    if _is_connection_failure(exc):
+        return UpstreamUnreachable(UNREACHABLE)
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int) or not 400 <= status < 600:
+        return UpstreamUnreachable(f"upstream call failed ({type(exc).__name__})")
+    if status >= 500 and not _answered_with_an_error(exc):
+        return UpstreamInvalidReply(INVALID_REPLY)
+    upstream = _upstream_error_body(exc)
+    message = str(upstream.get("message") or _litellm_message(exc) or f"status {status}")
+    return answered(status, upstream, message)
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
