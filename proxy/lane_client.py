@@ -30,7 +30,7 @@ from proxy.lane_errors import (
 )
 from proxy.lane_policy import Deployment, choose, retry_delay
 from proxy.lane_stream import events, first_chunk, rest
-from proxy.upstream_replies import UpstreamReply, UpstreamStream
+from proxy.upstream_replies import OpenChunks, UpstreamReply, UpstreamStream
 
 R = TypeVar("R", UpstreamReply, UpstreamStream)
 Body = Mapping[str, Any]
@@ -165,7 +165,11 @@ class DirectLane:
             await _refuse(response)
         stream = events(response.content)
         first = await first_chunk(response, stream)
-        return UpstreamStream(rest(response, first, stream), lambda: alias)
+
+        async def release() -> None:
+            response.close()
+
+        return UpstreamStream(OpenChunks(rest(response, first, stream), release), lambda: alias)
 
 
 def _env_proxy(url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:

@@ -5,7 +5,7 @@ failed, or closed early by a client that went away)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -85,7 +85,7 @@ async def first_chunk(
 
 async def rest(
     response: aiohttp.ClientResponse, first: Chunk | None, stream: AsyncIterator[Chunk]
-) -> AsyncIterator[Chunk]:
+) -> AsyncGenerator[Chunk, None]:
     """``first``, then the stream's other chunks. A failure after the first chunk raises the
     gateway's error (logged; the route turns it into one error event); ``aclose()`` or a
     cancellation closes the connection at once."""

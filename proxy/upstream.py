@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import logging
 import struct
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import ModuleType
 from typing import Any, Literal
 
@@ -28,7 +28,7 @@ from proxy.lane_policy import Deployment
 from proxy.lane_routes import direct_deployment
 from proxy.settings import ModelRoute, Settings
 from proxy.upstream_errors import INVALID_REPLY, translate
-from proxy.upstream_replies import UpstreamReply, UpstreamStream
+from proxy.upstream_replies import OpenChunks, UpstreamReply, UpstreamStream
 
 __all__ = ["Upstream", "UpstreamReply", "UpstreamStream", "answered_by", "split_params"]
 
@@ -228,9 +228,12 @@ class Upstream:
             first, iterator = None, None
         except Exception as exc:  # translated, see chat()
             raise self.translate(exc) from exc
-        return UpstreamStream(self._chunks(first, iterator), lambda: answered_by(stream))
+        assert stream is not None  # the call returned, or it raised above
+        return UpstreamStream(
+            OpenChunks(self._chunks(first, iterator), stream.aclose), lambda: answered_by(stream)
+        )
 
-    async def _chunks(self, first: Any, iterator: Any) -> AsyncIterator[dict[str, Any]]:
+    async def _chunks(self, first: Any, iterator: Any) -> AsyncGenerator[dict[str, Any], None]:
         if first is None:
             return
         yield _clean(first.model_dump(warnings=False))

@@ -223,6 +223,21 @@ async def test_a_reader_going_away_releases_the_upstream_stream(
     assert f"stream finished {model}" not in _received(fake_upstream)
 
 
+@pytest.mark.parametrize("wire", ["openai", "litellm"])
+async def test_a_stream_closed_unread_releases_the_upstream_stream(
+    upstream: Callable[..., Any], fake_upstream: str, wire: str
+) -> None:
+    """A speculative call dropped by a hit, or a client gone before its first chunk: the
+    chunks are closed without a read, and the connection goes all the same."""
+    model = "slow-stream-300"
+    gateway = await upstream(route("slow", model, fake_upstream, wire=wire))
+    before = _received(fake_upstream).get(f"stream aborted {model}", 0)
+    stream = await gateway.chat_stream(_body("slow", "one two three four five six seven"))
+    await stream.chunks.aclose()
+    assert await _aborted(fake_upstream, model, before) == 1
+    assert f"stream finished {model}" not in _received(fake_upstream)
+
+
 async def test_streams_always_ask_the_upstream_for_usage_on_both_lanes(
     upstream: Callable[..., Any], fake_upstream: str
 ) -> None:
