@@ -20,7 +20,7 @@ import pytest
 from proxy.errors import GatewayError, UpstreamTimeout
 from proxy.settings import Settings
 from proxy.upstream import Upstream
-from tests.conftest import route
+from tests.conftest import free_port, route, stop, vetcache, wait_http
 
 pytestmark = pytest.mark.integration
 
@@ -362,3 +362,38 @@ async def test_cancelling_a_call_before_its_answer_closes_its_connection(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await _settles(port, 0) == 0
+
+
+@pytest.mark.parametrize("wire", ["openai", "litellm"])
+def test_a_client_leaving_a_stream_releases_the_upstream_stream(
+    fake_upstream: str, tmp_path: Path, wire: str
+) -> None:
+    """Through a real ``vetcache serve``: the client reads the first event and hangs up; the
+    gateway closes its upstream stream at once instead of reading it to the end."""
+    model = "slow-stream-250"
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "auth: {enabled: false}\naccess_log: false\ncache: {enabled: false}\nmodel_list:\n"
+        f"  - {{model_name: slow, model: openai/{model}, api_base: '{fake_upstream}', "
+        f"wire: {wire}}}\n"
+    )
+    port = free_port()
+    gateway = vetcache("serve", "--config", str(config), "--port", str(port))
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", gateway)
+        before = _received(fake_upstream).get(f"stream aborted {model}", 0)
+        body = _body("slow", "one two three four five six seven eight", stream=True)
+        with httpx.stream(
+            "POST", f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=10
+        ) as response:
+            assert response.status_code == 200
+            assert next(response.iter_lines()).startswith("data: {")
+        aborted = 0
+        for _ in range(60):  # eight words 250 ms apart: finished would take ~1.75 s
+            aborted = _received(fake_upstream).get(f"stream aborted {model}", 0) - before
+            if aborted:
+                break
+            time.sleep(0.05)
+        assert aborted == 1
+    finally:
+        stop(gateway)
