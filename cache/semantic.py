@@ -283,9 +283,9 @@ class SemanticCache:
             return _Found(
                 await self._labelled([Candidate(entry=exact, similarity=1.0, exact=True)], None)
             )
+        _in_time(deadline)
         if on_exact_miss is not None:
             on_exact_miss()
-        _in_time(deadline)
         with observer.timed("embed"):
             vector = await self.versions.embedder(key.embedder).embed(key.text, deadline)
         _in_time(deadline)

@@ -118,6 +118,8 @@ class ChatService:
         except BaseException:
             speculation.drop()
             raise
+        finally:
+            speculation.close()
         served = resolved.lookup.hit if resolved.lookup is not None else None
         if served is not None:
             self._speculated(resolved, speculation.drop(), "cancelled")

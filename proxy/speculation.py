@@ -89,15 +89,22 @@ class Speculation:
         """The exact key's flight this request leads, once a call started."""
         self.call: Call[Any] | None = None
         """The call started (None: none, or another request leads this key's call)."""
+        self._open = True
 
     def begin(self, exact: str) -> None:
         """The exact layer missed ``exact``: start the call, unless one is in flight for it
-        (the request will follow that one) or this request started one already."""
-        if self.call is not None:
+        (the request will follow that one), this request started one already, or its
+        lookup is over (``close``)."""
+        if self.call is not None or not self._open:
             return
         flight = self._flights.join(exact)
         if flight.leads:
             self.flight, self.call = flight, self._start()
+
+    def close(self) -> None:
+        """The lookup is over: a lookup abandoned at its deadline whose exact layer answers
+        later must not start a call nobody would use (nor lead a flight nobody lands)."""
+        self._open = False
 
     def drop(self) -> bool:
         """Nobody will use the call (a hit, or the request failed): cancel it and free its

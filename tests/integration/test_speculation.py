@@ -5,6 +5,7 @@ call is provably under way when the lookup ends), the fake upstream as a separat
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,9 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from cache.embedder import Embedder, SentenceTransformerEmbedder, Vector
+from cache.embedder import Embedder, HashEmbedder, SentenceTransformerEmbedder, Vector
 from cache.semantic import SemanticCache
 from cache.settings import CacheSettings
+from cache.stores.faulty import FaultyStore
+from cache.stores.memory import MemoryStore
 from cache.stores.redis import RedisStore
 from tests.conftest import route
 
@@ -99,10 +102,13 @@ def counts(fake_upstream: str) -> Counts:
     return Counts(fake_upstream)
 
 
-def ask(client: TestClient, namespace: str, text: str, model: str, **body: Any) -> Any:
+def ask(
+    client: TestClient, namespace: str, text: str, model: str, *, store: bool = True, **body: Any
+) -> Any:
+    no_store = {} if store else {"cache-control": "no-store"}
     return client.post(
         "/v1/chat/completions",
-        headers={"x-vetcache-namespace": namespace},
+        headers={"x-vetcache-namespace": namespace, **no_store},
         json={"model": model, "messages": [{"role": "user", "content": text}], **body},
     )
 
@@ -199,3 +205,25 @@ def test_identical_misses_in_flight_share_one_call(
     assert len(answers) == 1
     assert counts.taken("sleep-1500") == 1
     assert speculative(client, namespace, "used") == 1
+
+
+def test_a_lookup_abandoned_at_its_deadline_starts_no_call_later(
+    gateway_client: Callable[..., TestClient], counts: Counts
+) -> None:
+    """The exact layer stalls past the budget: the request fails open and asks the
+    upstream itself; when the stalled exact read returns, long after, nothing more is
+    started (no call nobody would use, no flight nobody lands)."""
+    store = FaultyStore(MemoryStore())
+    settings = CacheSettings(speculate=True, lookup_budget_ms=50)
+    client = gateway_client(cache=SemanticCache(settings, store, HashEmbedder()))
+    store.delay_s = 0.4
+    namespace = uuid.uuid4().hex[:12]
+    reply = ask(client, namespace, QUESTION, "fake-gpt", store=False)
+    assert reply.headers["x-vetcache"] == "fail_open"
+    time.sleep(0.8)  # the abandoned exact read has returned by now
+    assert counts.taken("fake-gpt") == 1
+    assert speculative(client, namespace, "used") == 0
+    store.delay_s = 0.0
+    # The same exact key misses again: it asks the upstream, with no stale flight to follow.
+    again = ask(client, namespace, QUESTION, "fake-gpt")
+    assert again.headers["x-vetcache"] == "miss" and counts.taken("fake-gpt") == 1
