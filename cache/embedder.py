@@ -115,8 +115,6 @@ class SentenceTransformerEmbedder(Embedder):
         self.batch_window = batch_window_ms / 1000.0
         self.max_batch = max_batch
         self.threads = threads
-        self.per_text = False
-        """Embed each text of a batch alone (checking it is still wanted), not in one pass."""
         self.dimension = 0
         self.fingerprint = ""
         self._model: Any = None
@@ -221,12 +219,8 @@ class SentenceTransformerEmbedder(Embedder):
     def _encode_live(self, batch: list[Job]) -> tuple[list[Vector | None], float]:
         """In the embedding thread: the vectors of the jobs still alive (None for the others)
         and the seconds the thread spent (the queue's cost estimate: not the hops to and from
-        a busy loop). With ``per_text`` each job is checked right before its own run, so
-        texts behind a batch are dropped as soon as their lookup gives up."""
+        a busy loop)."""
         started = time.perf_counter()
-        if self.per_text:
-            out = [None if job.dead() else self._encode([job.text])[0] for job in batch]
-            return out, time.perf_counter() - started
         live = [i for i, job in enumerate(batch) if not job.dead()]
         vectors: list[Vector | None] = [None] * len(batch)
         if live:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 import tempfile
@@ -38,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.bench.overhead import cpu_seconds, percentile
 from tests.bench.race_proxy import redis_stack
+from tests.bench.where_time_goes import Split
 from tests.conftest import LOGS, free_port, stop, vetcache, wait_http
 
 WORDS = (
@@ -81,23 +81,7 @@ async def cell(
     return latencies, outcomes
 
 
-def lookups(log: Path, offset: int) -> list[float]:
-    """``timings_ms.lookup`` of the misses the access log recorded after ``offset``."""
-    with log.open("rb") as handle:
-        handle.seek(offset)
-        lines = handle.read().decode(errors="replace").splitlines()
-    found = []
-    for line in lines:
-        if line.startswith("{"):
-            record = json.loads(line)
-            lookup = (record.get("timings_ms") or {}).get("lookup")
-            if record.get("outcome") == "miss" and lookup is not None:
-                found.append(float(lookup))
-    return found
-
-
 async def measure(upstream: str, gateway: str, pid: int, args: argparse.Namespace) -> None:
-    log = LOGS[pid]
     rows: dict[str, tuple[float, float]] = {}
     print(f"fake upstream latency {args.latency_ms} ms, {args.requests} distinct prompts per cell")
     print(
@@ -110,8 +94,11 @@ async def measure(upstream: str, gateway: str, pid: int, args: argparse.Namespac
         for name in CELLS:
             headers, expected = CELLS[name]
             url = upstream if name == "upstream" else gateway
-            offset, cpu = log.stat().st_size, cpu_seconds(pid)
-            samples, outcomes = await cell(session, url, headers, salads(args.requests, len(rows)))
+            cpu = cpu_seconds(pid)
+            with Split(pid, LOGS[pid]) as split:
+                samples, outcomes = await cell(
+                    session, url, headers, salads(args.requests, len(rows))
+                )
             cpu = (cpu_seconds(pid) - cpu) * 1000 / len(samples)
             p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
             rows[name] = (p50, p99)
@@ -121,7 +108,7 @@ async def measure(upstream: str, gateway: str, pid: int, args: argparse.Namespac
             share = sum(o == expected for o in outcomes) / len(outcomes)
             print(f"{name:>10} {p50:>7.2f} {p99:>7.2f}{added:<24} {share:>8.0%}", flush=True)
             if name == "cache on":
-                own = lookups(log, offset)
+                own = split.stages("miss").get("lookup", [])
                 rows["lookup"] = (percentile(own, 0.5), percentile(own, 0.99))
     report(rows)
 

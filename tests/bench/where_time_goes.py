@@ -49,8 +49,8 @@ class Split:
     ) -> None:
         self.after = threads(self.pid)
 
-    def stages(self) -> dict[str, list[float]]:
-        """Per stage, the timings of the hits logged in between."""
+    def stages(self, outcome: str = "hit") -> dict[str, list[float]]:
+        """Per stage, the timings of the requests with ``outcome`` logged in between."""
         with self.log.open("rb") as handle:
             handle.seek(self.offset)
             lines = handle.read().decode(errors="replace").splitlines()
@@ -59,7 +59,7 @@ class Split:
             if not line.startswith("{"):
                 continue
             record = json.loads(line)
-            if record.get("outcome") == "hit":
+            if record.get("outcome") == outcome:
                 for stage, ms in (record.get("timings_ms") or {}).items():
                     found.setdefault(stage, []).append(ms)
         return found

@@ -255,15 +255,15 @@ async def test_deployments_share_an_alias_and_one_cooling_down_is_skipped(
     upstream: Callable[..., Any], fake_upstream: str
 ) -> None:
     gateway = await upstream(
-        route("shared", "shared-a", fake_upstream),
-        route("shared", "shared-b", fake_upstream),
+        route("spread", "spread-a", fake_upstream),
+        route("spread", "spread-b", fake_upstream),
         route("cooling", "error-503", fake_upstream, cooldown_s=60.0, num_retries=3),
         route("cooling", "cool-backup", fake_upstream, cooldown_s=60.0, num_retries=3),
     )
     for i in range(30):
-        await gateway.chat(_body("shared", f"spread {i}"))
+        await gateway.chat(_body("spread", f"spread {i}"))
     counts = _received(fake_upstream)
-    assert counts["/chat/completions shared-a"] > 0 and counts["/chat/completions shared-b"] > 0
+    assert counts["/chat/completions spread-a"] > 0 and counts["/chat/completions spread-b"] > 0
     before = counts.get("/chat/completions error-503", 0)
     for i in range(20):
         reply = await gateway.chat(_body("cooling", f"cool {i}"))

@@ -149,7 +149,7 @@ async def test_a_batch_is_cut_where_it_would_end_past_a_lookups_deadline() -> No
 
 
 def test_the_int8_backend_waits_for_no_batch(tiny_int8: OnnxEmbedder) -> None:
-    assert tiny_int8.batch_window == 0.0 and not tiny_int8.per_text
+    assert tiny_int8.batch_window == 0.0
 
 
 def test_the_per_row_graph_is_written_once_next_to_the_export(

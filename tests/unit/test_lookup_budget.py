@@ -71,12 +71,11 @@ class CountingEmbedder(HashEmbedder):
 
 
 class SleepyModel(SentenceTransformerEmbedder):
-    """The real queue and embedding thread around a fake model: ``cost_s`` per text, each
-    text run alone (as the default int8 model runs)."""
+    """The real queue and embedding thread around a fake model: ``cost_s`` per text, the
+    texts that waited together run as one batch (as the default int8 model runs)."""
 
     def __init__(self, cost_s: float) -> None:
         super().__init__("fake", batch_window_ms=0, max_batch=32)
-        self.per_text = True
         self.cost_s = cost_s
         self.texts: list[str] = []
 
