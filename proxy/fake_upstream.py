@@ -53,7 +53,7 @@ import random
 import struct
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,42 +64,22 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from proxy.fake_replies import (
+    chat_stream,
+    count_tokens,
+    error_reply,
+    json_reply,
+    make_answer,
+    odd_answer,
+    text_of,
+)
+
 if TYPE_CHECKING:
     from cache.embedder import Embedder, SentenceTransformerEmbedder
     from cache.settings import EmbeddingBackend
 
 
 DEFAULT_DIMENSIONS = 384
-JSON = "application/json"
-
-
-def _json(payload: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type=JSON)
-
-
-def _error(status: int, message: str, code: str | None = None) -> Response:
-    kind = "rate_limit_error" if status == 429 else "invalid_request_error"
-    if status >= 500:
-        kind = "server_error"
-    return _json({"error": {"message": message, "type": kind, "param": None, "code": code}}, status)
-
-
-def _text_of(content: Any) -> str:
-    """The plain text of a message's content (string or list of content parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
-
-
-def make_answer(model: str, messages: Sequence[Mapping[str, Any]]) -> str:
-    """The deterministic answer for ``messages``: same request, same answer."""
-    digest = hashlib.sha256(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)).hexdigest()[:8]
-    last_user = next(
-        (_text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
-    )
-    return f"[{model}] reply {digest}: {last_user[:200]}"
 
 
 def make_embedding(text: str, dimensions: int = DEFAULT_DIMENSIONS) -> list[float]:
@@ -109,10 +89,6 @@ def make_embedding(text: str, dimensions: int = DEFAULT_DIMENSIONS) -> list[floa
     vec = [rng.gauss(0.0, 1.0) for _ in range(dimensions)]
     norm = math.sqrt(sum(v * v for v in vec)) or 1.0
     return [v / norm for v in vec]
-
-
-def _count_tokens(text: str) -> int:
-    return len(text.split())
 
 
 def model_embedder(
@@ -157,24 +133,24 @@ class FakeUpstream:
     def _fault(model: str, echo: str = "") -> Response | None:
         if model.startswith("error-"):
             status = int(model.removeprefix("error-"))
-            return _error(status, f"simulated upstream error {status}", code=f"fake_{status}")
+            return error_reply(status, f"simulated upstream error {status}", code=f"fake_{status}")
         if model.startswith("echo-"):
             status = int(model.removeprefix("echo-"))
-            return _error(status, f"cannot process input: {echo}", code=f"fake_{status}")
+            return error_reply(status, f"cannot process input: {echo}", code=f"fake_{status}")
         if model == "html":
             page = f"<html><body><h1>Gateway</h1><p>{echo}</p></body></html>"
             return Response(page, media_type="text/html")
         if model == "no-choices":
-            return _json({"id": "fake", "object": "chat.completion", "output": echo})
+            return json_reply({"id": "fake", "object": "chat.completion", "output": echo})
         return None
 
     async def _body(self, request: Request) -> dict[str, Any] | Response:
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
-            return _error(400, "body is not valid JSON")
+            return error_reply(400, "body is not valid JSON")
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-            return _error(400, "'model' is required", code="missing_model")
+            return error_reply(400, "'model' is required", code="missing_model")
         self.received[f"{request.url.path.removeprefix('/v1')} {body['model']}"] += 1
         return body
 
@@ -185,7 +161,7 @@ class FakeUpstream:
         model: str = body["model"]
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
-            return _error(400, "'messages' must be a non-empty array")
+            return error_reply(400, "'messages' must be a non-empty array")
         await self._wait(model)
         fault = self._fault(model, make_answer(model, messages)) or self._transient(model, messages)
         if fault is not None:
@@ -196,21 +172,21 @@ class FakeUpstream:
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         if isinstance(max_tokens, int) and 0 < max_tokens < len(words):
             words, finish = words[:max_tokens], "length"
-        prompt_tokens = sum(_count_tokens(_text_of(m.get("content"))) for m in messages)
+        prompt_tokens = sum(count_tokens(text_of(m.get("content"))) for m in messages)
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": len(words),
             "total_tokens": prompt_tokens + len(words),
         }
         completion_id = "chatcmpl-fake" + hashlib.sha256(" ".join(words).encode()).hexdigest()[:20]
-        message, reason = _odd_answer(model, " ".join(words), finish)
+        message, reason = odd_answer(model, " ".join(words), finish)
         if body.get("stream") is True:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            stream = _stream(
+            stream = chat_stream(
                 completion_id, model, message, reason, usage if include_usage else None
             )
             return StreamingResponse(self._counted(model, stream), media_type="text/event-stream")
-        return _json(
+        return json_reply(
             {
                 "id": completion_id,
                 "object": "chat.completion",
@@ -231,9 +207,9 @@ class FakeUpstream:
         key = (model, make_answer(model, messages))
         self.calls[key] += 1
         if model.startswith("flaky-") and self.calls[key] <= int(model.split("-")[1]):
-            return _error(503, "simulated overload", code="fake_503")
+            return error_reply(503, "simulated overload", code="fake_503")
         if model.startswith("retry-after-") and self.calls[key] == 1:
-            response = _error(429, "simulated rate limit", code="fake_429")
+            response = error_reply(429, "simulated rate limit", code="fake_429")
             response.headers["retry-after"] = model.removeprefix("retry-after-")
             return response
         return None
@@ -256,7 +232,7 @@ class FakeUpstream:
         raw = body.get("input")
         inputs = [raw] if isinstance(raw, str) else raw
         if not isinstance(inputs, list) or not inputs:
-            return _error(400, "'input' must be a string or a non-empty array")
+            return error_reply(400, "'input' must be a string or a non-empty array")
         await self._wait(model, simulated=self.embedder is None)
         fault = self._fault(model)
         if fault is not None:
@@ -271,8 +247,8 @@ class FakeUpstream:
             if as_base64:
                 embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
             data.append({"object": "embedding", "index": index, "embedding": embedding})
-        tokens = sum(_count_tokens(str(item)) for item in inputs)
-        return _json(
+        tokens = sum(count_tokens(str(item)) for item in inputs)
+        return json_reply(
             {
                 "object": "list",
                 "data": data,
@@ -287,88 +263,26 @@ class FakeUpstream:
             dims = int(dimensions or DEFAULT_DIMENSIONS)
             return [make_embedding(orjson.dumps(item).decode(), dims) for item in inputs]
         if not all(isinstance(item, str) for item in inputs):
-            return _error(400, "this embedding model takes text input only")
+            return error_reply(400, "this embedding model takes text input only")
         if dimensions is not None and dimensions != self.embedder.dimension:
-            return _error(400, f"this embedding model has {self.embedder.dimension} dimensions")
+            return error_reply(
+                400, f"this embedding model has {self.embedder.dimension} dimensions"
+            )
         # Concurrent embed() calls share the embedder's micro-batches, off the event loop.
         vectors = await asyncio.gather(*(self.embedder.embed(item) for item in inputs))
         return [vector.tolist() for vector in vectors]
 
     async def requests(self, _request: Request) -> Response:
         """Requests received so far, keyed ``"<route> <model>"``."""
-        return _json(dict(self.received))
+        return json_reply(dict(self.received))
 
     async def models(self, _request: Request) -> Response:
-        return _json(
+        return json_reply(
             {
                 "object": "list",
                 "data": [{"id": "fake-gpt", "object": "model", "created": 0, "owned_by": "fake"}],
             }
         )
-
-
-def _odd_answer(model: str, text: str, finish: str) -> tuple[dict[str, Any], str | None]:
-    """The message and finish reason a model name asks for (see the module's docstring)."""
-    message: dict[str, Any] = {"role": "assistant", "content": text}
-    if model == "finish-null":
-        return message, None
-    if model == "refusal":
-        return {"role": "assistant", "content": None, "refusal": "I can't help with that."}, finish
-    if model == "empty":
-        return {"role": "assistant", "content": ""}, finish
-    if model == "function-call":
-        call = {"name": "lookup", "arguments": '{"q": "x"}'}
-        return {"role": "assistant", "content": None, "function_call": call}, finish
-    return message, finish
-
-
-async def _stream(
-    completion_id: str,
-    model: str,
-    message: dict[str, Any],
-    finish: str | None,
-    usage: dict[str, int] | None,
-) -> AsyncIterator[bytes]:
-    created = int(time.time())
-
-    def chunk(delta: dict[str, Any], finish_reason: str | None) -> bytes:
-        payload = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "system_fingerprint": "fp_fake",
-            "choices": [
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-            ],
-        }
-        return b"data: " + orjson.dumps(payload) + b"\n\n"
-
-    yield chunk({"role": "assistant", "content": ""}, None)
-    words = (message.get("content") or "").split(" ") if message.get("content") else []
-    cut = len(words) // 2 if model == "truncate" else len(words)
-    pause = int(model.removeprefix("slow-stream-")) / 1000 if model.startswith("slow-") else 0.0
-    for i, word in enumerate(words[:cut]):
-        if pause and i:
-            await asyncio.sleep(pause)
-        yield chunk({"content": word if i == 0 else " " + word}, None)
-    for field in ("refusal", "function_call"):
-        if message.get(field) is not None:
-            yield chunk({field: message[field]}, None)
-    if model == "truncate":
-        raise ConnectionAbortedError("simulated truncated stream")
-    yield chunk({}, finish)
-    if usage is not None:
-        final = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [],
-            "usage": usage,
-        }
-        yield b"data: " + orjson.dumps(final) + b"\n\n"
-    yield b"data: [DONE]\n\n"
 
 
 def create_fake_upstream(latency_ms: float = 0.0, embedder: Embedder | None = None) -> Starlette:

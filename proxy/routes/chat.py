@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -17,7 +18,8 @@ from starlette.responses import Response
 from cache import Outcome
 from proxy import deps
 from proxy.answers import Chunks
-from proxy.chat_service import Reply
+from proxy.auth import Principal
+from proxy.chat_service import ChatService, Reply
 from proxy.directives import DIRECTIVE_HEADERS, directives
 from proxy.errors import GatewayError, InvalidRequest
 from proxy.event_stream import EventStreamResponse
@@ -64,6 +66,62 @@ async def sse(
     yield DONE
 
 
+@dataclass(frozen=True)
+class Served:
+    """A chat request answered (from the cache or the upstream), not written yet: what the
+    routes of other wire formats (``/v1/responses``, ``/v1/messages``...) translate."""
+
+    reply: Reply[bytes] | Reply[Chunks]
+    """The chat answer: chat-completion JSON bytes, or chat-completion chunks."""
+    finish: Finish
+    """Call with the report once the answer is written (``FAILED`` if it broke off)."""
+    request_id: str
+    """The request's id."""
+
+    @property
+    def background(self) -> BackgroundTask | None:
+        """The after-work, for the response's ``background``."""
+        return BackgroundTask(self.reply.after) if self.reply.after else None
+
+
+async def serve(
+    request: Request,
+    body: Mapping[str, Any],
+    principal: Principal,
+    service: ChatService,
+) -> Served:
+    """Answer a valid chat-completion ``body`` (already read and validated, whatever wire
+    format it came in): directives, key, lookup, policy, the upstream, admission, metrics and
+    trace, as for ``/v1/chat/completions``. Errors raise ``GatewayError`` (already counted)."""
+    started = time.perf_counter()
+    model = str(body["model"])
+    service.upstream.check_model(model)
+    how = directives(request, deps.keyring(request))
+    request_id = deps.request_id(request)
+    metrics = deps.metrics(request)
+
+    def finish(report: CacheReport) -> None:
+        setattr(request.state, STATE, report)  # the access log reads it
+        elapsed = time.perf_counter() - started
+        metrics.request(
+            how.namespace, model, report.outcome, elapsed, report.similarity, principal.tenant
+        )
+
+    try:
+        reply: Reply[bytes] | Reply[Chunks]
+        if body.get("stream"):
+            reply = await service.stream(body, principal, how, request_id)
+        else:
+            reply = await service.complete(body, principal, how, request_id)
+    except GatewayError:
+        finish(FAILED)
+        raise
+    service.tracing.chat(
+        getattr(request.state, "span", None), body, how.namespace, reply.report, reply.answer.usage
+    )
+    return Served(reply, finish, request_id)
+
+
 @router.post(
     "/v1/chat/completions",
     openapi_extra={**json_body(ChatCompletionRequest), "parameters": DIRECTIVE_HEADERS},
@@ -76,7 +134,6 @@ async def chat_completions(
     service: deps.ChatDep,
 ) -> Response:
     """Create a chat completion."""
-    started = time.perf_counter()
     body, chat = await read_valid(
         request, ChatCompletionRequest, settings.max_body_bytes, chat_limits
     )
@@ -85,44 +142,24 @@ async def chat_completions(
         raise InvalidRequest(
             "'stream_options' is only allowed when 'stream' is true", param="stream_options"
         )
-    how = directives(request, deps.keyring(request))
-    request_id = deps.request_id(request)
-    metrics = deps.metrics(request)
-
-    def finish(report: CacheReport) -> None:
-        setattr(request.state, STATE, report)  # the access log reads it
-        elapsed = time.perf_counter() - started
-        metrics.request(
-            how.namespace, chat.model, report.outcome, elapsed, report.similarity, principal.tenant
-        )
-
-    try:
-        reply: Reply[bytes] | Reply[Chunks]
-        if chat.stream:
-            reply = await service.stream(body, principal, how, request_id)
-        else:
-            reply = await service.complete(body, principal, how, request_id)
-    except GatewayError:
-        finish(FAILED)
-        raise
-    service.tracing.chat(
-        getattr(request.state, "span", None), body, how.namespace, reply.report, reply.answer.usage
-    )
-    return _write(reply, request_id, finish)
+    return _write(await serve(request, body, principal, service))
 
 
-def _write(reply: Reply[bytes] | Reply[Chunks], request_id: str, finish: Finish) -> Response:
+def _write(served: Served) -> Response:
     """The HTTP response: the JSON body, or the chunks as server-sent events."""
-    background = BackgroundTask(reply.after) if reply.after else None
+    reply, finish = served.reply, served.finish
     report, answer = reply.report, reply.answer.body
     if isinstance(answer, bytes):
         finish(report)
         return Response(
-            answer, media_type="application/json", headers=headers(report), background=background
+            answer,
+            media_type="application/json",
+            headers=headers(report),
+            background=served.background,
         )
     return EventStreamResponse(
-        sse(answer, request_id, lambda failed: finish(FAILED if failed else report)),
+        sse(answer, served.request_id, lambda failed: finish(FAILED if failed else report)),
         media_type="text/event-stream",
         headers={**SSE_HEADERS, **headers(report)},
-        background=background,
+        background=served.background,
     )
