@@ -57,10 +57,19 @@ class UpstreamCalls:
         self.metrics = metrics
         self.tracing = tracing
 
+    async def json(self, body: Mapping[str, Any]) -> UpstreamReply:
+        """The upstream call of a JSON answer (chat; ``proxy.text_completions`` asks for a
+        text completion instead)."""
+        return await self.upstream.chat(body)
+
+    async def event_stream(self, body: Mapping[str, Any]) -> UpstreamStream:
+        """The upstream call of a streamed answer, open at its first chunk."""
+        return await self.upstream.chat_stream(body)
+
     async def chat(self, body: Mapping[str, Any]) -> UpstreamReply:
         """One JSON completion."""
         with self.metrics.timed("upstream"):  # the stage's span, when tracing is on
-            reply = await self.upstream.chat(body)
+            reply = await self.json(body)
             upstream_span(self.tracing.current(), body["model"], reply.completion.get("usage"))
             return reply
 
@@ -76,7 +85,7 @@ class UpstreamCalls:
             span.end()
 
         try:
-            stream = await self.upstream.chat_stream(body)
+            stream = await self.event_stream(body)
         except BaseException:
             finish(None)
             raise
@@ -111,6 +120,28 @@ class _Timed:
     async def aclose(self) -> None:
         """Release the upstream's stream (its connection), read to the end or not."""
         self._end()
+        await close(self._chunks)
+
+
+class Mapped:
+    """``chunks``, each mapped by ``step``; ``aclose`` closes ``chunks`` (the upstream)."""
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[dict[str, Any]],
+        step: Callable[[Mapping[str, Any]], dict[str, Any]],
+    ) -> None:
+        self._chunks = chunks
+        self._step = step
+
+    def __aiter__(self) -> Mapped:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        return self._step(await self._chunks.__anext__())
+
+    async def aclose(self) -> None:
+        """Release the upstream's stream."""
         await close(self._chunks)
 
 

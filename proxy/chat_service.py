@@ -88,19 +88,34 @@ class ChatService:
         self._background: set[asyncio.Task[None]] = set()
 
     async def complete(
-        self, body: Mapping[str, Any], who: Principal, how: Directives, request_id: str = ""
+        self,
+        body: Mapping[str, Any],
+        who: Principal,
+        how: Directives,
+        request_id: str = "",
+        *,
+        calls: UpstreamCalls | None = None,
+        bypass: str | None = None,
     ) -> Reply[bytes]:
-        """A JSON answer."""
-        return await self.answer(body, who, how, request_id, JsonAnswer(self.calls))
+        """A JSON answer. ``calls``: how the upstream is asked (default: chat completions);
+        ``bypass``: why the cache must not be asked (the request is passed through)."""
+        form = JsonAnswer(calls or self.calls)
+        return await self.answer(body, who, how, request_id, form, bypass)
 
     async def stream(
-        self, body: Mapping[str, Any], who: Principal, how: Directives, request_id: str = ""
+        self,
+        body: Mapping[str, Any],
+        who: Principal,
+        how: Directives,
+        request_id: str = "",
+        *,
+        calls: UpstreamCalls | None = None,
+        bypass: str | None = None,
     ) -> Reply[Chunks]:
-        """A streamed answer."""
+        """A streamed answer (``calls`` and ``bypass`` as for ``complete``)."""
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return await self.answer(
-            body, who, how, request_id, StreamAnswer(self.calls, include_usage)
-        )
+        form = StreamAnswer(calls or self.calls, include_usage)
+        return await self.answer(body, who, how, request_id, form, bypass)
 
     async def answer(
         self,
@@ -109,12 +124,13 @@ class ChatService:
         how: Directives,
         request_id: str,
         form: AnswerForm[T],
+        bypass: str | None = None,
     ) -> Reply[T]:
         """Resolve, then answer in ``form``: from the entry served, else from the upstream
         (the call the exact layer's miss started, under ``cache.speculate``)."""
         speculation = Speculation(self._flights, lambda: form.start(body))
         try:
-            resolved = await self.resolve(body, who, how, request_id, speculation)
+            resolved = await self.resolve(body, who, how, request_id, speculation, bypass)
         except BaseException:
             speculation.drop()
             raise
@@ -135,11 +151,13 @@ class ChatService:
         how: Directives,
         request_id: str,
         speculation: Speculation | None = None,
+        bypass: str | None = None,
     ) -> Resolution:
         """The one resolution step: key, lookup and decision, report, after-work.
-        ``speculation`` begins when the exact layer misses, if the namespace speculates."""
+        ``speculation`` begins when the exact layer misses, if the namespace speculates;
+        ``bypass`` (a reason) skips the cache."""
         asker = who.key_id or f"request:{request_id}"
-        key = self._key(body, who, how)
+        key = bypass if bypass is not None else self._key(body, who, how)
         bypass = key if isinstance(key, str) else None
         key = None if isinstance(key, str) else key
         lookup = None

@@ -62,7 +62,18 @@ def odd_answer(model: str, text: str, finish: str) -> tuple[dict[str, Any], str 
     if model == "function-call":
         call = {"name": "lookup", "arguments": '{"q": "x"}'}
         return {"role": "assistant", "content": None, "function_call": call}, finish
+    if model == "tool-call":
+        return {"role": "assistant", "content": None, "tool_calls": [tool_call(text)]}, "tool_calls"
     return message, finish
+
+
+def tool_call(text: str) -> dict[str, Any]:
+    """The ``tool-call`` model's call: ``lookup`` with the answer text as its query, under an
+    id derived from it."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    arguments = orjson.dumps({"query": text}).decode()
+    return {"id": f"call_{digest}", "type": "function",
+            "function": {"name": "lookup", "arguments": arguments}}  # fmt: skip
 
 
 async def chat_stream(
@@ -98,6 +109,15 @@ async def chat_stream(
     for field in ("refusal", "function_call"):
         if message.get(field) is not None:
             yield chunk({field: message[field]}, None)
+    for position, call in enumerate(message.get("tool_calls") or ()):
+        arguments = call["function"]["arguments"]
+        half = len(arguments) // 2
+        opening = {**call, "function": {"name": call["function"]["name"], "arguments": ""}}
+        yield chunk({"tool_calls": [{"index": position, **opening}]}, None)
+        for piece in (arguments[:half], arguments[half:]):
+            yield chunk(
+                {"tool_calls": [{"index": position, "function": {"arguments": piece}}]}, None
+            )
     if model == "truncate":
         raise ConnectionAbortedError("simulated truncated stream")
     yield chunk({}, finish)

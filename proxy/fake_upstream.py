@@ -1,8 +1,9 @@
 """A small OpenAI-compatible upstream simulator for tests, load tests and demos.
 
-It answers ``/v1/chat/completions`` (JSON and SSE streaming), ``/v1/embeddings`` and
-``/v1/models`` with deterministic output derived from the request, after a configurable
-latency, so a test or benchmark can run the whole gateway without a paid key.
+It answers ``/v1/chat/completions`` (JSON and SSE streaming), ``/v1/completions``
+(``proxy.fake_completions``), ``/v1/embeddings`` and ``/v1/models`` with deterministic
+output derived from the request, after a configurable latency, so a test or benchmark can
+run the whole gateway without a paid key.
 
 Answers: ``"[<model>] reply <digest>: <last user text>"`` where ``digest`` is the first 8 hex
 digits of a SHA-256 over the messages; ``max_tokens`` truncates the answer by words and sets
@@ -27,6 +28,9 @@ faulty "model" while the others stay healthy:
 - ``refusal``: a refusal (``message.refusal`` set, no content; streamed as ``delta.refusal``);
 - ``empty``: an empty answer (``content: ""``, finish ``stop``);
 - ``function-call``: a legacy ``function_call`` answer with finish ``stop``;
+- ``tool-call``: one ``tool_calls`` call of ``lookup`` (``proxy.fake_replies.tool_call``),
+  finish ``tool_calls``; streamed as OpenAI does: the call's head, then its arguments in
+  pieces;
 - ``flaky-<n>[-<tag>]``: answer 503 to the first ``n`` calls with these messages, then answer;
 - ``retry-after-<s>``: answer 429 with ``Retry-After: <s>`` to the first such call;
 - ``slow-stream-<ms>``: stream one chunk per word, ``ms`` apart (after the first).
@@ -55,6 +59,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +69,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from proxy.fake_completions import completions
 from proxy.fake_replies import (
     chat_stream,
     count_tokens,
@@ -114,7 +120,7 @@ class FakeUpstream:
         self.received: Counter[str] = Counter()
         self.calls: Counter[tuple[str, str]] = Counter()
 
-    async def _wait(self, model: str, simulated: bool = True) -> None:
+    async def wait(self, model: str, simulated: bool = True) -> None:
         delay = self.latency_s if simulated else 0.0
         if model.startswith("sleep-"):
             delay += int(model.removeprefix("sleep-")) / 1000.0
@@ -130,7 +136,7 @@ class FakeUpstream:
         return orjson.dumps({"score": score, "reason": "scripted"}).decode()
 
     @staticmethod
-    def _fault(model: str, echo: str = "") -> Response | None:
+    def fault(model: str, echo: str = "") -> Response | None:
         if model.startswith("error-"):
             status = int(model.removeprefix("error-"))
             return error_reply(status, f"simulated upstream error {status}", code=f"fake_{status}")
@@ -144,7 +150,7 @@ class FakeUpstream:
             return json_reply({"id": "fake", "object": "chat.completion", "output": echo})
         return None
 
-    async def _body(self, request: Request) -> dict[str, Any] | Response:
+    async def read_body(self, request: Request) -> dict[str, Any] | Response:
         try:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
@@ -155,15 +161,15 @@ class FakeUpstream:
         return body
 
     async def chat(self, request: Request) -> Response:
-        body = await self._body(request)
+        body = await self.read_body(request)
         if isinstance(body, Response):
             return body
         model: str = body["model"]
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return error_reply(400, "'messages' must be a non-empty array")
-        await self._wait(model)
-        fault = self._fault(model, make_answer(model, messages)) or self._transient(model, messages)
+        await self.wait(model)
+        fault = self.fault(model, make_answer(model, messages)) or self._transient(model, messages)
         if fault is not None:
             return fault
         text = self._judge_reply(model) if model.startswith("judge-") else None
@@ -185,7 +191,7 @@ class FakeUpstream:
             stream = chat_stream(
                 completion_id, model, message, reason, usage if include_usage else None
             )
-            return StreamingResponse(self._counted(model, stream), media_type="text/event-stream")
+            return StreamingResponse(self.counted(model, stream), media_type="text/event-stream")
         return json_reply(
             {
                 "id": completion_id,
@@ -214,7 +220,7 @@ class FakeUpstream:
             return response
         return None
 
-    async def _counted(self, model: str, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def counted(self, model: str, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """``stream``, counted as finished or aborted (see the module)."""
         try:
             async for data in stream:
@@ -225,7 +231,7 @@ class FakeUpstream:
         self.received[f"stream finished {model}"] += 1
 
     async def embeddings(self, request: Request) -> Response:
-        body = await self._body(request)
+        body = await self.read_body(request)
         if isinstance(body, Response):
             return body
         model: str = body["model"]
@@ -233,8 +239,8 @@ class FakeUpstream:
         inputs = [raw] if isinstance(raw, str) else raw
         if not isinstance(inputs, list) or not inputs:
             return error_reply(400, "'input' must be a string or a non-empty array")
-        await self._wait(model, simulated=self.embedder is None)
-        fault = self._fault(model)
+        await self.wait(model, simulated=self.embedder is None)
+        fault = self.fault(model)
         if fault is not None:
             return fault
         vectors = await self._vectors(inputs, body.get("dimensions"))
@@ -309,6 +315,8 @@ def create_fake_upstream(latency_ms: float = 0.0, embedder: Embedder | None = No
             Route("/v1/embeddings", fake.embeddings, methods=["POST"]),
             Route("/embeddings", fake.embeddings, methods=["POST"]),
             Route("/v1/models", fake.models, methods=["GET"]),
+            Route("/v1/completions", partial(completions, fake), methods=["POST"]),
+            Route("/completions", partial(completions, fake), methods=["POST"]),
             Route("/fake/requests", fake.requests, methods=["GET"]),
         ],
     )

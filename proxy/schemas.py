@@ -222,3 +222,23 @@ class EmbeddingRequest(BaseModel):
     """How vectors are returned."""
     dimensions: Annotated[int, Field(gt=0)] | None = None
     """Requested vector size, for models that support it."""
+
+
+class TextCompletionRequest(BaseModel):
+    """``POST /v1/completions`` (legacy text completions)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: Annotated[StrictStr, Field(min_length=1)]
+    """Model alias from the gateway's ``model_list``."""
+    prompt: (
+        StrictStr
+        | Annotated[list[StrictStr], Field(min_length=1, max_length=2048)]
+        | Annotated[list[int], Field(min_length=1)]
+        | Annotated[list[list[int]], Field(min_length=1, max_length=2048)]
+    )
+    """The prompt: text, texts, or token arrays (only one text is cached)."""
+    stream: StrictBool = False
+    """Answer as server-sent events."""
+    stream_options: StreamOptions | None = None
+    """Only with ``stream: true``."""

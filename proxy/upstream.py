@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import logging
 import struct
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any, Literal
 
@@ -28,7 +28,13 @@ from proxy.lane_policy import Deployment
 from proxy.lane_routes import direct_deployment
 from proxy.settings import ModelRoute, Settings
 from proxy.upstream_errors import INVALID_REPLY, translate
-from proxy.upstream_replies import OpenChunks, UpstreamReply, UpstreamStream
+from proxy.upstream_replies import (
+    OpenChunks,
+    UpstreamReply,
+    UpstreamStream,
+    clean,
+    is_event_stream,
+)
 
 __all__ = ["Upstream", "UpstreamReply", "UpstreamStream", "answered_by", "split_params"]
 
@@ -47,6 +53,14 @@ CHAT_PARAMS = frozenset(
     }
 )  # fmt: skip
 EMBEDDING_PARAMS = frozenset({"dimensions", "encoding_format", "user"})
+TEXT_PARAMS = frozenset(
+    {
+        "best_of", "echo", "frequency_penalty", "logit_bias", "logprobs", "max_tokens", "n",
+        "presence_penalty", "seed", "stop", "stream_options", "suffix", "temperature", "top_p",
+        "user",
+    }
+)  # fmt: skip
+"""The legacy text-completion parameters handed to litellm (the rest as ``extra_body``)."""
 
 # A self-hosted OpenAI-compatible server usually wants no key, but the OpenAI client
 # library refuses to start without one.
@@ -85,6 +99,11 @@ def split_params(body: Mapping[str, Any], known: frozenset[str]) -> dict[str, An
     if extra:
         kwargs["extra_body"] = extra
     return kwargs
+
+
+def _text_params(body: Mapping[str, Any]) -> dict[str, Any]:
+    """``split_params`` of a text-completion body (its ``prompt`` is an argument of its own)."""
+    return split_params({k: v for k, v in body.items() if k != "prompt"}, TEXT_PARAMS)
 
 
 def answered_by(response: Any) -> str | None:
@@ -189,7 +208,7 @@ class Upstream:
             )
         except Exception as exc:  # litellm raises many types; all are translated here
             raise self.translate(exc) from exc
-        return UpstreamReply(_clean(response.model_dump(warnings=False)), answered_by(response))
+        return UpstreamReply(clean(response.model_dump(warnings=False)), answered_by(response))
 
     async def chat_stream(self, body: Mapping[str, Any]) -> UpstreamStream:
         """A streamed chat completion. The first chunk is fetched before returning, so an
@@ -212,15 +231,42 @@ class Upstream:
         return await self._litellm_stream(body)
 
     async def _litellm_stream(self, body: Mapping[str, Any]) -> UpstreamStream:
-        stream = None
-        try:
-            stream = await self._router.acompletion(
+        return await self._open_stream(
+            lambda: self._router.acompletion(
                 model=body["model"],
                 messages=body["messages"],
                 stream=True,
                 **split_params(body, CHAT_PARAMS),
             )
-            if not _is_event_stream(stream):
+        )
+
+    async def text(self, body: Mapping[str, Any]) -> UpstreamReply:
+        """A legacy text completion (``/v1/completions``), through litellm on every lane."""
+        try:
+            response = await self._router.atext_completion(
+                model=body["model"], prompt=body["prompt"], **_text_params(body)
+            )
+        except Exception as exc:  # translated, see chat()
+            raise self.translate(exc) from exc
+        return UpstreamReply(clean(response.model_dump(warnings=False)), answered_by(response))
+
+    async def text_stream(self, body: Mapping[str, Any]) -> UpstreamStream:
+        """A streamed text completion, opened at its first chunk and always asked for usage,
+        as ``chat_stream``."""
+        params = _text_params(body)
+        params["stream_options"] = {**(params.get("stream_options") or {}), "include_usage": True}
+        return await self._open_stream(
+            lambda: self._router.atext_completion(
+                model=body["model"], prompt=body["prompt"], stream=True, **params
+            )
+        )
+
+    async def _open_stream(self, call: Callable[[], Awaitable[Any]]) -> UpstreamStream:
+        """A litellm stream, open at its first chunk (see ``chat_stream``)."""
+        stream = None
+        try:
+            stream = await call()
+            if not is_event_stream(stream):
                 raise UpstreamInvalidReply(INVALID_REPLY)
             iterator = stream.__aiter__()
             first = await iterator.__anext__()
@@ -236,10 +282,10 @@ class Upstream:
     async def _chunks(self, first: Any, iterator: Any) -> AsyncGenerator[dict[str, Any], None]:
         if first is None:
             return
-        yield _clean(first.model_dump(warnings=False))
+        yield clean(first.model_dump(warnings=False))
         try:
             async for chunk in iterator:
-                yield _clean(chunk.model_dump(warnings=False))
+                yield clean(chunk.model_dump(warnings=False))
         except Exception as exc:  # translated, see chat()
             raise self.translate(exc) from exc
 
@@ -258,7 +304,7 @@ class Upstream:
             )
         except Exception as exc:  # translated, see chat()
             raise self.translate(exc) from exc
-        payload = _clean(response.model_dump(warnings=False))
+        payload = clean(response.model_dump(warnings=False))
         if as_base64:
             for item in payload.get("data", ()):
                 vector = item["embedding"]
@@ -306,51 +352,3 @@ def _served(aliases: tuple[str, ...]) -> str:
     shown = ", ".join(aliases[:SHOWN_ALIASES])
     more = f" and {len(aliases) - SHOWN_ALIASES} more" if len(aliases) > SHOWN_ALIASES else ""
     return f"this gateway serves: {shown}{more} (GET /v1/models lists them)"
-
-
-def _is_event_stream(stream: Any) -> bool:
-    """Whether a streamed reply is an event stream (an HTML page read as one is an empty
-    answer). Fragile: litellm keeps the upstream's response headers, prefixed with
-    ``llm_provider-``, in the stream's hidden params; when they are missing, the stream is
-    taken as it is."""
-    hidden = getattr(stream, "_hidden_params", None)
-    headers = hidden.get("additional_headers") if isinstance(hidden, dict) else None
-    kind = headers.get("llm_provider-content-type") if isinstance(headers, dict) else None
-    return not isinstance(kind, str) or kind.lower().startswith("text/event-stream")
-
-
-# Top-level fields of OpenAI's chat objects; other top-level fields litellm adds are kept only
-# when they carry a value (providers' extras), never as a litter of nulls.
-_STANDARD_FIELDS = frozenset(
-    {"id", "object", "created", "model", "system_fingerprint", "service_tier", "choices", "usage"}
-)
-
-
-def _drop_nulls(mapping: dict[str, Any], keep: frozenset[str] = frozenset()) -> dict[str, Any]:
-    return {k: v for k, v in mapping.items() if v is not None or k in keep}
-
-
-def _clean(payload: dict[str, Any]) -> dict[str, Any]:
-    """OpenAI's wire format from a litellm response dump: no litellm-only fields, no nulls
-    where OpenAI omits the field."""
-    payload = {
-        k: v
-        for k, v in payload.items()
-        if not k.startswith("_")
-        and k != "provider_specific_fields"
-        and (k in _STANDARD_FIELDS or v is not None)
-    }
-    for choice in payload.get("choices", ()):
-        choice.pop("provider_specific_fields", None)
-        message = choice.get("message")
-        if isinstance(message, dict):
-            message.pop("provider_specific_fields", None)
-            choice["message"] = _drop_nulls(message, keep=frozenset({"content"}))
-        delta = choice.get("delta")
-        if isinstance(delta, dict):
-            delta.pop("provider_specific_fields", None)
-            choice["delta"] = _drop_nulls(delta)
-    usage = payload.get("usage")
-    if isinstance(usage, dict):
-        payload["usage"] = _drop_nulls(usage)
-    return payload

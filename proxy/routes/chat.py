@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from cache import Outcome
 from proxy import deps
-from proxy.answers import Chunks
+from proxy.answers import Chunks, Mapped, UpstreamCalls
 from proxy.auth import Principal
 from proxy.chat_service import ChatService, Reply
 from proxy.directives import DIRECTIVE_HEADERS, directives
@@ -89,13 +89,21 @@ async def serve(
     body: Mapping[str, Any],
     principal: Principal,
     service: ChatService,
+    *,
+    calls: UpstreamCalls | None = None,
+    bypass: str | None = None,
 ) -> Served:
     """Answer a valid chat-completion ``body`` (already read and validated, whatever wire
     format it came in): directives, key, lookup, policy, the upstream, admission, metrics and
-    trace, as for ``/v1/chat/completions``. Errors raise ``GatewayError`` (already counted)."""
+    trace, as for ``/v1/chat/completions``. Errors raise ``GatewayError`` (already counted).
+    ``calls`` and ``bypass``: see ``ChatService.complete``."""
     started = time.perf_counter()
     model = str(body["model"])
     service.upstream.check_model(model)
+    if not body.get("stream") and body.get("stream_options") is not None:
+        raise InvalidRequest(
+            "'stream_options' is only allowed when 'stream' is true", param="stream_options"
+        )
     how = directives(request, deps.keyring(request))
     request_id = deps.request_id(request)
     metrics = deps.metrics(request)
@@ -110,9 +118,13 @@ async def serve(
     try:
         reply: Reply[bytes] | Reply[Chunks]
         if body.get("stream"):
-            reply = await service.stream(body, principal, how, request_id)
+            reply = await service.stream(
+                body, principal, how, request_id, calls=calls, bypass=bypass
+            )
         else:
-            reply = await service.complete(body, principal, how, request_id)
+            reply = await service.complete(
+                body, principal, how, request_id, calls=calls, bypass=bypass
+            )
     except GatewayError:
         finish(FAILED)
         raise
@@ -134,31 +146,30 @@ async def chat_completions(
     service: deps.ChatDep,
 ) -> Response:
     """Create a chat completion."""
-    body, chat = await read_valid(
-        request, ChatCompletionRequest, settings.max_body_bytes, chat_limits
-    )
-    service.upstream.check_model(chat.model)
-    if not chat.stream and chat.stream_options is not None:
-        raise InvalidRequest(
-            "'stream_options' is only allowed when 'stream' is true", param="stream_options"
-        )
-    return _write(await serve(request, body, principal, service))
+    body, _ = await read_valid(request, ChatCompletionRequest, settings.max_body_bytes, chat_limits)
+    return write(await serve(request, body, principal, service))
 
 
-def _write(served: Served) -> Response:
-    """The HTTP response: the JSON body, or the chunks as server-sent events."""
+def write(
+    served: Served,
+    json: Callable[[bytes], bytes] | None = None,
+    chunk: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+) -> Response:
+    """The HTTP response: the JSON body, or the chunks as OpenAI's server-sent events; a
+    route of another OpenAI format translates the ``json`` body or each ``chunk``."""
     reply, finish = served.reply, served.finish
     report, answer = reply.report, reply.answer.body
     if isinstance(answer, bytes):
         finish(report)
         return Response(
-            answer,
+            answer if json is None else json(answer),
             media_type="application/json",
             headers=headers(report),
             background=served.background,
         )
+    chunks = answer if chunk is None else Mapped(answer, chunk)
     return EventStreamResponse(
-        sse(answer, served.request_id, lambda failed: finish(FAILED if failed else report)),
+        sse(chunks, served.request_id, lambda failed: finish(FAILED if failed else report)),
         media_type="text/event-stream",
         headers={**SSE_HEADERS, **headers(report)},
         background=served.background,

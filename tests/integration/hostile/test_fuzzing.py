@@ -72,6 +72,10 @@ def one_of(schema: dict[str, Any], *values: str) -> dict[str, Any]:
     return {**schema, "enum": list(values)}
 
 
+MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions")
+"""Routes whose body names a model alias."""
+
+
 def fuzz_schema(app: FastAPI, request_id: str | None, verdict_id: str | None) -> BaseSchema:
     """The app's schema, loaded over ASGI from ``/openapi.json``, with a few values the
     document cannot know also drawn: the configured model alias (else nearly every chat
@@ -80,9 +84,10 @@ def fuzz_schema(app: FastAPI, request_id: str | None, verdict_id: str | None) ->
     loaded = schemathesis.openapi.from_asgi("/openapi.json", app)
     document = copy.deepcopy(loaded.raw_schema)
     paths = document["paths"]
-    chat = paths["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]
-    model = chat["schema"]["properties"]["model"]
-    chat["schema"]["properties"]["model"] = one_of(model, "fake-gpt", "gpt-nope")
+    for route in MODEL_ROUTES:
+        body = paths[route]["post"]["requestBody"]["content"]["application/json"]
+        model = body["schema"]["properties"]["model"]
+        body["schema"]["properties"]["model"] = one_of(model, "fake-gpt", "gpt-nope")
     if request_id is not None:
         feedback = paths["/v1/feedback"]["post"]["requestBody"]["content"]["application/json"]
         fields = feedback["schema"]["properties"]
@@ -114,6 +119,7 @@ def seed(app: FastAPI) -> tuple[str, str]:
 
 OPERATIONS = [
     ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/completions"),
     ("POST", "/v1/feedback"),
     ("GET", "/admin/config"),
     ("GET", "/admin/thresholds"),
@@ -193,6 +199,7 @@ def test_openapi_documents_bodies_keys_and_errors(auth_on: Callable[..., Setting
     paths = document["paths"]
     bodies = {
         ("post", "/v1/chat/completions"): {"model", "messages"},
+        ("post", "/v1/completions"): {"model", "prompt"},
         ("post", "/v1/embeddings"): {"model", "input"},
         ("post", "/v1/feedback"): {"request_id", "correct"},
         ("put", "/admin/thresholds/{namespace}"): {"threshold"},
@@ -215,7 +222,7 @@ def test_openapi_documents_bodies_keys_and_errors(auth_on: Callable[..., Setting
     fuzzed = [
         (method.upper(), path)
         for path, operations in paths.items()
-        if path in ("/v1/chat/completions", "/v1/feedback") or path.startswith("/admin/")
+        if path in (*MODEL_ROUTES, "/v1/feedback") or path.startswith("/admin/")
         for method in operations
     ]
     assert sorted(fuzzed) == sorted(OPERATIONS)
