@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from proxy.auth import hash_key
-from proxy.fake_upstream import make_answer
+from proxy.fake_replies import make_answer
 from tests.conftest import route
 
 pytestmark = pytest.mark.integration

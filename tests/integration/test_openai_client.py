@@ -10,7 +10,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from proxy.fake_upstream import make_answer
+from proxy.fake_replies import make_answer
 from tests.conftest import free_port, stop, vetcache, wait_http
 
 pytestmark = pytest.mark.integration

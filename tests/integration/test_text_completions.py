@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from proxy.fake_upstream import make_answer
+from proxy.fake_replies import make_answer
 from tests.conftest import free_port, stop, vetcache, wait_http
 
 pytestmark = pytest.mark.integration

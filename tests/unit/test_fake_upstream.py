@@ -13,7 +13,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from cache.embedder import HashEmbedder
-from proxy.fake_upstream import create_fake_upstream, make_answer, make_embedding
+from proxy.fake_replies import make_answer
+from proxy.fake_upstream import create_fake_upstream, make_embedding
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 

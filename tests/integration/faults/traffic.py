@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
-from proxy.fake_upstream import make_answer
+from proxy.fake_replies import make_answer
 from tests.integration.faults.rig import Gateway
 
 QUESTIONS = [f"Question {i}: how do I sort a list of {i + 2} numbers?" for i in range(8)]
