@@ -142,7 +142,7 @@ def test_a_conversation_ending_in_a_tool_result_is_never_served(
         {"role": "user", "content": "Is the blue backpack in stock?"}
     ]
     call = expected_call(asked)
-    messages: list[ChatCompletionMessageParam] = [
+    messages: list[Any] = [
         *asked,
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": call["id"], "content": '{"in_stock": 3}'},
