@@ -50,9 +50,7 @@ class Asker:
 
 
 @pytest.fixture
-def open_gateway(
-    gateway_client: Callable[..., TestClient], redis_url: str
-) -> Callable[..., Asker]:
+def open_gateway(gateway_client: Callable[..., TestClient], redis_url: str) -> Callable[..., Asker]:
     def build(**cache: Any) -> Asker:
         settings = CacheSettings(**{"threshold": 0.99, "lookup_budget_ms": 2000, **cache})
         store = RedisStore(redis_url)
