@@ -69,7 +69,8 @@ def test_threshold_header_takes_plain_decimals_only(client: TestClient, value: s
 )
 def test_cache_control_seconds_are_plain_digits_only(client: TestClient, value: str) -> None:
     for directive in ("max-age", "s-maxage"):
-        headers = {**JSON, "cache-control": f"no-store, {directive}={value}".encode()}
+        raw = f"no-store, {directive}={value}".encode()  # non-ASCII digits as UTF-8 bytes
+        headers: dict[str, Any] = {**JSON, "cache-control": raw}
         response = client.post("/v1/chat/completions", headers=headers, json=GOOD)
         assert assert_openai_error(response, 400)["param"] == "cache-control", value
     assert_still_serving(client)
