@@ -14,9 +14,14 @@ litellm and is never admitted.
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
+from cache.schema import CacheEntry, CacheKey
 from cache.settings import CacheSettings
 
 
@@ -55,3 +60,31 @@ def _choice_admissible(settings: CacheSettings, choice: Mapping[str, Any]) -> bo
         return settings.admit_refusals
     content = message.get("content")
     return isinstance(content, str) and content.strip() != ""
+
+
+def new_entry(
+    key: CacheKey,
+    completion: Mapping[str, Any],
+    answered_by: str | None,
+    ttl_s: int,
+    pending: bool,
+) -> CacheEntry:
+    """The entry an admissible ``completion`` becomes under ``key``, admitted now to live
+    ``ttl_s`` (``pending`` until its admission policy releases it)."""
+    return CacheEntry(
+        id=uuid.uuid4().hex,
+        scope=key.scope,
+        exact=key.exact,
+        namespace=key.namespace,
+        tenant=key.tenant,
+        model=key.model,
+        answered_by=answered_by,
+        text=key.text,
+        response=orjson.dumps(completion).decode(),
+        embedder=key.embedder,
+        base=key.base,
+        prompt=key.prompt,
+        created_at=time.time(),
+        ttl_s=ttl_s,
+        pending=pending,
+    )

@@ -2,7 +2,8 @@
 would be served (shadow mode), or refused, and why.
 
 In order: an entry embedded by another model is never compared (``embedder``); a candidate
-under the threshold in force is a plain miss; an audit's quarantine (``quarantined``) or
+under the threshold in force is a plain miss; an entry older than the request's
+``Cache-Control: max-age`` is refused (``stale``); an audit's quarantine (``quarantined``) or
 nearest labelled neighbour judged false (``neighbourhood``: ``cache.neighbourhood``) or raised
 bar (``entry_bar``; a bar at 1.0 closes the entry, exact repeats included) refuses it, exact
 or not; an answer a fallback model gave refuses it unless ``admit_fallbacks``
@@ -133,19 +134,21 @@ class ServingPolicy:
         candidates: Sequence[Candidate],
         threshold: float,
         earlier: Choice | None = None,
+        fresh_since: float | None = None,
     ) -> Choice:
         """The most similar of ``candidates`` (most similar first) the policy would serve, or
         would serve in shadow mode; else a miss on the nearest, refused for the nearest's
         reason. Candidates under the threshold end the search: the rest are further still.
         ``earlier``: the choice among the first of them, whose refusals stand (a check is not
-        asked twice about one candidate)."""
+        asked twice about one candidate). ``fresh_since``: entries admitted before this unix
+        time are stale (``Cache-Control: max-age``)."""
         before = {p.candidate.entry.id: p for p in earlier.passed_over} if earlier else {}
         passed: list[PassedOver] = []
         nearest = MISS
         for candidate in candidates:
             refused = before.get(candidate.entry.id)
             if refused is None:
-                decision = await self.decide(key, candidate, threshold)
+                decision = await self.decide(key, candidate, threshold, fresh_since)
             elif earlier is not None and refused is earlier.passed_over[0]:
                 decision = earlier.decision  # the nearest's, with its score
             else:
@@ -164,9 +167,14 @@ class ServingPolicy:
         )
 
     async def decide(
-        self, key: CacheKey, candidate: Candidate | None, threshold: float
+        self,
+        key: CacheKey,
+        candidate: Candidate | None,
+        threshold: float,
+        fresh_since: float | None = None,
     ) -> Decision:
-        """The decision for one ``candidate`` of ``key``'s lookup (None: there was none)."""
+        """The decision for one ``candidate`` of ``key``'s lookup (None: there was none);
+        an entry admitted before ``fresh_since`` (unix time) is stale."""
         if candidate is None:
             return MISS
         entry = candidate.entry
@@ -174,6 +182,8 @@ class ServingPolicy:
             return Decision(outcome=Outcome.MISS, refused=Refusal.EMBEDDER)
         if candidate.similarity < threshold:
             return MISS
+        if fresh_since is not None and entry.created_at < fresh_since:
+            return Decision(outcome=Outcome.MISS, refused=Refusal.STALE)
         audited = (
             self._audited(candidate) or self._fallback(candidate) or self._unseen(key, candidate)
         )

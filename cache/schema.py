@@ -53,6 +53,8 @@ class Refusal(StrEnum):
     FALLBACK = "fallback"
     """The entry's answer came from a fallback model, not the alias asked for
     (``cache.admit_fallbacks`` is off)."""
+    STALE = "stale"
+    """The entry is older than the request's ``Cache-Control: max-age`` allows."""
 
 
 class CacheKey(BaseModel):
@@ -123,6 +125,9 @@ class CacheEntry(BaseModel):
     """Id of the entry a migration copied it from ("" when admitted from a request)."""
     created_at: float
     """Unix time of admission."""
+    ttl_s: int | None = None
+    """Seconds it was admitted to live (the request's TTL, or ``cache.ttl_s``); a hit under
+    ``cache.sliding_ttl`` gives it this long again. None: admitted before TTLs were kept."""
     min_similarity: float | None = None
     """The entry's own bar, raised by audits above the similarity of a false hit."""
     labelled: bool = False

@@ -15,13 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-import orjson
-
 from cache import admission
+from cache.candidates import labelled, searched
 from cache.checks import default_checks
 from cache.deadline import Deadlines
 from cache.embedder import Embedder, Vector
@@ -29,7 +27,6 @@ from cache.embedder_set import EmbedderSet
 from cache.errors import CacheError, EmbedderError, Overloaded, StoreError, StoreUnusable
 from cache.incidents import Incidents
 from cache.keys import derive_key
-from cache.neighbourhood import neighbours
 from cache.observe import NULL_OBSERVER, Observer
 from cache.periodic import Periodic
 from cache.policy import Check, Choice, ServingPolicy
@@ -160,6 +157,7 @@ class SemanticCache:
         key: CacheKey,
         threshold: float,
         *,
+        max_age_s: int | None = None,
         observed: bool = True,
         on_exact_miss: Callable[[], None] | None = None,
     ) -> Lookup:
@@ -168,14 +166,17 @@ class SemanticCache:
         choice among them; ``fail_open`` within the budget. ``observed`` False (a shadow
         lookup under a rollout's target, after the answer): no stage timings, no incidents.
         ``on_exact_miss`` is called once the exact layer has no servable entry, before the
-        embedding (speculation: ``proxy.speculation``)."""
+        embedding (speculation: ``proxy.speculation``). ``max_age_s``: only entries admitted
+        at most this many seconds ago are served (``Cache-Control: max-age``; the others are
+        refused ``stale``, in the exact layer and the search alike)."""
+        fresh_since = None if max_age_s is None else time.time() - max_age_s
         # The deadline is on the loop's clock (uvloop's ticks in whole ms); the stage's time
         # on perf_counter, or every lookup would be timed in whole milliseconds.
         deadline = asyncio.get_running_loop().time() + self.settings.lookup_budget_ms / 1000.0
         started = time.perf_counter()
         observer = self.observer if observed else NULL_OBSERVER
         try:
-            find = self._find(key, deadline, observer, on_exact_miss)
+            find = self._find(key, deadline, observer, on_exact_miss, fresh_since)
             found = await self.deadlines.run(find, deadline)
         except (CacheError, TimeoutError) as exc:
             if observed:
@@ -185,9 +186,11 @@ class SemanticCache:
             observer.stage("lookup", time.perf_counter() - started)
         if observed:
             self.incidents.succeeded()
-        choice = await self.policy.choose(key, found.candidates, threshold)
+        choice = await self.policy.choose(key, found.candidates, threshold, None, fresh_since)
         if found.vector is not None and self._widens(found, choice):
-            further = self._look_further(key, found.vector, threshold, deadline, choice, observer)
+            further = self._look_further(
+                key, found.vector, (threshold, fresh_since), deadline, choice, observer
+            )
             choice = await further
         decision = choice.decision
         return Lookup(
@@ -216,53 +219,23 @@ class SemanticCache:
         self,
         key: CacheKey,
         vector: Vector,
-        threshold: float,
+        bars: tuple[float, float | None],
         deadline: float,
         choice: Choice,
         observer: Observer,
     ) -> Choice:
         """The policy's choice among the ``search_k`` nearest, in what is left of the budget;
-        if the search fails or runs out of time, the refusal of the nearest stands."""
-        search = self._search(key, vector, self.settings.search_k, observer)
+        if the search fails or runs out of time, the refusal of the nearest stands.
+        ``bars``: the threshold and the time entries must be admitted since (or None)."""
+        search = searched(self.store, key, vector, self.settings.search_k, observer)
         try:
             candidates = await self.deadlines.run(search, deadline)
         except (CacheError, TimeoutError) as exc:
             if observer is self.observer:
                 self._incident(exc)
             return choice
-        return await self.policy.choose(key, candidates, threshold, earlier=choice)
-
-    async def _search(
-        self, key: CacheKey, vector: Vector, k: int, observer: Observer
-    ) -> tuple[Candidate, ...]:
-        with observer.timed("vector_search"):
-            found = await self.store.search(key.scope, vector, k=k)
-        return await self._labelled(
-            [
-                Candidate(entry=entry, similarity=min(1.0, max(-1.0, similarity)), exact=False)
-                for entry, similarity in found
-            ],
-            vector,
-        )
-
-    async def _labelled(
-        self, candidates: Sequence[Candidate], vector: Vector | None
-    ) -> tuple[Candidate, ...]:
-        """``candidates`` with the neighbours of the ``labelled`` ones (their labels read in
-        one concurrent round trip, within the lookup's deadline; unflagged entries cost
-        nothing). ``vector`` None: an exact repeat."""
-        flagged = [c for c in candidates if c.entry.labelled]
-        if not flagged:
-            return tuple(candidates)
-        read = [self.store.labels(c.entry.scope, c.entry.id) for c in flagged]
-        found = {
-            c.entry.id: neighbours(labels, vector, c.similarity)
-            for c, labels in zip(flagged, await asyncio.gather(*read), strict=True)
-        }
-        return tuple(
-            c.model_copy(update={"neighbours": found[c.entry.id]}) if c.entry.labelled else c
-            for c in candidates
-        )
+        threshold, fresh_since = bars
+        return await self.policy.choose(key, candidates, threshold, choice, fresh_since)
 
     async def _find(
         self,
@@ -270,9 +243,12 @@ class SemanticCache:
         deadline: float,
         observer: Observer,
         on_exact_miss: Callable[[], None] | None = None,
+        fresh_since: float | None = None,
     ) -> _Found:
         """Runs as a task of its own that ``lookup`` may abandon (not cancel); between its
-        steps it checks the deadline itself, so an abandoned find stops at its next step."""
+        steps it checks the deadline itself, so an abandoned find stops at its next step.
+        An exact repeat admitted before ``fresh_since`` is passed over for the search (which
+        finds it again, for the policy to refuse, and may find a younger paraphrase)."""
         if not self._store_open:
             await self._open_store()
             if not self._store_open:
@@ -280,16 +256,17 @@ class SemanticCache:
         with observer.timed("exact_lookup"):
             exact = await self.store.get_exact(key.scope, key.exact)
         if exact is not None and not exact.pending:
-            return _Found(
-                await self._labelled([Candidate(entry=exact, similarity=1.0, exact=True)], None)
-            )
+            if fresh_since is None or exact.created_at >= fresh_since:
+                found = [Candidate(entry=exact, similarity=1.0, exact=True)]
+                return _Found(await labelled(self.store, found, None))
+            exact = None
         _in_time(deadline)
         if on_exact_miss is not None:
             on_exact_miss()
         with observer.timed("embed"):
             vector = await self.versions.embedder(key.embedder).embed(key.text, deadline)
         _in_time(deadline)
-        return _Found(await self._search(key, vector, 1, observer), vector, exact)
+        return _Found(await searched(self.store, key, vector, 1, observer), vector, exact)
 
     def admissible(
         self,
@@ -307,20 +284,24 @@ class SemanticCache:
         completion: Mapping[str, Any],
         asker: str = "",
         answered_by: str | None = None,
+        ttl_s: int | None = None,
     ) -> CacheEntry | None:
         """Store ``completion`` under ``key`` (pending, under a ``confirm`` or ``audited``
-        policy, with ``asker`` as its first asker), recording the alias ``answered_by``; the
-        entry stored, or None when storing failed (counted and logged, not raised)."""
+        policy, with ``asker`` as its first asker), recording the alias ``answered_by``, to
+        live ``ttl_s`` (the request's, cut to ``max_ttl_s``; None: ``ttl_s``); the entry
+        stored, or None when storing failed (counted and logged, not raised)."""
+        pending = self.settings.admission_for(key.namespace) != "open"
+        ttl = self.settings.ttl_for(ttl_s)
+        entry = admission.new_entry(key, completion, answered_by, ttl, pending)
         with self.observer.timed("admit"):
-            return await self._admit(key, vector, completion, asker, answered_by)
+            return await self._admit(key, vector, entry, asker)
 
     async def _admit(
         self,
         key: CacheKey,
         vector: Vector | None,
-        completion: Mapping[str, Any],
+        entry: CacheEntry,
         asker: str,
-        answered_by: str | None,
     ) -> CacheEntry | None:
         policy = self.settings.admission_for(key.namespace)
         try:
@@ -330,24 +311,8 @@ class SemanticCache:
                 await self._open_store()
                 if not self._store_open:
                     return None
-            entry = CacheEntry(
-                id=uuid.uuid4().hex,
-                scope=key.scope,
-                exact=key.exact,
-                namespace=key.namespace,
-                tenant=key.tenant,
-                model=key.model,
-                answered_by=answered_by,
-                text=key.text,
-                response=orjson.dumps(completion).decode(),
-                embedder=key.embedder,
-                base=key.base,
-                prompt=key.prompt,
-                created_at=time.time(),
-                pending=policy != "open",
-            )
             await self.store.put(
-                entry, vector, self.settings.ttl_s, self.settings.max_entries_per_namespace
+                entry, vector, entry.ttl_s, self.settings.max_entries_per_namespace
             )
             if isinstance(policy, Confirm):
                 await self.store.confirm(key.scope, entry.id, asker, policy.confirm)
@@ -368,8 +333,19 @@ class SemanticCache:
         try:
             vector = await target.embed(key.text)
             copy = copy_of(entry, target.fingerprint)
-            await self.store.put_copy(copy, vector, entry.created_at + self.settings.ttl_s)
+            expires_at = entry.created_at + (entry.ttl_s or self.settings.ttl_s)
+            await self.store.put_copy(copy, vector, expires_at)
         except CacheError as exc:
+            self._incident(exc)
+
+    async def served(self, entry: CacheEntry) -> None:
+        """After a hit on ``entry``: under ``sliding_ttl``, it lives its TTL again from now
+        (a failure is counted and logged, not raised)."""
+        if not self.settings.sliding_ttl:
+            return
+        try:
+            await self.store.touch(entry, entry.ttl_s or self.settings.ttl_s)
+        except StoreError as exc:
             self._incident(exc)
 
     async def confirm(self, key: CacheKey, entry: CacheEntry, asker: str) -> None:

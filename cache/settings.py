@@ -68,10 +68,19 @@ class CacheSettings(BaseModel):
     last_turns: int = Field(default=2, ge=0)
     """Earlier turns that must match under ``last_turns``."""
     ttl_s: int = Field(default=86400, ge=1)
-    """Seconds an entry lives."""
+    """Seconds an entry lives, unless its request asked for another TTL."""
+    max_ttl_s: int | None = Field(default=None, ge=1)
+    """The longest TTL a request may give the entry its miss admits (``x-vetcache-ttl``,
+    ``Cache-Control: s-maxage``); a longer one is cut to it. None: ``ttl_s`` (requests may
+    only shorten it)."""
+    sliding_ttl: bool = False
+    """A hit gives the entry served its TTL again, from now (after the answer is sent): an
+    entry lives while it is asked for. Eviction at the cap then takes the least recently
+    served."""
     max_entries_per_namespace: int | None = Field(default=100_000, ge=1)
-    """Entries kept per tenant and namespace; beyond it a tenant's oldest entries in that
-    namespace are evicted (never another tenant's)."""
+    """Entries kept per tenant and namespace; beyond it the tenant's entries closest to
+    expiry in that namespace are evicted (never another tenant's): the oldest, or under
+    ``sliding_ttl`` the least recently served."""
     threshold_refresh_s: float = Field(default=2.0, gt=0)
     """How often live thresholds are re-read from the store (replicas follow within it)."""
     lookup_budget_ms: float = Field(default=50.0, gt=0)
@@ -176,6 +185,13 @@ class CacheSettings(BaseModel):
     def admission_for(self, namespace: str) -> Admission:
         """The admission policy of ``namespace``."""
         return self.namespace_admission.get(namespace, self.admission)
+
+    def ttl_for(self, requested: int | None) -> int:
+        """The TTL of an entry whose request asked for ``requested`` seconds (None: did not
+        ask): the one rule for ``max_ttl_s``."""
+        if requested is None:
+            return self.ttl_s
+        return min(requested, self.max_ttl_s or self.ttl_s)
 
     def speculates(self, namespace: str) -> bool:
         """Whether a miss in ``namespace`` calls the upstream before its lookup ends."""

@@ -167,7 +167,9 @@ class ChatService:
             hook = None
             if speculation is not None and self.cache.settings.speculates(key.namespace):
                 hook = partial(speculation.begin, key.exact)
-            lookup = await self.cache.lookup(key, threshold, on_exact_miss=hook)
+            lookup = await self.cache.lookup(
+                key, threshold, max_age_s=how.max_age_s, on_exact_miss=hook
+            )
             shadow_mode = self.cache.settings.is_shadow(key.namespace)
             self.metrics.lookup(key.namespace, lookup, shadow_mode, key.tenant)
         after = self._after(request_id, key, lookup, who, asker)
@@ -228,8 +230,9 @@ class ChatService:
         who: Principal,
         asker: str,
     ) -> AfterResponse:
-        """Work for after the answer is sent: count what a hit saved, count one more asker
-        for a pending entry, hand the lookup to the auditor, repeat it under the version the
+        """Work for after the answer is sent: count what a hit saved (and under
+        ``cache.sliding_ttl`` give the entry its TTL again), count one more asker for a
+        pending entry, hand the lookup to the auditor, repeat it under the version the
         namespace migrates to (``cache.version_shadow``)."""
         if key is None or lookup is None or lookup.outcome == Outcome.FAIL_OPEN:
             return None
@@ -243,6 +246,7 @@ class ChatService:
         async def after() -> None:
             if hit is not None:
                 self._count_saved(key, hit.entry.response)
+                await cache.served(hit.entry)
             if pending is not None:
                 await cache.confirm(key, pending, asker)
             if auditor is not None:
@@ -290,7 +294,9 @@ class ChatService:
             return
         vector = lookup.vector if lookup is not None else None
         task = asyncio.create_task(
-            self._admit(cache, key, vector, completion, resolved.asker, request_id, answered_by)
+            self._admit(
+                cache, key, vector, completion, resolved.asker, request_id, answered_by, how.ttl_s
+            )
         )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -304,9 +310,11 @@ class ChatService:
         asker: str,
         request_id: str,
         answered_by: str | None,
+        ttl_s: int | None,
     ) -> None:
-        """Admit; under an ``audited`` policy, queue the new entry's admission audit."""
-        entry = await cache.admit(key, vector, completion, asker, answered_by)
+        """Admit (to live ``ttl_s``, the request's TTL: None, the configured one); under an
+        ``audited`` policy, queue the new entry's admission audit."""
+        entry = await cache.admit(key, vector, completion, asker, answered_by, ttl_s)
         audited = cache.settings.admission_for(key.namespace) == "audited"
         if entry is not None and entry.pending and audited and self.auditor is not None:
             await self.auditor.admission(request_id=request_id, key=key, entry=entry)

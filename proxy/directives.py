@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -18,6 +19,11 @@ from proxy.errors import InvalidRequest
 DECIMAL = re.compile(r"[+-]?(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})")
 """A plain decimal number as ``x-vetcache-threshold`` takes it: no exponent, ``nan``, ``inf``,
 underscores, non-ASCII digits or whitespace, all of which ``float()`` would accept."""
+SECONDS = re.compile(r"[0-9]{1,30}")
+"""Delta-seconds (RFC 9111 section 1.2.2): ASCII digits only, as ``max-age``, ``s-maxage``
+and ``x-vetcache-ttl`` take them."""
+MAX_SECONDS = 2**31
+"""A larger delta-seconds counts as this (RFC 9111 section 1.2.2)."""
 NAMESPACE_SCHEMA = {"type": "string", "pattern": f"^{NAMESPACE_PATTERN}$"}
 """A namespace, for the OpenAPI document."""
 DIRECTIVE_HEADERS: list[dict[str, Any]] = [
@@ -43,8 +49,18 @@ DIRECTIVE_HEADERS: list[dict[str, Any]] = [
     {
         "name": "cache-control",
         "in": "header",
-        "description": "``no-cache``: skip the lookup; ``no-store``: do not admit the answer",
+        "description": "``no-cache``: skip the lookup; ``no-store``: do not admit the answer; "
+        "``max-age=N``: serve only an entry admitted at most N s ago; ``s-maxage=N``: the "
+        "entry a miss admits lives N s (at most ``cache.max_ttl_s``; 0: not stored); "
+        "``max-stale`` and other directives are ignored",
         "schema": {"type": "string"},
+    },
+    {
+        "name": "x-vetcache-ttl",
+        "in": "header",
+        "description": "Seconds the entry a miss admits lives, as ``s-maxage`` (at most "
+        "``cache.max_ttl_s``; 0: not stored)",
+        "schema": {"type": "string", "pattern": f"^{SECONDS.pattern}$"},
     },
 ]
 """The headers ``directives`` reads, for the OpenAPI document."""
@@ -63,6 +79,12 @@ class Directives(BaseModel):
     """``x-vetcache-threshold``: raises the threshold for this request."""
     may_loosen: bool = False
     """The admin key came along, so the threshold may also be lowered."""
+    max_age_s: int | None = None
+    """``Cache-Control: max-age``: serve only entries admitted at most this many seconds
+    ago."""
+    ttl_s: int | None = None
+    """``x-vetcache-ttl`` or ``Cache-Control: s-maxage`` (the shorter, when both came): the
+    TTL of the entry a miss admits, before ``cache.max_ttl_s`` bounds it."""
 
 
 def checked_namespace(value: str, param: str) -> str:
@@ -95,10 +117,49 @@ async def namespace_or_default(
     return checked_namespace(namespace, "namespace")
 
 
+def seconds(value: str, param: str) -> int:
+    """``value`` as delta-seconds (optionally quoted), else a 400 naming ``param``."""
+    text = value.strip()
+    if len(text) > 1 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    if not SECONDS.fullmatch(text):
+        raise InvalidRequest(
+            f"{param} must be a whole number of seconds", param=param, code="invalid_seconds"
+        )
+    return min(int(text), MAX_SECONDS)
+
+
+def cache_control(value: str) -> tuple[set[str], dict[str, int]]:
+    """The ``Cache-Control`` directives a request may send, as (names, seconds by name for
+    ``max-age`` and ``s-maxage``; the smallest when one is repeated). ``max-stale``,
+    ``min-fresh``, ``only-if-cached`` and unknown directives are ignored (RFC 9111 section
+    5.2: a cache ignores what it does not implement)."""
+    names: set[str] = set()
+    timed: dict[str, int] = {}
+    for part in value.split(","):
+        name, _, raw = part.partition("=")
+        name = name.strip().lower()
+        names.add(name)
+        if name in ("max-age", "s-maxage"):
+            found = seconds(raw, "cache-control")
+            timed[name] = min(found, timed.get(name, found))
+    return names, timed
+
+
+def _ttl(headers: Mapping[str, str], timed: Mapping[str, int]) -> int | None:
+    """The TTL the request asks for: ``x-vetcache-ttl`` or ``s-maxage``, the shorter."""
+    asked = [timed["s-maxage"]] if "s-maxage" in timed else []
+    raw = headers.get("x-vetcache-ttl")
+    if raw is not None:
+        asked.append(seconds(raw, "x-vetcache-ttl"))
+    return min(asked) if asked else None
+
+
 def directives(request: Request, keyring: KeyRing) -> Directives:
     """The cache directives in the request's headers (400 naming the header if invalid)."""
     headers = request.headers
-    cache_control = {part.strip().lower() for part in headers.get("cache-control", "").split(",")}
+    names, timed = cache_control(",".join(headers.getlist("cache-control")))
+    ttl = _ttl(headers, timed)
     namespace = checked_namespace(
         headers.get("x-vetcache-namespace", "default"), "x-vetcache-namespace"
     )
@@ -115,8 +176,10 @@ def directives(request: Request, keyring: KeyRing) -> Directives:
     may_loosen = admin_key is not None and keyring.is_admin_key(admin_key)
     return Directives(
         namespace=namespace,
-        lookup="no-cache" not in cache_control,
-        store="no-store" not in cache_control,
+        lookup="no-cache" not in names,
+        store="no-store" not in names and ttl != 0,  # a TTL of 0: keep it for no time
         threshold=threshold,
         may_loosen=may_loosen,
+        max_age_s=timed.get("max-age"),
+        ttl_s=ttl or None,
     )

@@ -137,8 +137,8 @@ class Metrics(AuditObserver):
         self.refusals = Counter(
             "vetcache_refused_total",
             "Candidates the serving policy refused although their similarity alone would not "
-            "have (reason: neighbourhood, entry_bar, quarantined, embedder, or a check's name: "
-            "contrast).",
+            "have (reason: neighbourhood, entry_bar, quarantined, embedder, stale, or a check's "
+            "name: contrast).",
             ["namespace", "reason"],
             registry=r,
         )

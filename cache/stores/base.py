@@ -42,6 +42,13 @@ class Store(ABC):
         ``confirm`` or ``release`` lets it in."""
 
     @abstractmethod
+    async def touch(self, entry: CacheEntry, ttl_s: int) -> bool:
+        """A served entry lives ``ttl_s`` more seconds from now (never less than it had):
+        its hash, its exact pointer while that names it, its labels, and its score in its
+        namespace's count, so eviction at the cap (closest to expiry first) takes the least
+        recently served. False when it no longer exists (``cache.sliding_ttl``)."""
+
+    @abstractmethod
     async def confirm(self, scope: str, entry_id: str, asker: str, needed: int) -> bool:
         """Count ``asker`` (once) among the distinct askers of a pending entry; release it
         when ``needed`` have asked. True when the entry is servable now."""

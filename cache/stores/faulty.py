@@ -47,6 +47,10 @@ class FaultyStore(Store):
         await self._gate()
         await self.inner.put(entry, vector, ttl_s, cap)
 
+    async def touch(self, entry: CacheEntry, ttl_s: int) -> bool:
+        await self._gate()
+        return await self.inner.touch(entry, ttl_s)
+
     async def count(self, namespace: str, tenant: str | None = None) -> int:
         await self._gate()
         return await self.inner.count(namespace, tenant)

@@ -26,7 +26,8 @@ class MemoryStore(Store):
         self._by_scope: dict[str, list[str]] = defaultdict(list)
         self._exact: dict[tuple[str, str], str] = {}
         # Admission order per (namespace, tenant), the unit of the cap: eviction takes
-        # from the front.
+        # from the front; ``touch`` moves a served entry to the back (with one TTL, the
+        # front is what Redis evicts too: the entry closest to expiry).
         self._by_namespace: dict[tuple[str, str], Order] = defaultdict(OrderedDict)
         # Copies (entries of a version the namespace does not serve), per (version id,
         # namespace, tenant): not counted, never evicted by the cap.
@@ -90,6 +91,18 @@ class MemoryStore(Store):
         order[entry.id] = None
         while cap is not None and len(order) > cap:
             self._remove(next(iter(order)))
+
+    async def touch(self, entry: CacheEntry, ttl_s: int) -> bool:
+        now = time.time()
+        live = self._live(entry.id, now)
+        if live is None or live[0].scope != entry.scope:
+            return False
+        current, vector, expires = self._entries[entry.id]
+        self._entries[entry.id] = (current, vector, max(expires, now + ttl_s))
+        order = self._by_namespace.get((current.namespace, current.tenant))
+        if order is not None and entry.id in order:
+            order.move_to_end(entry.id)
+        return True
 
     async def confirm(self, scope: str, entry_id: str, asker: str, needed: int) -> bool:
         live = self._live(entry_id, time.time())

@@ -16,7 +16,8 @@ Layout (``{...}`` are hash tags, so one scope's keys share a cluster slot):
                               shadow counts (``cache.stores.redis_versions``)
 
 Entries and exact pointers expire with the entry's TTL; the index forgets expired hashes.
-Over the cap, the entries closest to expiry are evicted (with one TTL: the oldest).
+Over the cap, the entries closest to expiry are evicted (with one TTL: the oldest, or under
+``sliding_ttl`` the least recently served: ``cache.stores.redis_expiry``).
 
 On a Redis Cluster (``cluster=True``) each shard's search module indexes only the keys that
 shard holds, and routes ``FT.*`` commands by the index name's slot. So there is one index
@@ -50,6 +51,7 @@ from cache.redis_client import (
 from cache.redis_replies import is_index_exists, is_missing_index, is_missing_query_engine
 from cache.schema import CacheEntry
 from cache.stores.base import Store
+from cache.stores.redis_expiry import RedisExpiry
 from cache.stores.redis_labels import RedisLabels, labels_key
 from cache.stores.redis_layout import (
     DISCARD,
@@ -78,7 +80,7 @@ from cache.stores.redis_shards import search_reply, shard_tags
 from cache.stores.redis_versions import RedisVersions
 
 
-class RedisStore(RedisLabels, RedisVersions, Store):
+class RedisStore(RedisLabels, RedisVersions, RedisExpiry, Store):
     """Entries in Redis hashes, searched with an HNSW index."""
 
     def __init__(

@@ -34,7 +34,7 @@ VERSION_FIELDS = ("base", "prompt", "origin")
 """Text fields an entry admitted before embedding versions lacks: read back as ""."""
 FIELDS = (
     *TEXT_FIELDS, *VERSION_FIELDS, "created_at", "min_similarity", "quarantined", "answered_by",
-    "labelled",
+    "labelled", "ttl_s",
 )  # fmt: skip
 
 
@@ -122,11 +122,13 @@ def namespace_pair(member: str) -> tuple[str, str | None]:
 def entry_from(values: dict[str, Any], pending: bool = False) -> CacheEntry:
     floor = values.get("min_similarity")
     answered_by = values.get("answered_by")
+    ttl = values.get("ttl_s")
     return CacheEntry(
         **{name: as_text(values[name]) for name in TEXT_FIELDS},
         **{name: as_text(values.get(name) or "") for name in VERSION_FIELDS},
         answered_by=as_text(answered_by) if answered_by else None,
         created_at=float(as_text(values["created_at"])),
+        ttl_s=int(as_text(ttl)) if ttl else None,
         min_similarity=float(as_text(floor)) if floor else None,
         quarantined=as_text(values.get("quarantined") or "") == "1",
         labelled=as_text(values.get("labelled") or "") == "1",
@@ -144,4 +146,6 @@ def entry_mapping(entry: CacheEntry, vector: Vector) -> dict[Any, Any]:
     }
     if entry.answered_by is not None:
         mapping["answered_by"] = entry.answered_by
+    if entry.ttl_s is not None:
+        mapping["ttl_s"] = entry.ttl_s
     return mapping

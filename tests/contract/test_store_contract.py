@@ -97,6 +97,47 @@ async def test_namespace_cap_evicts_the_oldest(store: Store) -> None:
     assert texts == {"e2", "e3", "e4"}
 
 
+async def test_touch_makes_eviction_least_recently_served(store: Store) -> None:
+    scope, ns = fresh(), fresh()
+    stored = []
+    for i in range(3):
+        item = entry(scope, ns, f"e{i}", exact=f"x{i}")
+        item = item.model_copy(update={"created_at": time.time() - 10 + i})
+        stored.append(item)
+        await store.put(item, unit(1, i), ttl_s=60, cap=3)
+    assert await store.touch(stored[0], 60)  # served now: lives 60 s from now, the longest
+    await store.put(entry(scope, ns, "e3", exact="x3"), unit(1, 3), ttl_s=60, cap=3)
+    assert await store.get_exact(scope, "x0") == stored[0]
+    assert await store.get_exact(scope, "x1") is None  # now the least recently served
+    assert await store.count(ns) == 3
+
+
+async def test_touch_extends_an_entry_and_never_shortens_it(store: Store) -> None:
+    scope, ns = fresh(), fresh()
+    short, long = entry(scope, ns, "short", exact="xs"), entry(scope, ns, "long", exact="xl")
+    await store.put(short, unit(1), ttl_s=1, cap=None)
+    await store.put(long, unit(0, 1), ttl_s=60, cap=None)
+    assert await store.add_label(scope, short.id, Label(id="l", correct=False, similarity=0.9))
+    assert await store.touch(short, 5)
+    assert await store.touch(long, 1)
+    await asyncio.sleep(1.5)  # bounded wait past the first TTL; asserts expiry, not timing
+    assert await store.get_exact(scope, "xs") == short.model_copy(update={"labelled": True})
+    assert [label.id for label in await store.labels(scope, short.id)] == ["l"]
+    assert await store.get_exact(scope, "xl") == long
+    assert {e.text for e, _ in await store.search(scope, unit(1), k=5)} == {"short", "long"}
+    assert await store.count(ns) == 2
+
+
+async def test_touch_of_a_gone_entry_counts_nothing(store: Store) -> None:
+    scope, ns = fresh(), fresh()
+    first, second = entry(scope, ns, "a", exact="xa"), entry(scope, ns, "b", exact="xb")
+    await store.put(first, unit(1), ttl_s=60, cap=1)
+    await store.put(second, unit(0, 1), ttl_s=60, cap=1)  # evicts the first
+    assert not await store.touch(first, 60)
+    assert not await store.touch(entry(scope, ns, "never"), 60)
+    assert await store.count(ns) == 1
+
+
 async def test_namespaces_count_separately(store: Store) -> None:
     scope, ns_a, ns_b = fresh(), fresh(), fresh()
     await store.put(entry(scope, ns_a), unit(1), ttl_s=60, cap=1)

@@ -43,7 +43,9 @@ HEADER_VALUES: list[tuple[str, bytes]] = [
 
 
 @pytest.mark.parametrize(("label", "value"), HEADER_VALUES, ids=[v[0] for v in HEADER_VALUES])
-@pytest.mark.parametrize("header", ["x-vetcache-namespace", "x-vetcache-threshold"])
+@pytest.mark.parametrize(
+    "header", ["x-vetcache-namespace", "x-vetcache-threshold", "x-vetcache-ttl"]
+)
 def test_hostile_directive_headers_are_refused(
     client: TestClient, header: str, label: str, value: bytes
 ) -> None:
@@ -60,6 +62,18 @@ def test_threshold_header_takes_plain_decimals_only(client: TestClient, value: s
     headers = {**JSON, "x-vetcache-threshold": value}
     response = client.post("/v1/chat/completions", headers=headers, json=GOOD)
     assert assert_openai_error(response, 400)["param"] == "x-vetcache-threshold"
+
+
+@pytest.mark.parametrize(
+    "value", ["1e3", "-1", "0x10", "1_000", "6\u0660", "60s", "", '"60', "1.5", "inf"]
+)
+def test_cache_control_seconds_are_plain_digits_only(client: TestClient, value: str) -> None:
+    for directive in ("max-age", "s-maxage"):
+        raw = f"no-store, {directive}={value}".encode()  # non-ASCII digits as UTF-8 bytes
+        headers: dict[str, Any] = {**JSON, "cache-control": raw}
+        response = client.post("/v1/chat/completions", headers=headers, json=GOOD)
+        assert assert_openai_error(response, 400)["param"] == "cache-control", value
+    assert_still_serving(client)
 
 
 @pytest.mark.parametrize("value", ["0.99", "1", "1.", ".999", "+0.97", "-0.5"])
