@@ -62,6 +62,10 @@ def odd_answer(model: str, text: str, finish: str) -> tuple[dict[str, Any], str 
     if model == "function-call":
         call = {"name": "lookup", "arguments": '{"q": "x"}'}
         return {"role": "assistant", "content": None, "function_call": call}, finish
+    if model == "tool-call":
+        call = {"name": "lookup", "arguments": '{"q": "x"}'}
+        calls = [{"id": "call_fake", "type": "function", "function": call}]
+        return {"role": "assistant", "content": None, "tool_calls": calls}, "tool_calls"
     return message, finish
 
 
@@ -98,6 +102,8 @@ async def chat_stream(
     for field in ("refusal", "function_call"):
         if message.get(field) is not None:
             yield chunk({field: message[field]}, None)
+    for index, call in enumerate(message.get("tool_calls") or ()):
+        yield chunk({"tool_calls": [{"index": index, **call}]}, None)
     if model == "truncate":
         raise ConnectionAbortedError("simulated truncated stream")
     yield chunk({}, finish)

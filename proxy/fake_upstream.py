@@ -1,8 +1,9 @@
 """A small OpenAI-compatible upstream simulator for tests, load tests and demos.
 
-It answers ``/v1/chat/completions`` (JSON and SSE streaming), ``/v1/embeddings`` and
-``/v1/models`` with deterministic output derived from the request, after a configurable
-latency, so a test or benchmark can run the whole gateway without a paid key.
+It answers ``/v1/chat/completions`` (JSON and SSE streaming), ``/v1/embeddings``,
+``/v1/responses`` (``proxy.fake_responses``) and ``/v1/models`` with deterministic output
+derived from the request, after a configurable latency, so a test or benchmark can run the
+whole gateway without a paid key.
 
 Answers: ``"[<model>] reply <digest>: <last user text>"`` where ``digest`` is the first 8 hex
 digits of a SHA-256 over the messages; ``max_tokens`` truncates the answer by words and sets
@@ -27,6 +28,7 @@ faulty "model" while the others stay healthy:
 - ``refusal``: a refusal (``message.refusal`` set, no content; streamed as ``delta.refusal``);
 - ``empty``: an empty answer (``content: ""``, finish ``stop``);
 - ``function-call``: a legacy ``function_call`` answer with finish ``stop``;
+- ``tool-call``: a ``tool_calls`` answer (one call of ``lookup``) with finish ``tool_calls``;
 - ``flaky-<n>[-<tag>]``: answer 503 to the first ``n`` calls with these messages, then answer;
 - ``retry-after-<s>``: answer 429 with ``Retry-After: <s>`` to the first such call;
 - ``slow-stream-<ms>``: stream one chunk per word, ``ms`` apart (after the first).
@@ -73,6 +75,7 @@ from proxy.fake_replies import (
     odd_answer,
     text_of,
 )
+from proxy.fake_responses import responses_handler
 
 if TYPE_CHECKING:
     from cache.embedder import Embedder, SentenceTransformerEmbedder
@@ -307,6 +310,8 @@ def create_fake_upstream(latency_ms: float = 0.0, embedder: Embedder | None = No
             Route("/v1/chat/completions", fake.chat, methods=["POST"]),
             Route("/chat/completions", fake.chat, methods=["POST"]),
             Route("/v1/embeddings", fake.embeddings, methods=["POST"]),
+            Route("/v1/responses", responses_handler(fake._body, fake._fault), methods=["POST"]),
+            Route("/responses", responses_handler(fake._body, fake._fault), methods=["POST"]),
             Route("/embeddings", fake.embeddings, methods=["POST"]),
             Route("/v1/models", fake.models, methods=["GET"]),
             Route("/fake/requests", fake.requests, methods=["GET"]),

@@ -47,6 +47,17 @@ CHAT_PARAMS = frozenset(
     }
 )  # fmt: skip
 EMBEDDING_PARAMS = frozenset({"dimensions", "encoding_format", "user"})
+RESPONSES_PARAMS = frozenset(
+    {
+        "background", "conversation", "include", "instructions", "max_output_tokens",
+        "max_tool_calls", "metadata", "parallel_tool_calls", "previous_response_id", "prompt",
+        "prompt_cache_key", "reasoning", "safety_identifier", "service_tier", "store",
+        "stream_options", "temperature", "text", "tool_choice", "tools", "top_logprobs",
+        "top_p", "truncation", "user",
+    }
+)  # fmt: skip
+"""OpenAI Responses API parameters handed to litellm's ``aresponses`` as keyword arguments
+(the rest go in ``extra_body``, as for chat)."""
 
 # A self-hosted OpenAI-compatible server usually wants no key, but the OpenAI client
 # library refuses to start without one.
@@ -240,6 +251,20 @@ class Upstream:
         try:
             async for chunk in iterator:
                 yield _clean(chunk.model_dump(warnings=False))
+        except Exception as exc:  # translated, see chat()
+            raise self.translate(exc) from exc
+
+    async def responses(self, body: Mapping[str, Any]) -> Any:
+        """A Responses API call through litellm's Router, as sent (the requests that depend
+        on the upstream's stored state): litellm's response, or for ``stream: true`` its
+        event stream (whose failures ``translate`` makes gateway errors)."""
+        try:
+            return await self._router.aresponses(
+                model=body["model"],
+                input=body["input"],
+                stream=body.get("stream") is True,
+                **split_params(body, RESPONSES_PARAMS),
+            )
         except Exception as exc:  # translated, see chat()
             raise self.translate(exc) from exc
 
