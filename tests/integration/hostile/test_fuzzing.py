@@ -80,9 +80,10 @@ def fuzz_schema(app: FastAPI, request_id: str | None, verdict_id: str | None) ->
     loaded = schemathesis.openapi.from_asgi("/openapi.json", app)
     document = copy.deepcopy(loaded.raw_schema)
     paths = document["paths"]
-    chat = paths["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]
-    model = chat["schema"]["properties"]["model"]
-    chat["schema"]["properties"]["model"] = one_of(model, "fake-gpt", "gpt-nope")
+    for answering in ("/v1/chat/completions", "/v1/responses"):
+        body = paths[answering]["post"]["requestBody"]["content"]["application/json"]
+        model = body["schema"]["properties"]["model"]
+        body["schema"]["properties"]["model"] = one_of(model, "fake-gpt", "gpt-nope")
     if request_id is not None:
         feedback = paths["/v1/feedback"]["post"]["requestBody"]["content"]["application/json"]
         fields = feedback["schema"]["properties"]
@@ -114,6 +115,7 @@ def seed(app: FastAPI) -> tuple[str, str]:
 
 OPERATIONS = [
     ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/responses"),
     ("POST", "/v1/feedback"),
     ("GET", "/admin/config"),
     ("GET", "/admin/thresholds"),
@@ -131,8 +133,8 @@ OPERATIONS = [
     ("POST", "/admin/rollout/{namespace}/rollback"),
     ("POST", "/admin/rollout/{namespace}/abort"),
 ]
-"""Every operation of the document under the chat, feedback and admin routes (a test below
-keeps this list complete)."""
+"""Every operation of the document under the chat, responses, feedback and admin routes (a
+test below keeps this list complete)."""
 FREE = ("/admin/config", "/admin/summary")
 """Admin routes that answer with the cache off."""
 FUZZ = settings(
@@ -193,6 +195,7 @@ def test_openapi_documents_bodies_keys_and_errors(auth_on: Callable[..., Setting
     paths = document["paths"]
     bodies = {
         ("post", "/v1/chat/completions"): {"model", "messages"},
+        ("post", "/v1/responses"): {"model", "input"},
         ("post", "/v1/embeddings"): {"model", "input"},
         ("post", "/v1/feedback"): {"request_id", "correct"},
         ("put", "/admin/thresholds/{namespace}"): {"threshold"},
@@ -215,7 +218,8 @@ def test_openapi_documents_bodies_keys_and_errors(auth_on: Callable[..., Setting
     fuzzed = [
         (method.upper(), path)
         for path, operations in paths.items()
-        if path in ("/v1/chat/completions", "/v1/feedback") or path.startswith("/admin/")
+        if path in ("/v1/chat/completions", "/v1/responses", "/v1/feedback")
+        or path.startswith("/admin/")
         for method in operations
     ]
     assert sorted(fuzzed) == sorted(OPERATIONS)
