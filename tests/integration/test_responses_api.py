@@ -4,6 +4,7 @@ through to the fake upstream's own Responses API, errors in OpenAI's shapes."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ def gateway(fake_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             ("tool-call", "tool-call"),
             ("broken", "error-503"),
             ("truncate", "truncate"),
+            ("slow", "slow-stream-250"),
         )
     )
     config.write_text(
@@ -242,3 +244,28 @@ def test_stream_broken_midway_ends_with_response_failed(client: openai.OpenAI) -
     assert failed.response.status == "failed"
     assert failed.response.error is not None
     assert str(failed.response.error.code) == "upstream_unreachable"  # the gateway's own code
+
+
+def test_a_client_hanging_up_mid_stream_releases_the_upstream_stream(
+    gateway: str, fake_upstream: str
+) -> None:
+    model = "slow-stream-250"
+    before = upstream_received(fake_upstream).get(f"stream aborted {model}", 0)
+    body = {"model": "slow", "input": "one two three four five six seven eight", "stream": True}
+    with httpx.stream(
+        "POST",
+        gateway + "/v1/responses",
+        json=body,
+        headers={"authorization": f"Bearer {KEY}"},
+        timeout=10,
+    ) as response:
+        assert response.status_code == 200
+        assert next(response.iter_lines()) == "event: response.created"
+    aborted = 0
+    for _ in range(60):  # eight words 250 ms apart: finished would take ~1.75 s
+        aborted = upstream_received(fake_upstream).get(f"stream aborted {model}", 0) - before
+        if aborted:
+            break
+        time.sleep(0.05)
+    assert aborted == 1
+    assert f"stream finished {model}" not in upstream_received(fake_upstream)
