@@ -5,9 +5,9 @@ through to the fake upstream's own Responses API, errors in OpenAI's shapes."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import openai
@@ -18,6 +18,7 @@ from proxy.fake_replies import make_answer
 from tests.conftest import free_port, stop, vetcache, wait_http
 
 pytestmark = pytest.mark.integration
+T = TypeVar("T")
 
 KEY = "sk-client-one"
 TOOLS: list[FunctionToolParam] = [
@@ -75,12 +76,29 @@ def chat_answer(text: str, instructions: str | None = None) -> str:
     return make_answer("fake-gpt", [*messages, {"role": "user", "content": text}])
 
 
+def until_hit(ask: Callable[[], T], outcome: Callable[[T], str]) -> T:
+    """``ask()``'s answer once it is a hit: admission runs after a miss is answered."""
+    for _ in range(100):
+        answer = ask()
+        if outcome(answer) == "hit":
+            return answer
+        time.sleep(0.05)
+    raise AssertionError("the answer was never admitted")
+
+
+def raw_hit(client: openai.OpenAI, **ask: Any) -> Any:
+    """The raw response to ``ask``, once answered from the cache."""
+    return until_hit(
+        lambda: client.responses.with_raw_response.create(**ask),
+        lambda raw: str(raw.headers["x-vetcache"]),
+    )
+
+
 def test_miss_then_hit(client: openai.OpenAI) -> None:
     ask = {"model": "fake-gpt", "input": "Name three prime numbers.", "instructions": "Be brief."}
     first = client.responses.with_raw_response.create(**ask)  # type: ignore[call-overload]
-    second = client.responses.with_raw_response.create(**ask)  # type: ignore[call-overload]
     assert first.headers["x-vetcache"] == "miss"
-    assert second.headers["x-vetcache"] == "hit"
+    second = raw_hit(client, **ask)
     response = second.parse()
     assert response.object == "response"
     assert response.status == "completed"
@@ -93,20 +111,38 @@ def test_miss_then_hit(client: openai.OpenAI) -> None:
 def test_a_chat_request_asking_the_same_shares_the_entry(client: openai.OpenAI) -> None:
     text = "What is the capital of Peru?"
     client.chat.completions.create(model="fake-gpt", messages=[{"role": "user", "content": text}])
-    raw = client.responses.with_raw_response.create(model="fake-gpt", input=text)
-    assert raw.headers["x-vetcache"] == "hit"
+    raw = raw_hit(client, model="fake-gpt", input=text)
     assert raw.parse().output_text == chat_answer(text)
+
+
+def test_instructions_and_tools_are_scope(client: openai.OpenAI) -> None:
+    """Other instructions or other tools: another scope, so the same input misses."""
+    text = "Name the longest river in Africa."
+    asks: list[dict[str, Any]] = [
+        {"instructions": "Be brief."},
+        {"instructions": "Answer in French."},
+        {"instructions": "Be brief.", "tools": TOOLS},
+    ]
+    for ask in asks:
+        raw = client.responses.with_raw_response.create(model="fake-gpt", input=text, **ask)
+        assert raw.headers["x-vetcache"] == "miss", ask
+    raw = raw_hit(client, model="fake-gpt", input=text, **asks[1])
+    assert raw.parse().output_text == chat_answer(text, "Answer in French.")
 
 
 def test_stream_miss_then_hit(client: openai.OpenAI) -> None:
     text = "Stream the names of four oceans, please."
-    for expected in ("miss", "hit"):
+
+    def streamed() -> tuple[str, list[Any]]:
         with client.responses.with_streaming_response.create(
             model="fake-gpt", input=text, stream=True
         ) as raw:
-            assert raw.headers["x-vetcache"] == expected
             assert raw.headers["content-type"].startswith("text/event-stream")
-            events = list(raw.parse())
+            return raw.headers["x-vetcache"], list(raw.parse())
+
+    first = streamed()
+    assert first[0] == "miss"
+    for _, events in (first, until_hit(streamed, lambda answer: answer[0])):
         kinds = [event.type for event in events]
         assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
         deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
