@@ -5,7 +5,7 @@ The answer is the chat route's (``proxy.fake_replies.make_answer``) over the inp
 messages (``instructions`` first), so a test can tell what the upstream saw; a
 ``previous_response_id`` or ``conversation`` is echoed back, nothing is really stored. JSON,
 or Responses server-sent events (``stream: true``); the fault models (``error-<status>``...)
-fail as on the chat route.
+fail as on the chat route, and ``truncate`` drops a stream's connection halfway.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def responses_handler(body_of: Body, fault_of: Fault) -> Callable[[Request], Awa
         if fault is not None:
             return fault
         if body.get("stream") is True:
-            events = _events(response_object(body, text, "completed"), text)
+            events = _events(response_object(body, text, "completed"), text, body["model"])
             return StreamingResponse(events, media_type="text/event-stream")
         status = "queued" if body.get("background") is True else "completed"
         return json_reply(response_object(body, text, status))
@@ -99,8 +99,9 @@ def responses_handler(body_of: Body, fault_of: Fault) -> Callable[[Request], Awa
     return responses
 
 
-async def _events(done: dict[str, Any], text: str) -> AsyncIterator[bytes]:
-    """The Responses API's event stream for ``done``, one text delta per word."""
+async def _events(done: dict[str, Any], text: str, model: str) -> AsyncIterator[bytes]:
+    """The Responses API's event stream for ``done``, one text delta per word; ``truncate``
+    breaks it off halfway."""
     item = done["output"][0]
     start = {**done, "status": "in_progress", "output": [], "usage": None}
     where = {"item_id": item["id"], "output_index": 0, "content_index": 0}
@@ -127,5 +128,7 @@ async def _events(done: dict[str, Any], text: str) -> AsyncIterator[bytes]:
         {"type": "response.completed", "response": done},
     ]
     for number, event in enumerate(events):
+        if model == "truncate" and number == len(events) // 2:
+            raise ConnectionAbortedError("simulated truncated stream")
         data = orjson.dumps({**event, "sequence_number": number})
         yield b"event: " + event["type"].encode() + b"\ndata: " + data + b"\n\n"

@@ -305,3 +305,26 @@ def test_a_client_hanging_up_mid_stream_releases_the_upstream_stream(
         time.sleep(0.05)
     assert aborted == 1
     assert f"stream finished {model}" not in upstream_received(fake_upstream)
+
+
+def test_stateful_stream_broken_midway_ends_with_response_failed(
+    client: openai.OpenAI, gateway: str
+) -> None:
+    def failed_requests() -> float:
+        for line in httpx.get(gateway + "/metrics").text.splitlines():
+            if line.startswith("vetcache_requests_total{") and all(
+                label in line for label in ('model="truncate"', 'outcome="error"')
+            ):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = failed_requests()
+    stream = client.responses.create(
+        model="truncate", input="one two three four five six", stream=True, store=True
+    )
+    events = list(stream)
+    assert events[0].type == "response.created"
+    assert [e.type for e in events[-2:]] == ["error", "response.failed"]
+    failed = events[-1]
+    assert failed.type == "response.failed" and failed.response.status == "failed"
+    assert failed_requests() == before + 1
