@@ -60,6 +60,8 @@ class ResponsesRequest(BaseModel):
     def _some_input(cls, value: Any) -> Any:
         if not isinstance(value, str | list) or not value:
             raise ValueError("must be a non-empty string or a non-empty array of input items")
+        if isinstance(value, list) and not all(isinstance(item, dict) for item in value):
+            raise ValueError("every input item must be an object")
         return value
 
     @property

@@ -238,6 +238,7 @@ def test_unknown_model_is_404(client: openai.OpenAI) -> None:
         ({"model": "fake-gpt"}, "input"),
         ({"model": "fake-gpt", "input": []}, "input"),
         ({"model": "fake-gpt", "input": 42}, "input"),
+        ({"model": "fake-gpt", "input": ["hi"]}, "input"),
         ({"model": "fake-gpt", "input": "hi", "stream": "yes"}, "stream"),
         ({"model": "fake-gpt", "input": [{"type": "no_such_item"}]}, "input"),
     ],
