@@ -329,3 +329,17 @@ def test_stateful_stream_broken_midway_ends_with_response_failed(
     failed = events[-1]
     assert failed.type == "response.failed" and failed.response.status == "failed"
     assert failed_requests() == before + 1
+
+
+def test_a_follow_up_names_a_stored_response_by_the_id_the_gateway_gave(
+    client: openai.OpenAI,
+) -> None:
+    """litellm encodes the deployment into a stored response's id; the follow-up reaches the
+    upstream with the upstream's own id (the fake echoes it back)."""
+    stored = client.responses.create(model="fake-gpt", input="Remember: 42.", store=True)
+    follow_up = client.responses.create(
+        model="fake-gpt", input="What did I ask you to remember?", previous_response_id=stored.id
+    )
+    assert follow_up.previous_response_id is not None
+    assert follow_up.previous_response_id.startswith("resp_fake")
+    assert stored.id != follow_up.previous_response_id
