@@ -62,7 +62,7 @@ def response_object(body: dict[str, Any], text: str, status: str) -> dict[str, A
         "error": None,
         "incomplete_details": None,
         "instructions": body.get("instructions"),
-        "metadata": {},
+        "metadata": body.get("metadata") or {},
         "output": output if status == "completed" else [],
         "parallel_tool_calls": True,
         "tool_choice": "auto",

@@ -50,14 +50,15 @@ EMBEDDING_PARAMS = frozenset({"dimensions", "encoding_format", "user"})
 RESPONSES_PARAMS = frozenset(
     {
         "background", "conversation", "include", "instructions", "max_output_tokens",
-        "max_tool_calls", "metadata", "parallel_tool_calls", "previous_response_id", "prompt",
-        "prompt_cache_key", "reasoning", "safety_identifier", "service_tier", "store",
-        "stream_options", "temperature", "text", "tool_choice", "tools", "top_logprobs",
-        "top_p", "truncation", "user",
+        "max_tool_calls", "parallel_tool_calls", "previous_response_id", "prompt_cache_key",
+        "reasoning", "safety_identifier", "service_tier", "store", "stream_options",
+        "temperature", "text", "tool_choice", "tools", "top_logprobs", "top_p", "truncation",
+        "user",
     }
 )  # fmt: skip
-"""OpenAI Responses API parameters handed to litellm's ``aresponses`` as keyword arguments
-(the rest go in ``extra_body``, as for chat)."""
+"""OpenAI Responses API parameters handed to litellm's ``aresponses`` as keyword arguments;
+the rest go in ``extra_body``, as for chat, ``metadata`` and ``prompt`` too: litellm reads
+kwargs of those names as its own (its call metadata, its prompt management)."""
 
 # A self-hosted OpenAI-compatible server usually wants no key, but the OpenAI client
 # library refuses to start without one.

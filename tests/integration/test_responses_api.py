@@ -202,11 +202,14 @@ def test_stateful_requests_pass_through(
     before = upstream_received(fake_upstream).get("/responses fake-gpt", 0)
     text = f"Stateful question {sorted(state)}"
     for _ in range(2):
-        raw = client.responses.with_raw_response.create(model="fake-gpt", input=text, **state)
+        raw = client.responses.with_raw_response.create(
+            model="fake-gpt", input=text, metadata={"app": "tests"}, **state
+        )
         assert raw.headers["x-vetcache"] == "bypass"
         assert raw.headers["x-vetcache-bypass"] == "stateful"
     assert upstream_received(fake_upstream)["/responses fake-gpt"] == before + 2
     response = raw.parse()
+    assert response.metadata == {"app": "tests"}  # a field litellm does not take: extra_body
     assert response.object == "response"
     if "previous_response_id" in state:
         assert response.previous_response_id == "resp_earlier"
