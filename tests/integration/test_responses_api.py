@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 T = TypeVar("T")
 
 KEY = "sk-client-one"
+OTHER_KEY = "sk-client-two"
 TOOLS: list[FunctionToolParam] = [
     {
         "type": "function",
@@ -46,7 +47,8 @@ def gateway(fake_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         )
     )
     config.write_text(
-        f"auth:\n  api_keys:\n    - {{tenant: t1, key: {KEY}}}\nmodel_list:\n{routes}"
+        f"auth:\n  api_keys:\n    - {{tenant: t1, key: {KEY}}}\n"
+        f"    - {{tenant: t2, key: {OTHER_KEY}}}\nmodel_list:\n{routes}"
     )
     port = free_port()
     process = vetcache("serve", "--config", str(config), "--port", str(port))
@@ -128,6 +130,15 @@ def test_instructions_and_tools_are_scope(client: openai.OpenAI) -> None:
         assert raw.headers["x-vetcache"] == "miss", ask
     raw = raw_hit(client, model="fake-gpt", input=text, **asks[1])
     assert raw.parse().output_text == chat_answer(text, "Answer in French.")
+
+
+def test_another_tenant_never_gets_the_entry(gateway: str, client: openai.OpenAI) -> None:
+    ask: dict[str, Any] = {"model": "fake-gpt", "input": "Which tenant am I?"}
+    client.responses.create(**ask)
+    raw_hit(client, **ask)  # tenant t1's entry is in
+    with openai.OpenAI(base_url=gateway + "/v1", api_key=OTHER_KEY, max_retries=0) as other:
+        raw = other.responses.with_raw_response.create(**ask)
+    assert raw.headers["x-vetcache"] == "miss"
 
 
 def test_stream_miss_then_hit(client: openai.OpenAI) -> None:
