@@ -28,6 +28,7 @@ from proxy.routes import (
     health,
     index,
     models,
+    responses,
     rollout,
     ui,
 )
@@ -35,6 +36,8 @@ from proxy.settings import Settings, load_settings
 from proxy.tracing import Tracing
 
 log = logging.getLogger("vetcache.app")
+ROUTES = (chat, completions, responses, embeddings, models, health, index, admin, rollout, ui)
+"""The route modules, each with its ``router`` (the audit routes add two of their own)."""
 
 
 def create_app(
@@ -89,7 +92,7 @@ def create_app(
     app.state.upstream = app.state.chat = app.state.auditor = None
     install_error_handlers(app)
     app.add_middleware(RequestContext, access_log=settings.access_log, tracing=tracing)
-    for module in (chat, completions, embeddings, models, health, index, admin, rollout, ui):
+    for module in ROUTES:
         app.include_router(module.router)
     app.include_router(audits.admin)
     app.include_router(audits.public)

@@ -1,9 +1,10 @@
 """A small OpenAI-compatible upstream simulator for tests, load tests and demos.
 
 It answers ``/v1/chat/completions`` (JSON and SSE streaming), ``/v1/completions``
-(``proxy.fake_completions``), ``/v1/embeddings`` and ``/v1/models`` with deterministic
-output derived from the request, after a configurable latency, so a test or benchmark can
-run the whole gateway without a paid key.
+(``proxy.fake_completions``), ``/v1/responses`` (``proxy.fake_responses``),
+``/v1/embeddings`` and ``/v1/models`` with deterministic output derived from the
+request, after a configurable latency, so a test or benchmark can run the whole
+gateway without a paid key.
 
 Answers: ``"[<model>] reply <digest>: <last user text>"`` where ``digest`` is the first 8 hex
 digits of a SHA-256 over the messages; ``max_tokens`` truncates the answer by words and sets
@@ -79,6 +80,7 @@ from proxy.fake_replies import (
     odd_answer,
     text_of,
 )
+from proxy.fake_responses import responses_handler
 
 if TYPE_CHECKING:
     from cache.embedder import Embedder, SentenceTransformerEmbedder
@@ -313,6 +315,8 @@ def create_fake_upstream(latency_ms: float = 0.0, embedder: Embedder | None = No
             Route("/v1/chat/completions", fake.chat, methods=["POST"]),
             Route("/chat/completions", fake.chat, methods=["POST"]),
             Route("/v1/embeddings", fake.embeddings, methods=["POST"]),
+            Route("/v1/responses", responses_handler(fake.read_body, fake.fault), methods=["POST"]),
+            Route("/responses", responses_handler(fake.read_body, fake.fault), methods=["POST"]),
             Route("/embeddings", fake.embeddings, methods=["POST"]),
             Route("/v1/models", fake.models, methods=["GET"]),
             Route("/v1/completions", partial(completions, fake), methods=["POST"]),

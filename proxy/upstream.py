@@ -61,6 +61,18 @@ TEXT_PARAMS = frozenset(
     }
 )  # fmt: skip
 """The legacy text-completion parameters handed to litellm (the rest as ``extra_body``)."""
+RESPONSES_PARAMS = frozenset(
+    {
+        "background", "conversation", "include", "instructions", "max_output_tokens",
+        "max_tool_calls", "parallel_tool_calls", "previous_response_id", "prompt_cache_key",
+        "reasoning", "safety_identifier", "service_tier", "store", "stream_options",
+        "temperature", "text", "tool_choice", "tools", "top_logprobs", "top_p", "truncation",
+        "user",
+    }
+)  # fmt: skip
+"""OpenAI Responses API parameters handed to litellm's ``aresponses`` as keyword arguments;
+the rest go in ``extra_body``, as for chat, ``metadata`` and ``prompt`` too: litellm reads
+kwargs of those names as its own (its call metadata, its prompt management)."""
 
 # A self-hosted OpenAI-compatible server usually wants no key, but the OpenAI client
 # library refuses to start without one.
@@ -286,6 +298,20 @@ class Upstream:
         try:
             async for chunk in iterator:
                 yield clean(chunk.model_dump(warnings=False))
+        except Exception as exc:  # translated, see chat()
+            raise self.translate(exc) from exc
+
+    async def responses(self, body: Mapping[str, Any]) -> Any:
+        """A Responses API call through litellm's Router, as sent (the requests that depend
+        on the upstream's stored state): litellm's response, or for ``stream: true`` its
+        event stream (whose failures ``translate`` makes gateway errors)."""
+        try:
+            return await self._router.aresponses(
+                model=body["model"],
+                input=body["input"],
+                stream=body.get("stream") is True,
+                **split_params(body, RESPONSES_PARAMS),
+            )
         except Exception as exc:  # translated, see chat()
             raise self.translate(exc) from exc
 

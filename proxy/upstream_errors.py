@@ -9,6 +9,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from proxy.errors import (
     GatewayError,
     InvalidRequest,
@@ -139,4 +141,18 @@ def _upstream_error_body(exc: Exception) -> dict[str, Any]:
             inner = body.get("error", body)
             if isinstance(inner, dict) and "message" in inner:
                 return inner
-    return {}
+    return _error_in_message(exc)
+
+
+def _error_in_message(exc: Exception) -> dict[str, Any]:
+    """The upstream's error object quoted in litellm's message. Fragile, and kept here for
+    that: litellm's Responses API calls (``aresponses``) keep no body on the exception, only
+    a message ``...<Provider>Exception - <the upstream's body>``."""
+    message = str(getattr(exc, "message", "") or "").split("\n\nLiteLLM: model group", 1)[0]
+    _, found, quoted = message.partition("Exception - ")
+    try:
+        body = orjson.loads(quoted) if found else None
+    except orjson.JSONDecodeError:
+        return {}
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    return inner if isinstance(inner, dict) and "message" in inner else {}

@@ -59,6 +59,41 @@ def test_logs_carry_no_prompt_answer_or_key(
         assert KEY not in text and "sk-wrong" not in text, record.name
 
 
+def test_responses_route_logs_carry_no_prompt_answer_or_key(
+    gateway_client: Callable[..., TestClient],
+    fake_upstream: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``/v1/responses``, cached and passed through (stateful), JSON and streams, answered
+    and failed (an upstream quoting the prompt in its error, a stream cut midway)."""
+    caplog.set_level(logging.DEBUG)
+    client = gateway_client(
+        access_log=True,
+        auth={"api_keys": [{"tenant": "t", "key_sha256": hash_key(KEY)}]},
+        model_list=[
+            route("fake-gpt", "fake-gpt", fake_upstream),
+            route("echo", "echo-500", fake_upstream),
+            route("cut", "truncate", fake_upstream),
+        ],
+    )
+    headers = {"authorization": f"Bearer {KEY}"}
+    statuses = []
+    for model in ("fake-gpt", "echo", "cut"):
+        for state in ({}, {"store": True}):
+            for stream in (False, True):
+                body = {"model": model, "input": SECRET_PROMPT, "stream": stream, **state}
+                statuses.append(
+                    client.post("/v1/responses", headers=headers, json=body).status_code
+                )
+    assert statuses[:4] == [200] * 4 and statuses[4:8] == [500] * 4
+    loud = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert any(r.name == "vetcache.access" for r in loud)
+    for record in loud:
+        text = record.getMessage()
+        assert "zebra-quartz" not in text, (record.name, text)
+        assert KEY not in text, record.name
+
+
 Sent = dict[str, tuple[int, str | None]]
 """Request id -> (status, ``x-vetcache`` header)."""
 

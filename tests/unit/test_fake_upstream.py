@@ -99,3 +99,51 @@ def test_with_an_embedder_its_vectors_are_served() -> None:
         assert tokens.status_code == 400
         other = {"model": "e", "input": "a", "dimensions": 8}
         assert fake.post("/v1/embeddings", json=other).status_code == 400
+
+
+def test_tool_call_model_answers_a_tool_call(fake: TestClient) -> None:
+    body = {"model": "tool-call", "messages": MESSAGES}
+    answer = fake.post("/v1/chat/completions", json=body).json()["choices"][0]
+    assert answer["finish_reason"] == "tool_calls"
+    assert answer["message"]["tool_calls"][0]["function"]["name"] == "lookup"
+    with fake.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as reply:
+        chunks = [
+            orjson.loads(line.removeprefix("data: "))
+            for line in reply.iter_lines()
+            if line.startswith("data: {")
+        ]
+    calls = [
+        c["choices"][0]["delta"]["tool_calls"]
+        for c in chunks
+        if "tool_calls" in c["choices"][0]["delta"]
+    ]
+    call = answer["message"]["tool_calls"][0]
+    assert calls[0] == [{"index": 0, **call, "function": {"name": "lookup", "arguments": ""}}]
+    pieces = "".join(piece[0]["function"]["arguments"] for piece in calls[1:])
+    assert pieces == call["function"]["arguments"]
+
+
+def test_responses_json_and_stream(fake: TestClient) -> None:
+    body = {"model": "m", "input": "What is the capital of France?", "previous_response_id": "r1"}
+    response = fake.post("/v1/responses", json=body).json()
+    assert response["object"] == "response"
+    assert response["previous_response_id"] == "r1"
+    text = response["output"][0]["content"][0]["text"]
+    assert text == make_answer("m", MESSAGES)
+    with fake.stream("POST", "/v1/responses", json={**body, "stream": True}) as reply:
+        events = [
+            orjson.loads(line.removeprefix("data: "))
+            for line in reply.iter_lines()
+            if line.startswith("data: ")
+        ]
+    assert events[0]["type"] == "response.created"
+    assert events[-1]["type"] == "response.completed"
+    deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert deltas == text
+    assert fake.get("/fake/requests").json()["/responses m"] == 2
+
+
+def test_responses_faults(fake: TestClient) -> None:
+    reply = fake.post("/v1/responses", json={"model": "error-429", "input": "hi"})
+    assert reply.status_code == 429
+    assert fake.post("/v1/responses", json={"model": "m"}).status_code == 400

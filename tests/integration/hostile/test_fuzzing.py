@@ -72,7 +72,7 @@ def one_of(schema: dict[str, Any], *values: str) -> dict[str, Any]:
     return {**schema, "enum": list(values)}
 
 
-MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions")
+MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/responses")
 """Routes whose body names a model alias."""
 
 
@@ -120,6 +120,7 @@ def seed(app: FastAPI) -> tuple[str, str]:
 OPERATIONS = [
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/completions"),
+    ("POST", "/v1/responses"),
     ("POST", "/v1/feedback"),
     ("GET", "/admin/config"),
     ("GET", "/admin/thresholds"),
@@ -137,8 +138,8 @@ OPERATIONS = [
     ("POST", "/admin/rollout/{namespace}/rollback"),
     ("POST", "/admin/rollout/{namespace}/abort"),
 ]
-"""Every operation of the document under the chat, feedback and admin routes (a test below
-keeps this list complete)."""
+"""Every operation of the document under the chat, responses, feedback and admin routes (a
+test below keeps this list complete)."""
 FREE = ("/admin/config", "/admin/summary")
 """Admin routes that answer with the cache off."""
 FUZZ = settings(
@@ -200,6 +201,7 @@ def test_openapi_documents_bodies_keys_and_errors(auth_on: Callable[..., Setting
     bodies = {
         ("post", "/v1/chat/completions"): {"model", "messages"},
         ("post", "/v1/completions"): {"model", "prompt"},
+        ("post", "/v1/responses"): {"model", "input"},
         ("post", "/v1/embeddings"): {"model", "input"},
         ("post", "/v1/feedback"): {"request_id", "correct"},
         ("put", "/admin/thresholds/{namespace}"): {"threshold"},
