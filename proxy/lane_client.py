@@ -1,7 +1,10 @@
-"""The direct lane: chat calls to deployments that speak OpenAI's wire format, without
-litellm on the request path (``proxy.lane_routes`` says which deployments).
+"""The direct lane: chat (and legacy text) calls to deployments that speak OpenAI's wire
+format, without litellm on the request path (``proxy.lane_routes`` says which deployments).
 
-One pooled aiohttp session per process (opened in the lifespan). The client's body goes
+One pooled aiohttp session per process (opened in the lifespan). Legacy text completions
+take this lane too: litellm's OpenAI text-completion handler builds a new HTTP client for
+every call and never closes it (one leaked connector per request, seen as unclosed-connector
+warnings), where this lane pools its connections. The client's body goes
 upstream as sent, with ``model`` rewritten to the deployment's model name; no client header
 is forwarded. The lane owns what litellm's Router did for these deployments: a weighted
 choice among an alias's deployments, timeouts, retries with backoff (never once a stream's
@@ -13,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import orjson
@@ -36,6 +40,20 @@ R = TypeVar("R", UpstreamReply, UpstreamStream)
 Body = Mapping[str, Any]
 Attempt = Callable[[Deployment, str, Body], Awaitable[R]]
 
+CHAT = "/chat/completions"
+TEXT = "/completions"
+"""The endpoints under a deployment's base URL."""
+
+
+class LitellmCalls(Protocol):
+    """The litellm lane's calls, for a fallback alias that is on it."""
+
+    async def chat(self, body: Body) -> UpstreamReply: ...
+    async def chat_stream(self, body: Body) -> UpstreamStream: ...
+    async def text(self, body: Body) -> UpstreamReply: ...
+    async def text_stream(self, body: Body) -> UpstreamStream: ...
+
+
 CONNECTIONS = 1024
 """Connections the session keeps open at most, across all deployments."""
 READ_BUFFER = 2**20
@@ -49,14 +67,12 @@ class DirectLane:
         self,
         deployments: Mapping[str, list[Deployment]],
         fallbacks: Mapping[str, tuple[str, ...]],
-        litellm_chat: Callable[[Body], Awaitable[UpstreamReply]],
-        litellm_stream: Callable[[Body], Awaitable[UpstreamStream]],
+        on_litellm: LitellmCalls,
     ) -> None:
-        """``deployments`` by alias; ``litellm_*`` answer a fallback alias on litellm."""
+        """``deployments`` by alias; ``on_litellm`` answers a fallback alias on litellm."""
         self._deployments = dict(deployments)
         self._fallbacks = dict(fallbacks)
-        self._litellm_chat = litellm_chat
-        self._litellm_stream = litellm_stream
+        self._litellm = on_litellm
         self._session: aiohttp.ClientSession | None = None
 
     def serves(self, alias: str) -> bool:
@@ -72,7 +88,7 @@ class DirectLane:
         # ~/.netrc, in a worker thread on every call (half the lane's CPU, measured).
         for deployments in self._deployments.values():
             for deployment in deployments:
-                deployment.proxy, deployment.proxy_auth = _env_proxy(deployment.url)
+                deployment.proxy, deployment.proxy_auth = _env_proxy(deployment.base)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=CONNECTIONS, ttl_dns_cache=300),
             read_bufsize=READ_BUFFER,
@@ -87,12 +103,20 @@ class DirectLane:
 
     async def chat(self, body: Body) -> UpstreamReply:
         """One JSON chat completion from ``body["model"]``'s alias or its fallbacks."""
-        return await self._chain(body, self._json, self._litellm_chat)
+        return await self._chain(body, partial(self._json, CHAT), self._litellm.chat)
 
     async def chat_stream(self, body: Body) -> UpstreamStream:
         """A streamed chat completion, its first chunk read (retries and fallbacks happen
         before it; never after)."""
-        return await self._chain(body, self._stream, self._litellm_stream)
+        return await self._chain(body, partial(self._stream, CHAT), self._litellm.chat_stream)
+
+    async def text(self, body: Body) -> UpstreamReply:
+        """One legacy text completion (``/completions``), as ``chat``."""
+        return await self._chain(body, partial(self._json, TEXT), self._litellm.text)
+
+    async def text_stream(self, body: Body) -> UpstreamStream:
+        """A streamed text completion, as ``chat_stream``."""
+        return await self._chain(body, partial(self._stream, TEXT), self._litellm.text_stream)
 
     async def _chain(
         self, body: Body, attempt: Attempt[R], on_litellm: Callable[[Body], Awaitable[R]]
@@ -134,11 +158,13 @@ class DirectLane:
                 tries += 1
                 await asyncio.sleep(retry_delay(tries, failure.retry_after))
 
-    def _post(self, deployment: Deployment, body: Body, timeout: aiohttp.ClientTimeout) -> Any:
+    def _post(
+        self, endpoint: str, deployment: Deployment, body: Body, timeout: aiohttp.ClientTimeout
+    ) -> Any:
         if self._session is None:
             raise RuntimeError("the direct lane is not open (Upstream.open())")
         return self._session.post(
-            deployment.url,
+            deployment.base + endpoint,
             data=orjson.dumps({**body, "model": deployment.model}),
             headers=deployment.headers,
             timeout=timeout,
@@ -146,9 +172,11 @@ class DirectLane:
             proxy_auth=deployment.proxy_auth,
         )
 
-    async def _json(self, deployment: Deployment, alias: str, body: Body) -> UpstreamReply:
+    async def _json(
+        self, endpoint: str, deployment: Deployment, alias: str, body: Body
+    ) -> UpstreamReply:
         try:
-            async with self._post(deployment, body, deployment.json_timeout) as response:
+            async with self._post(endpoint, deployment, body, deployment.json_timeout) as response:
                 raw = await response.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise transport_failure(exc) from exc
@@ -156,9 +184,11 @@ class DirectLane:
             raise status_failure(response.status, raw, response.headers)
         return UpstreamReply(_completion(raw), alias)
 
-    async def _stream(self, deployment: Deployment, alias: str, body: Body) -> UpstreamStream:
+    async def _stream(
+        self, endpoint: str, deployment: Deployment, alias: str, body: Body
+    ) -> UpstreamStream:
         try:
-            response = await self._post(deployment, body, deployment.stream_timeout)
+            response = await self._post(endpoint, deployment, body, deployment.stream_timeout)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise transport_failure(exc) from exc
         if response.status >= 400 or response.content_type != "text/event-stream":

@@ -32,8 +32,8 @@ class Deployment:
 
     route: ModelRoute
     """Its configuration."""
-    url: str
-    """The chat-completions URL."""
+    base: str
+    """The base URL (``.../v1``): chat completions are ``<base>/chat/completions``."""
     model: str
     """The model name the upstream knows (the route's model without the provider prefix)."""
     headers: dict[str, str]

@@ -61,7 +61,7 @@ def direct_deployment(route: ModelRoute, litellm: ModuleType) -> Deployment | No
         return None
     return Deployment(
         route=route,
-        url=str(base).rstrip("/") + "/chat/completions",
+        base=str(base).rstrip("/"),
         model=str(model),
         headers=_headers(route),
         json_timeout=aiohttp.ClientTimeout(total=route.timeout, sock_connect=route.connect_timeout),

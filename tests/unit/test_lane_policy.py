@@ -94,7 +94,7 @@ def test_the_direct_lane_sends_the_routes_key_and_headers_and_the_bare_model() -
         params={"organization": "org-1", "extra_headers": {"X-Team": "a"}},
     )  # fmt: skip
     assert deployment.model == "llama-3"
-    assert deployment.url == "http://127.0.0.1:9/v1/chat/completions"
+    assert deployment.base == "http://127.0.0.1:9/v1"
     assert deployment.headers["Authorization"] == "Bearer sk-route"
     assert deployment.headers["OpenAI-Organization"] == "org-1"
     assert deployment.headers["X-Team"] == "a"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxy.upstream import CHAT_PARAMS, split_params
+from proxy.litellm_lane import CHAT_PARAMS, split_params
 
 
 def test_openai_params_pass_as_kwargs_and_unknown_ones_in_extra_body() -> None:
