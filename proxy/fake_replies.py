@@ -59,6 +59,10 @@ def odd_answer(model: str, text: str, finish: str) -> tuple[dict[str, Any], str 
         return {"role": "assistant", "content": None, "refusal": "I can't help with that."}, finish
     if model == "empty":
         return {"role": "assistant", "content": ""}, finish
+    if model == "tool-call":
+        call = {"id": "call_fake1", "type": "function", "function": {"name": "lookup",
+                "arguments": orjson.dumps({"q": text}).decode()}}  # fmt: skip
+        return {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls"
     if model == "function-call":
         call = {"name": "lookup", "arguments": '{"q": "x"}'}
         return {"role": "assistant", "content": None, "function_call": call}, finish
@@ -98,6 +102,8 @@ async def chat_stream(
     for field in ("refusal", "function_call"):
         if message.get(field) is not None:
             yield chunk({field: message[field]}, None)
+    for index, call in enumerate(message.get("tool_calls") or ()):
+        yield chunk({"tool_calls": [{"index": index, **call}]}, None)
     if model == "truncate":
         raise ConnectionAbortedError("simulated truncated stream")
     yield chunk({}, finish)

@@ -27,6 +27,8 @@ faulty "model" while the others stay healthy:
 - ``refusal``: a refusal (``message.refusal`` set, no content; streamed as ``delta.refusal``);
 - ``empty``: an empty answer (``content: ""``, finish ``stop``);
 - ``function-call``: a legacy ``function_call`` answer with finish ``stop``;
+- ``tool-call``: a call of the tool ``lookup`` with ``{"q": <the answer text>}`` (no
+  content), finish ``tool_calls`` (streamed as one ``delta.tool_calls`` chunk);
 - ``flaky-<n>[-<tag>]``: answer 503 to the first ``n`` calls with these messages, then answer;
 - ``retry-after-<s>``: answer 429 with ``Retry-After: <s>`` to the first such call;
 - ``slow-stream-<ms>``: stream one chunk per word, ``ms`` apart (after the first).
