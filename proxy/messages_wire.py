@@ -17,7 +17,7 @@ stop sequence ended it (``finish_reason: stop`` either way), so it reads ``end_t
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -72,7 +72,9 @@ def to_message(completion: bytes, model: str, names: ToolNames) -> dict[str, Any
     return {**message, "model": model}
 
 
-async def to_events(chunks: Chunks, model: str, names: ToolNames) -> AsyncIterator[dict[str, Any]]:
+async def to_events(
+    chunks: Chunks, model: str, names: ToolNames
+) -> AsyncGenerator[dict[str, Any], None]:
     """Anthropic's stream events (``message_start`` ... ``message_stop``) for chat chunks.
     Closing it closes ``chunks`` (the upstream's stream). A failure of ``chunks`` is raised
     as it is, after the events sent so far."""
@@ -87,17 +89,15 @@ async def to_events(chunks: Chunks, model: str, names: ToolNames) -> AsyncIterat
             yield dict(event)
     finally:
         await events.aclose()
+        await close(chunks)  # also when the wrapper never read them (``message_start`` first)
 
 
 async def _responses(chunks: Chunks) -> AsyncIterator[Any]:
     """The chat chunks as litellm's ``ModelResponseStream``, what its wrapper reads."""
     from litellm.types.utils import ModelResponseStream
 
-    try:
-        async for chunk in chunks:
-            yield ModelResponseStream(**chunk)
-    finally:
-        await close(chunks)
+    async for chunk in chunks:
+        yield ModelResponseStream(**chunk)
 
 
 def frame(event: Mapping[str, Any]) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 
 import orjson
 from fastapi import APIRouter
@@ -86,8 +87,9 @@ async def _sse(
     whether the stream failed once it ends."""
     failed = True
     try:
-        async for event in to_events(chunks, model, names):
-            yield frame(event)
+        async with aclosing(to_events(chunks, model, names)) as events:
+            async for event in events:
+                yield frame(event)
         failed = False
     except GatewayError as exc:
         log.warning("stream failed request_id=%s status=%d", request_id, exc.status_code)
