@@ -24,6 +24,7 @@ import orjson
 
 from audit.llm_client import import_litellm
 from proxy.answers import Chunks, close
+from proxy.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from litellm.llms.anthropic.messages.adapters.transformation import (
@@ -49,7 +50,7 @@ def _adapter() -> LiteLLMAnthropicMessagesAdapter:
 
 def to_chat(body: Mapping[str, Any]) -> tuple[dict[str, Any], ToolNames]:
     """The chat-completion body for a valid Messages request ``body``, and the tool names
-    to restore in the answer."""
+    to restore in the answer; ``InvalidRequest`` if no message survives the translation."""
     request = {key: value for key, value in body.items() if key not in LITELLM_ONLY}
     chat, names = _adapter().translate_anthropic_to_openai(request)  # type: ignore[arg-type]
     result: dict[str, Any] = dict(chat)
@@ -57,6 +58,12 @@ def to_chat(body: Mapping[str, Any]) -> tuple[dict[str, Any], ToolNames]:
         {key: value for key, value in message.items() if value is not None}
         for message in result["messages"]
     ]
+    if not any(message["role"] != "system" for message in result["messages"]):
+        raise InvalidRequest(
+            "Invalid 'messages': nothing the gateway can pass on (litellm's translation drops "
+            "content blocks of unknown types and images or documents without a usable source)",
+            param="messages",
+        )
     if result.get("stream"):
         result["stream_options"] = {"include_usage": True}
     return result, names

@@ -20,11 +20,11 @@ from proxy.errors import GatewayError, anthropic_body
 from proxy.event_stream import EventStreamResponse
 from proxy.messages_schema import MessagesRequest
 from proxy.messages_wire import ToolNames, frame, to_chat, to_events, to_message
-from proxy.openapi import json_body
+from proxy.openapi import ANTHROPIC_ERRORS, json_body
 from proxy.report import headers
 from proxy.routes.chat import FAILED, SSE_HEADERS, Served, serve
-from proxy.schemas import chat_limits
-from proxy.wire import read_valid
+from proxy.schemas import ChatCompletionRequest, chat_limits
+from proxy.wire import read_valid, validate
 
 log = logging.getLogger("vetcache.messages")
 router = APIRouter(tags=["messages"])
@@ -33,7 +33,10 @@ router = APIRouter(tags=["messages"])
 @router.post(
     "/v1/messages",
     openapi_extra={**json_body(MessagesRequest), "parameters": DIRECTIVE_HEADERS},
-    responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+    responses={
+        **ANTHROPIC_ERRORS,
+        200: {"content": {"application/json": {}, "text/event-stream": {}}},
+    },
 )
 async def messages(
     request: Request,
@@ -45,6 +48,7 @@ async def messages(
     body, valid = await read_valid(request, MessagesRequest, settings.max_body_bytes, chat_limits)
     service.upstream.check_model(valid.model)
     chat, names = to_chat(body)
+    validate(ChatCompletionRequest, chat)  # what the chat path needs, whatever was dropped
     return _write(await serve(request, chat, principal, service), valid.model, names)
 
 

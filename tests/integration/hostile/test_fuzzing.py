@@ -36,6 +36,7 @@ from tests.integration.hostile.rig import (
     CLIENT_KEY,
     GOOD,
     JSON,
+    assert_anthropic_error,
     assert_openai_error,
     fake_cache,
 )
@@ -43,10 +44,13 @@ from tests.integration.hostile.rig import (
 pytestmark = pytest.mark.integration
 
 
-def openai_error_form(_ctx: CheckContext, response: Response, _case: Case[Any]) -> bool | None:
-    """Every 4xx is OpenAI's error object, exactly its four keys."""
+def openai_error_form(_ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+    """Every 4xx is OpenAI's error object, exactly its four keys (Anthropic's on its route)."""
     if 400 <= response.status_code < 500:
-        assert_openai_error(response)
+        if case.path in ANTHROPIC_PATHS:
+            assert_anthropic_error(response)
+        else:
+            assert_openai_error(response)
     return None
 
 
@@ -80,9 +84,10 @@ def fuzz_schema(app: FastAPI, request_id: str | None, verdict_id: str | None) ->
     loaded = schemathesis.openapi.from_asgi("/openapi.json", app)
     document = copy.deepcopy(loaded.raw_schema)
     paths = document["paths"]
-    chat = paths["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]
-    model = chat["schema"]["properties"]["model"]
-    chat["schema"]["properties"]["model"] = one_of(model, "fake-gpt", "gpt-nope")
+    for path in ("/v1/chat/completions", *ANTHROPIC_PATHS):
+        chat = paths[path]["post"]["requestBody"]["content"]["application/json"]
+        model = chat["schema"]["properties"]["model"]
+        chat["schema"]["properties"]["model"] = one_of(model, "fake-gpt", "gpt-nope")
     if request_id is not None:
         feedback = paths["/v1/feedback"]["post"]["requestBody"]["content"]["application/json"]
         fields = feedback["schema"]["properties"]
@@ -112,8 +117,10 @@ def seed(app: FastAPI) -> tuple[str, str]:
     return hit.headers["x-request-id"], verdicts[0]["id"]
 
 
+ANTHROPIC_PATHS = ("/v1/messages",)
 OPERATIONS = [
     ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/messages"),
     ("POST", "/v1/feedback"),
     ("GET", "/admin/config"),
     ("GET", "/admin/thresholds"),
@@ -131,8 +138,8 @@ OPERATIONS = [
     ("POST", "/admin/rollout/{namespace}/rollback"),
     ("POST", "/admin/rollout/{namespace}/abort"),
 ]
-"""Every operation of the document under the chat, feedback and admin routes (a test below
-keeps this list complete)."""
+"""Every operation of the document under the chat, messages, feedback and admin routes (a
+test below keeps this list complete)."""
 FREE = ("/admin/config", "/admin/summary")
 """Admin routes that answer with the cache off."""
 FUZZ = settings(
@@ -193,6 +200,7 @@ def test_openapi_documents_bodies_keys_and_errors(auth_on: Callable[..., Setting
     paths = document["paths"]
     bodies = {
         ("post", "/v1/chat/completions"): {"model", "messages"},
+        ("post", "/v1/messages"): {"model", "max_tokens", "messages"},
         ("post", "/v1/embeddings"): {"model", "input"},
         ("post", "/v1/feedback"): {"request_id", "correct"},
         ("put", "/admin/thresholds/{namespace}"): {"threshold"},
@@ -215,13 +223,15 @@ def test_openapi_documents_bodies_keys_and_errors(auth_on: Callable[..., Setting
     fuzzed = [
         (method.upper(), path)
         for path, operations in paths.items()
-        if path in ("/v1/chat/completions", "/v1/feedback") or path.startswith("/admin/")
+        if path in ("/v1/chat/completions", "/v1/feedback", *ANTHROPIC_PATHS)
+        or path.startswith("/admin/")
         for method in operations
     ]
     assert sorted(fuzzed) == sorted(OPERATIONS)
-    for operations in paths.values():
+    for path, operations in paths.items():
+        shape = "AnthropicErrorBody" if path in ANTHROPIC_PATHS else "ErrorBody"
         for operation in operations.values():
             assert "422" not in operation["responses"]
             assert operation["responses"]["4XX"]["content"]["application/json"]["schema"] == {
-                "$ref": "#/components/schemas/ErrorBody"
+                "$ref": f"#/components/schemas/{shape}"
             }
