@@ -3,8 +3,10 @@
 ``/v1/messages`` translates at its boundary (the cache, audits and admission only know chat
 completions): the request to a chat-completion body (``to_chat``), the chat answer back to
 an Anthropic message (``to_message``) or the chat chunks to Anthropic's stream events
-(``to_events``). All three are litellm's own adapter (what the LiteLLM proxy serves on its
-``/v1/messages``): ``LiteLLMAnthropicMessagesAdapter`` and ``AnthropicStreamWrapper``.
+(``to_events``). The request and the JSON answer go through litellm's own adapter (what the
+LiteLLM proxy serves on its ``/v1/messages``), ``LiteLLMAnthropicMessagesAdapter``; the
+events are written by ``proxy.messages_stream`` (litellm's stream wrapper costs 92 us of CPU
+per chunk, see there), with the usage translated by the same adapter.
 
 What litellm's adapter does not say, and this module adds: the chat body asks a stream for
 usage (``message_delta`` carries it), and leaves out the ``None`` fields the adapter writes
@@ -17,13 +19,14 @@ stop sequence ended it (``finish_reason: stop`` either way), so it reads ``end_t
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from audit.llm_client import import_litellm
-from proxy.answers import Chunks, close
+from proxy import messages_stream
+from proxy.answers import Chunks
 from proxy.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -79,32 +82,19 @@ def to_message(completion: bytes, model: str, names: ToolNames) -> dict[str, Any
     return {**message, "model": model}
 
 
-async def to_events(
-    chunks: Chunks, model: str, names: ToolNames
-) -> AsyncGenerator[dict[str, Any], None]:
-    """Anthropic's stream events (``message_start`` ... ``message_stop``) for chat chunks.
-    Closing it closes ``chunks`` (the upstream's stream). A failure of ``chunks`` is raised
-    as it is, after the events sent so far."""
-    from litellm.llms.anthropic.messages.adapters.streaming_iterator import (
-        AnthropicStreamWrapper,
-    )
-
-    source = _responses(chunks)  # async only: the wrapper's protocol also names a sync __iter__
-    events = AnthropicStreamWrapper(source, model=model, tool_name_mapping=names)  # type: ignore[arg-type]
-    try:
-        async for event in events:
-            yield dict(event)
-    finally:
-        await events.aclose()
-        await close(chunks)  # also when the wrapper never read them (``message_start`` first)
+def to_events(chunks: Chunks, model: str, names: ToolNames) -> AsyncGenerator[dict[str, Any], None]:
+    """Anthropic's stream events (``message_start`` ... ``message_stop``) for chat chunks
+    (``proxy.messages_stream``). Closing it closes ``chunks`` (the upstream's stream). A
+    failure of ``chunks`` is raised as it is, after the events sent so far."""
+    return messages_stream.events(chunks, model, names, _usage)
 
 
-async def _responses(chunks: Chunks) -> AsyncIterator[Any]:
-    """The chat chunks as litellm's ``ModelResponseStream``, what its wrapper reads."""
-    from litellm.types.utils import ModelResponseStream
+def _usage(usage: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Anthropic's usage for a chat usage (litellm's adapter, as for JSON answers)."""
+    from litellm.types.utils import Usage
 
-    async for chunk in chunks:
-        yield ModelResponseStream(**chunk)
+    translated = _adapter().translate_openai_usage_to_anthropic_usage(Usage(**(usage or {})))
+    return dict(translated)
 
 
 def frame(event: Mapping[str, Any]) -> bytes:
