@@ -74,11 +74,15 @@ def to_chat(body: Mapping[str, Any]) -> tuple[dict[str, Any], ToolNames]:
 
 def to_message(completion: bytes, model: str, names: ToolNames) -> dict[str, Any]:
     """The Anthropic message for a chat completion's JSON, naming ``model`` (the alias the
-    client asked for, as its stream does)."""
+    client asked for, as its stream does). A completion without ``usage`` (an upstream that
+    sends none, an entry admitted without it) reads as zero tokens: litellm's adapter
+    needs one."""
+    adapter = _adapter()  # first: litellm imported quiet and offline
     from litellm import ModelResponse
 
-    response = ModelResponse(**orjson.loads(completion))
-    message = _adapter().translate_openai_response_to_anthropic(response, names)
+    data = orjson.loads(completion)
+    data["usage"] = data.get("usage") or {}
+    message = adapter.translate_openai_response_to_anthropic(ModelResponse(**data), names)
     return {**message, "model": model}
 
 
@@ -91,9 +95,10 @@ def to_events(chunks: Chunks, model: str, names: ToolNames) -> AsyncGenerator[di
 
 def _usage(usage: Mapping[str, Any] | None) -> dict[str, Any]:
     """Anthropic's usage for a chat usage (litellm's adapter, as for JSON answers)."""
+    adapter = _adapter()  # first: litellm imported quiet and offline
     from litellm.types.utils import Usage
 
-    translated = _adapter().translate_openai_usage_to_anthropic_usage(Usage(**(usage or {})))
+    translated = adapter.translate_openai_usage_to_anthropic_usage(Usage(**(usage or {})))
     return dict(translated)
 
 

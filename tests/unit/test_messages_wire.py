@@ -139,6 +139,18 @@ def test_a_text_answer_becomes_a_message_named_by_the_alias() -> None:
     assert message["usage"]["input_tokens"] == 7 and message["usage"]["output_tokens"] == 3
 
 
+def test_a_completion_without_usage_reads_as_zero_tokens() -> None:
+    """Entries admitted from a stream that did not ask for usage hold none (and some
+    upstreams send none): the message still answers, with zero tokens."""
+    answer = {key: value for key, value in TEXT.items() if key != "usage"}
+    message = to_message(orjson.dumps(answer), "a", {})
+    assert message["content"] == [{"type": "text", "text": "It is Paris."}]
+    assert message["usage"]["input_tokens"] == 0 and message["usage"]["output_tokens"] == 0
+    assert (
+        to_message(orjson.dumps({**answer, "usage": None}), "a", {})["usage"]["output_tokens"] == 0
+    )
+
+
 @pytest.mark.parametrize(("finish", "reason"), [("length", "max_tokens"), ("stop", "end_turn")])
 def test_finish_reasons_map_to_stop_reasons(finish: str, reason: str) -> None:
     answer = completion({"role": "assistant", "content": "x"}, finish)
