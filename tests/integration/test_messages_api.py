@@ -41,6 +41,7 @@ def gateway_url(
                 "cache": {"admit_tool_calls": True},
                 "model_list": [
                     route("fake-gpt", "fake-gpt", fake_upstream),
+                    route("via-litellm", "fake-gpt", fake_upstream, wire="litellm"),
                     route("tools", "tool-call", fake_upstream),
                     route("down", "error-503", fake_upstream),
                     route("broken", "truncate", fake_upstream),
@@ -140,6 +141,23 @@ def test_a_stream_misses_then_hits(client: anthropic.Anthropic) -> None:
     assert hit.usage.output_tokens == first.usage.output_tokens
     # A JSON request for the same message shares the entry: the key is the chat body's.
     assert create(client, model="fake-gpt", messages=messages)[0] == "hit"
+
+
+@pytest.mark.parametrize("alias", ["fake-gpt", "via-litellm"], ids=["direct lane", "litellm lane"])
+def test_both_upstream_lanes_answer_json_and_streams(
+    client: anthropic.Anthropic, alias: str
+) -> None:
+    messages: list[Any] = [{"role": "user", "content": f"Which lane is {alias} on?"}]
+    answer = make_answer("fake-gpt", messages)  # the same upstream model behind both aliases
+    outcome, message = create(client, model=alias, messages=messages)
+    assert outcome == "miss" and message.model == alias
+    assert message.content[0].text == answer  # type: ignore[union-attr]
+    assert message.usage.output_tokens == len(answer.split(" "))
+    outcome, streamed, text = stream_once(client, model=alias, messages=[
+        {"role": "user", "content": f"And streamed, which lane is {alias} on?"}
+    ])  # fmt: skip
+    assert outcome == "miss" and streamed.stop_reason == "end_turn"
+    assert text.startswith("[fake-gpt] reply ") and streamed.usage.output_tokens > 0
 
 
 def test_the_system_prompt_and_tools_are_scope(client: anthropic.Anthropic) -> None:
