@@ -160,6 +160,33 @@ def test_both_upstream_lanes_answer_json_and_streams(
     assert text.startswith("[fake-gpt] reply ") and streamed.usage.output_tokens > 0
 
 
+def test_a_chat_request_and_a_message_share_an_entry(gateway_url: str) -> None:
+    """Documented: the key is the translated chat body's, so a chat completion admitted
+    through ``/v1/chat/completions`` answers the Anthropic request that translates to it."""
+    namespace = {"x-vetcache-namespace": f"m-{uuid.uuid4().hex[:8]}"}
+    question = "Which river runs through Paris?"
+    chat = {
+        "model": "fake-gpt",
+        "max_tokens": 256,
+        "messages": [
+            {"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": question},
+        ],
+    }
+    headers = {"authorization": f"Bearer {KEY}", **namespace}
+    first = httpx.post(f"{gateway_url}/v1/chat/completions", json=chat, headers=headers)
+    assert first.headers["x-vetcache"] == "miss"
+    text = first.json()["choices"][0]["message"]["content"]
+    with anthropic.Anthropic(
+        base_url=gateway_url, api_key=KEY, max_retries=0, default_headers=namespace
+    ) as client:
+        message = until_hit(lambda: create(
+            client, model="fake-gpt", system="Answer briefly.",
+            messages=[{"role": "user", "content": question}],
+        ))  # fmt: skip
+    assert message.content[0].text == text
+
+
 def test_the_system_prompt_and_tools_are_scope(client: anthropic.Anthropic) -> None:
     messages: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]
     ask = {"model": "fake-gpt", "messages": messages, "system": "Answer briefly."}
