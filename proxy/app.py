@@ -27,6 +27,7 @@ from proxy.routes import (
     embeddings,
     health,
     index,
+    messages,
     models,
     responses,
     rollout,
@@ -36,7 +37,9 @@ from proxy.settings import Settings, load_settings
 from proxy.tracing import Tracing
 
 log = logging.getLogger("vetcache.app")
-ROUTES = (chat, completions, responses, embeddings, models, health, index, admin, rollout, ui)
+ROUTES = (
+    chat, completions, responses, messages, embeddings, models, health, index, admin, rollout, ui,
+)  # fmt: skip
 """The route modules, each with its ``router`` (the audit routes add two of their own)."""
 
 

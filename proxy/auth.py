@@ -35,7 +35,8 @@ def hash_key(key: str) -> str:
 def _bearer(authorization: str | None) -> str:
     if not authorization:
         raise AuthenticationFailed(
-            "Missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key"
+            "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+            code="missing_api_key",
         )
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
@@ -59,11 +60,14 @@ class KeyRing:
             admin = hash_key(settings.admin_key.get_secret_value())
         self._admin = bytes.fromhex(admin) if admin else None
 
-    def client(self, authorization: str | None) -> Principal:
-        """The principal for a client request's ``Authorization`` header."""
+    def client(self, authorization: str | None, api_key: str | None = None) -> Principal:
+        """The principal for a client request's ``Authorization`` header, or, without one,
+        its ``x-api-key`` header (``api_key``: what Anthropic's clients send), on every
+        client route alike."""
         if not self.enabled:
             return Principal(tenant=self.default_tenant, key_id=None)
-        presented = hashlib.sha256(_bearer(authorization).encode()).digest()
+        key = api_key.strip() if not authorization and api_key and api_key.strip() else None
+        presented = hashlib.sha256((key or _bearer(authorization)).encode()).digest()
         tenant: str | None = None
         for digest, owner in self._clients:
             if hmac.compare_digest(presented, digest):

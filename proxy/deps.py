@@ -81,8 +81,9 @@ DocumentedAdmin = Annotated[HTTPAuthorizationCredentials | None, Security(_ADMIN
 
 
 async def client(request: Request, _documented: Documented) -> Principal:
-    """The calling tenant, from ``Authorization: Bearer``."""
-    return keyring(request).client(request.headers.get("authorization"))
+    """The calling tenant, from ``Authorization: Bearer`` (or ``x-api-key``)."""
+    headers = request.headers
+    return keyring(request).client(headers.get("authorization"), headers.get("x-api-key"))
 
 
 async def admin(request: Request, _documented: DocumentedAdmin) -> None:

@@ -14,7 +14,10 @@
         ├── UpstreamUnreachable      502 upstream_error / upstream_unreachable
         └── UpstreamInvalidReply     502 upstream_error / upstream_invalid_response
 
-Every error body is ``{"error": {"message", "type", "param", "code"}}``, as OpenAI sends.
+Every error body is ``{"error": {"message", "type", "param", "code"}}``, as OpenAI sends;
+on Anthropic's routes (``ANTHROPIC_ROUTES``: ``/v1/messages``) it is Anthropic's
+``{"type": "error", "error": {"type", "message"}}`` with the same status, the type chosen by
+the status (``anthropic_type``). ``body_for`` is the one rule that picks the shape.
 
     ConfigError                      the configuration is invalid (before any request: the
                                      CLI prints it, one line per bad field, and exits 2)
@@ -68,6 +71,41 @@ class GatewayError(Exception):
                 "code": self.code,
             }
         }
+
+
+ANTHROPIC_ROUTES = ("/v1/messages",)
+"""Paths (and what lies under them) whose errors take Anthropic's shape."""
+_ANTHROPIC_TYPES = {
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_type(status: int) -> str:
+    """Anthropic's error ``type`` for an HTTP status (its documented table; any other 4xx
+    is ``invalid_request_error``, any other 5xx ``api_error``)."""
+    return _ANTHROPIC_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
+
+
+def anthropic_body(error: GatewayError) -> dict[str, Any]:
+    """``error`` as Anthropic's error object."""
+    return {
+        "type": "error",
+        "error": {"type": anthropic_type(error.status_code), "message": error.message},
+    }
+
+
+def body_for(error: GatewayError, path: str) -> dict[str, Any]:
+    """The error body a client of ``path`` expects: Anthropic's on its routes, else OpenAI's."""
+    if any(path == route or path.startswith(route + "/") for route in ANTHROPIC_ROUTES):
+        return anthropic_body(error)
+    return error.body()
 
 
 class InvalidRequest(GatewayError):
@@ -142,23 +180,25 @@ class ConfigError(Exception):
     """The configuration is invalid; ``str()`` names each bad field, one per line."""
 
 
-def error_response(error: GatewayError, headers: dict[str, str] | None = None) -> Response:
-    """The HTTP response for ``error``."""
+def error_response(
+    error: GatewayError, headers: dict[str, str] | None = None, path: str = ""
+) -> Response:
+    """The HTTP response for ``error`` on a request for ``path`` (see ``body_for``)."""
     return Response(
-        orjson.dumps(error.body()),
+        orjson.dumps(body_for(error, path)),
         status_code=error.status_code,
         media_type="application/json",
         headers=headers,
     )
 
 
-async def _on_gateway_error(_request: Request, exc: Exception) -> Response:
+async def _on_gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
     headers = {"www-authenticate": "Bearer"} if isinstance(exc, AuthenticationFailed) else None
-    return error_response(exc, headers)
+    return error_response(exc, headers, request.url.path)
 
 
-async def _on_http_exception(_request: Request, exc: Exception) -> Response:
+async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     error: GatewayError
     if exc.status_code == 404:
@@ -167,14 +207,15 @@ async def _on_http_exception(_request: Request, exc: Exception) -> Response:
         error = MethodNotAllowed("method not allowed on this route")
     else:
         error = GatewayError(str(exc.detail), status=exc.status_code)
-    return error_response(error, dict(exc.headers) if exc.headers else None)
+    return error_response(error, dict(exc.headers) if exc.headers else None, request.url.path)
 
 
-async def _on_validation_error(_request: Request, exc: Exception) -> Response:
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
     param = ".".join(str(p) for p in first["loc"] if p not in ("body", "query", "header"))
-    return error_response(InvalidRequest(str(first["msg"]), param=param or None))
+    error = InvalidRequest(str(first["msg"]), param=param or None)
+    return error_response(error, path=request.url.path)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
@@ -185,11 +226,11 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
         exc_info=exc,
         extra={"request_id": getattr(request.state, "request_id", None)},
     )
-    return error_response(GatewayError("internal error"))
+    return error_response(GatewayError("internal error"), path=request.url.path)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Route every error the app can raise through the OpenAI-style body."""
+    """Route every error the app can raise through one error body (``body_for``)."""
     app.add_exception_handler(GatewayError, _on_gateway_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)

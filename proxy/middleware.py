@@ -15,7 +15,7 @@ import uuid
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from proxy.errors import GatewayError
+from proxy.errors import GatewayError, body_for
 from proxy.logs import REQUEST_ID, TIMINGS
 from proxy.report import STATE
 from proxy.tracing import Tracing
@@ -83,7 +83,7 @@ class RequestContext:
         except Exception:  # noqa: BLE001 - the process boundary: logged, counted in the access line, answered
             errors_log.exception("unhandled error request_id=%s", request_id)
             if status == 0:
-                body = orjson.dumps(GatewayError("Internal error").body())
+                body = orjson.dumps(body_for(GatewayError("Internal error"), scope["path"]))
                 await send_with_id(
                     {
                         "type": "http.response.start",

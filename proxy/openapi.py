@@ -2,7 +2,8 @@
 
 Routes read their JSON bodies themselves (``proxy.wire.read_json``: media type, size limit,
 OpenAI-style errors), so FastAPI sees no body parameter: ``json_body(Model)`` documents one.
-Every error is OpenAI's ``{"error": {...}}`` with a 4xx or 5xx status, never FastAPI's 422
+Every error is OpenAI's ``{"error": {...}}`` (Anthropic's ``{"type": "error", "error": {...}}``
+on its routes) with a 4xx or 5xx status, never FastAPI's 422
 ``{"detail": [...]}``: routers declare ``ERRORS``, and ``install`` drops the 422 FastAPI adds
 to every route that has parameters. Documentation only: nothing here changes what a route
 accepts or answers.
@@ -36,11 +37,34 @@ class ErrorBody(BaseModel):
     """The error."""
 
 
+class AnthropicErrorDetail(BaseModel):
+    """The error, as Anthropic sends it."""
+
+    type: str
+    """``invalid_request_error``, ``authentication_error``, ``not_found_error``..."""
+    message: str
+    """What went wrong, for a person."""
+
+
+class AnthropicErrorBody(BaseModel):
+    """Every error response's body on Anthropic's routes (``/v1/messages``)."""
+
+    type: str
+    """Always ``error``."""
+    error: AnthropicErrorDetail
+    """The error."""
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorBody, "description": "The request was refused"},
     "5XX": {"model": ErrorBody, "description": "The gateway or the upstream failed"},
 }
 """``responses=`` for every router."""
+ANTHROPIC_ERRORS: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": AnthropicErrorBody, "description": "The request was refused"},
+    "5XX": {"model": AnthropicErrorBody, "description": "The gateway or the upstream failed"},
+}
+"""``responses=`` of Anthropic's routes (``proxy.errors.ANTHROPIC_ROUTES``)."""
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -328,3 +329,70 @@ def test_admin_namespace_filters_are_checked(
             "code": "invalid_namespace",
         }  # the one rule and the one error body, as for the header and the admin path
     assert client.get(f"/admin/{path}?namespace=shop", headers=admin).status_code == 200
+
+
+MESSAGE = {"model": "fake-gpt", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+ANTHROPIC = {"content-type": "application/json", "x-api-key": KEY}
+ANTHROPIC_CASES: list[tuple[str, str, dict[str, str], Any, int, str]] = [
+    # (name, path, headers, json body or raw bytes, status, Anthropic error type)
+    ("no key", "/v1/messages", {"content-type": "application/json"}, MESSAGE, 401,
+     "authentication_error"),
+    ("wrong x-api-key", "/v1/messages", {**ANTHROPIC, "x-api-key": "sk-nope"}, MESSAGE, 401,
+     "authentication_error"),
+    ("not json", "/v1/messages", ANTHROPIC, b"{nope", 400, "invalid_request_error"),
+    ("no max_tokens", "/v1/messages", ANTHROPIC, {**MESSAGE, "max_tokens": None}, 400,
+     "invalid_request_error"),
+    ("system role in messages", "/v1/messages", ANTHROPIC,
+     {**MESSAGE, "messages": [{"role": "system", "content": "x"}]}, 400, "invalid_request_error"),
+    ("tool_use without input", "/v1/messages", ANTHROPIC,
+     {**MESSAGE, "messages": [{"role": "user", "content": [{"type": "tool_use", "id": "t",
+                                                             "name": "f"}]}]},
+     400, "invalid_request_error"),
+    ("only blocks the translation drops", "/v1/messages", ANTHROPIC,
+     {**MESSAGE, "messages": [{"role": "user", "content": [{"type": "mystery"}]}]}, 400,
+     "invalid_request_error"),
+    ("tool_choice tool without name", "/v1/messages", ANTHROPIC,
+     {**MESSAGE, "tool_choice": {"type": "tool"}}, 400, "invalid_request_error"),
+    ("unknown model", "/v1/messages", ANTHROPIC, {**MESSAGE, "model": "nope"}, 404,
+     "not_found_error"),
+    ("text/plain", "/v1/messages", {**ANTHROPIC, "content-type": "text/plain"}, b"{}", 415,
+     "invalid_request_error"),
+    ("too large", "/v1/messages", ANTHROPIC, {**MESSAGE, "system": "x" * 5000}, 413,
+     "invalid_request_error"),
+    ("unknown path under it", "/v1/messages/count_tokens", ANTHROPIC, MESSAGE, 404,
+     "not_found_error"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "payload", "status", "kind"),
+    [case[1:] for case in ANTHROPIC_CASES],
+    ids=[case[0] for case in ANTHROPIC_CASES],
+)
+def test_bad_request_on_messages_gets_anthropic_error(
+    client: TestClient,
+    path: str,
+    headers: dict[str, str],
+    payload: Any,
+    status: int,
+    kind: str,
+) -> None:
+    """``/v1/messages`` answers Anthropic's error shape, same statuses, whatever refused
+    the request (auth, reading the body, validation, the model alias, the router)."""
+    content = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    response = client.post(path, headers=headers, content=content)
+    assert response.status_code == status, response.text
+    answer = response.json()
+    assert set(answer) == {"type", "error"} and answer["type"] == "error"
+    assert set(answer["error"]) == {"type", "message"}
+    assert answer["error"]["type"] == kind and answer["error"]["message"]
+
+
+def test_x_api_key_is_accepted_on_every_client_route(client: TestClient) -> None:
+    response = client.post("/v1/chat/completions", headers={"x-api-key": KEY}, json=GOOD)
+    assert response.status_code == 200, response.text
+    response = client.post("/v1/messages", headers={"x-api-key": KEY}, json=MESSAGE)
+    assert response.status_code == 200, response.text
+    assert response.json()["type"] == "message"
+    denied = client.post("/v1/chat/completions", headers={"x-api-key": "sk-nope"}, json=GOOD)
+    assert denied.status_code == 401 and set(denied.json()["error"]) >= {"code", "param"}

@@ -50,7 +50,13 @@ def test_logs_carry_no_prompt_answer_or_key(
             headers=headers,
             json={"model": model, "messages": messages, "stream": stream},
         )
+        client.post(  # Anthropic's route, its key header
+            "/v1/messages",
+            headers={"x-api-key": KEY},
+            json={"model": model, "max_tokens": 64, "messages": messages, "stream": stream},
+        )
     client.post("/v1/chat/completions", headers={"authorization": "Bearer sk-wrong"}, json={})
+    client.post("/v1/messages", headers={"x-api-key": "sk-wrong"}, json={})
     loud = [r for r in caplog.records if r.levelno >= logging.INFO]
     assert any(r.name == "vetcache.access" for r in loud)  # the capture did see the gateway
     for record in loud:

@@ -55,3 +55,21 @@ def test_admin_api_disabled_without_admin_key() -> None:
     ring = KeyRing(Settings(auth={"enabled": False}))
     with pytest.raises(PermissionDenied, match="disabled"):
         ring.admin("Bearer anything")
+
+
+def test_x_api_key_is_a_client_key_when_authorization_is_absent() -> None:
+    """Anthropic's clients send the key as ``x-api-key``; Authorization wins when both come."""
+    ring = keyring(
+        api_keys=[
+            {"tenant": "acme", "key_sha256": hash_key("sk-acme")},
+            {"tenant": "globex", "key": "sk-globex"},
+        ]
+    )
+    assert ring.client(None, "sk-acme").tenant == "acme"
+    assert ring.client(None, "sk-acme").key_id == hash_key("sk-acme")[:12]
+    assert ring.client("Bearer sk-globex", "sk-acme").tenant == "globex"
+    for bad in ("sk-other", "", " ", "root-key"):
+        with pytest.raises(AuthenticationFailed):
+            ring.client(None, bad)
+    with pytest.raises(AuthenticationFailed):
+        ring.client("Bearer sk-other", "sk-acme")

@@ -44,6 +44,18 @@ def assert_openai_error(response: Any, status: int | None = None) -> dict[str, A
     return error
 
 
+def assert_anthropic_error(response: Any) -> dict[str, Any]:
+    """``response`` is a 4xx with an Anthropic error body (``/v1/messages``); its error."""
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:500])
+    body = response.json()
+    assert set(body) == {"type", "error"} and body["type"] == "error", body
+    error: dict[str, Any] = body["error"]
+    assert set(error) == {"type", "message"}, error
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["type"], str) and error["type"]
+    return error
+
+
 def assert_still_serving(client: TestClient) -> None:
     response = client.post("/v1/chat/completions", headers=JSON, json=GOOD)
     assert response.status_code == 200, response.text

@@ -20,6 +20,7 @@ from tests.integration.hostile.rig import (
     GOOD,
     JSON,
     LIMIT,
+    assert_anthropic_error,
     assert_openai_error,
     assert_still_serving,
 )
@@ -61,6 +62,35 @@ def test_every_body_route_refuses_a_body_over_the_limit(
     content = chunks() if chunked else oversized
     response = client.request(method, path, headers=headers, content=content)
     assert assert_openai_error(response, 413)["code"] == "body_too_large"
+    assert_still_serving(client)
+
+
+MESSAGE = {"model": "fake-gpt", "max_tokens": 8, "messages": GOOD["messages"]}
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"system": "' + b"x" * LIMIT + b'"}',
+        orjson.dumps(MESSAGE)[:-1] + b',"x":' + nested(65) + b"}",
+    ],
+    ids=["over the limit", "too deep"],
+)
+def test_anthropics_route_refuses_hostile_bodies_in_its_shape(
+    client: TestClient, body: bytes, chunked: bool
+) -> None:
+    """``/v1/messages`` reads its body as the chat route does, and answers Anthropic's error."""
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    headers = {"content-type": "application/json", "x-api-key": CLIENT_KEY}
+    response = client.post("/v1/messages", headers=headers, content=chunks() if chunked else body)
+    assert response.status_code in (400, 413)
+    assert assert_anthropic_error(response)["type"] == "invalid_request_error"
+    assert client.post("/v1/messages", headers=headers, json=MESSAGE).json()["type"] == "message"
     assert_still_serving(client)
 
 

@@ -36,6 +36,7 @@ from tests.integration.hostile.rig import (
     CLIENT_KEY,
     GOOD,
     JSON,
+    assert_anthropic_error,
     assert_openai_error,
     fake_cache,
 )
@@ -43,10 +44,13 @@ from tests.integration.hostile.rig import (
 pytestmark = pytest.mark.integration
 
 
-def openai_error_form(_ctx: CheckContext, response: Response, _case: Case[Any]) -> bool | None:
-    """Every 4xx is OpenAI's error object, exactly its four keys."""
+def openai_error_form(_ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+    """Every 4xx is OpenAI's error object, exactly its four keys (Anthropic's on its route)."""
     if 400 <= response.status_code < 500:
-        assert_openai_error(response)
+        if case.path in ANTHROPIC_PATHS:
+            assert_anthropic_error(response)
+        else:
+            assert_openai_error(response)
     return None
 
 
@@ -72,7 +76,7 @@ def one_of(schema: dict[str, Any], *values: str) -> dict[str, Any]:
     return {**schema, "enum": list(values)}
 
 
-MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/responses")
+MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages")
 """Routes whose body names a model alias."""
 
 
@@ -117,10 +121,12 @@ def seed(app: FastAPI) -> tuple[str, str]:
     return hit.headers["x-request-id"], verdicts[0]["id"]
 
 
+ANTHROPIC_PATHS = ("/v1/messages",)
 OPERATIONS = [
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/completions"),
     ("POST", "/v1/responses"),
+    ("POST", "/v1/messages"),
     ("POST", "/v1/feedback"),
     ("GET", "/admin/config"),
     ("GET", "/admin/thresholds"),
@@ -138,8 +144,8 @@ OPERATIONS = [
     ("POST", "/admin/rollout/{namespace}/rollback"),
     ("POST", "/admin/rollout/{namespace}/abort"),
 ]
-"""Every operation of the document under the chat, responses, feedback and admin routes (a
-test below keeps this list complete)."""
+"""Every operation of the document under the model routes (chat, text, responses, messages),
+feedback and admin (a test below keeps this list complete)."""
 FREE = ("/admin/config", "/admin/summary")
 """Admin routes that answer with the cache off."""
 FUZZ = settings(
@@ -202,6 +208,7 @@ def test_openapi_documents_bodies_keys_and_errors(auth_on: Callable[..., Setting
         ("post", "/v1/chat/completions"): {"model", "messages"},
         ("post", "/v1/completions"): {"model", "prompt"},
         ("post", "/v1/responses"): {"model", "input"},
+        ("post", "/v1/messages"): {"model", "max_tokens", "messages"},
         ("post", "/v1/embeddings"): {"model", "input"},
         ("post", "/v1/feedback"): {"request_id", "correct"},
         ("put", "/admin/thresholds/{namespace}"): {"threshold"},
@@ -228,9 +235,10 @@ def test_openapi_documents_bodies_keys_and_errors(auth_on: Callable[..., Setting
         for method in operations
     ]
     assert sorted(fuzzed) == sorted(OPERATIONS)
-    for operations in paths.values():
+    for path, operations in paths.items():
+        shape = "AnthropicErrorBody" if path in ANTHROPIC_PATHS else "ErrorBody"
         for operation in operations.values():
             assert "422" not in operation["responses"]
             assert operation["responses"]["4XX"]["content"]["application/json"]["schema"] == {
-                "$ref": "#/components/schemas/ErrorBody"
+                "$ref": f"#/components/schemas/{shape}"
             }
