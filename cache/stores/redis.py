@@ -50,6 +50,7 @@ from cache.redis_client import (
 from cache.redis_replies import is_index_exists, is_missing_index, is_missing_query_engine
 from cache.schema import CacheEntry
 from cache.stores.base import Store
+from cache.stores.redis_invalidation import RedisInvalidation
 from cache.stores.redis_labels import RedisLabels, labels_key
 from cache.stores.redis_layout import (
     DISCARD,
@@ -78,7 +79,7 @@ from cache.stores.redis_shards import search_reply, shard_tags
 from cache.stores.redis_versions import RedisVersions
 
 
-class RedisStore(RedisLabels, RedisVersions, Store):
+class RedisStore(RedisInvalidation, RedisLabels, RedisVersions, Store):
     """Entries in Redis hashes, searched with an HNSW index."""
 
     def __init__(
