@@ -51,8 +51,9 @@ class Invalidation(BaseModel):
     """Entries of this model alias (the alias asked for)."""
     created_before: AwareDatetime | None = None
     """Entries admitted before this time: ISO 8601 with a zone, or unix seconds."""
-    everything: bool = Field(default=False, alias="all")
-    """Every entry (``"all": true``); excludes the other conditions."""
+    everything: bool = Field(default=False, alias="all", strict=True)
+    """Every entry (``"all": true``, a JSON boolean: ``"yes"`` or 1 is refused); excludes
+    the other conditions."""
 
     @model_validator(mode="after")
     def _says_which(self) -> Invalidation:

@@ -19,7 +19,18 @@ from proxy.middleware import RequestContext
 from proxy.openapi import ERRORS
 from proxy.openapi import install as install_openapi
 from proxy.resources import Resources
-from proxy.routes import admin, audits, chat, embeddings, health, index, models, rollout, ui
+from proxy.routes import (
+    admin,
+    audits,
+    chat,
+    embeddings,
+    health,
+    index,
+    invalidate,
+    models,
+    rollout,
+    ui,
+)
 from proxy.settings import Settings, load_settings
 from proxy.tracing import Tracing
 
@@ -78,7 +89,7 @@ def create_app(
     app.state.upstream = app.state.chat = app.state.auditor = None
     install_error_handlers(app)
     app.add_middleware(RequestContext, access_log=settings.access_log, tracing=tracing)
-    for module in (chat, embeddings, models, health, index, admin, rollout, ui):
+    for module in (chat, embeddings, models, health, index, admin, invalidate, rollout, ui):
         app.include_router(module.router)
     app.include_router(audits.admin)
     app.include_router(audits.public)
