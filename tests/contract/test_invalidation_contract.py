@@ -15,9 +15,9 @@ from cache.neighbourhood import Label
 from cache.schema import CacheEntry
 from cache.stores.base import Store
 from cache.stores.memory import MemoryStore
-from cache.versions import VersionState
+from cache.versions import VersionState, copy_of
 from tests.contract.test_store_contract import fresh, unit
-from tests.contract.test_versions_contract import NEW, OLD, copy_of, made
+from tests.contract.test_versions_contract import NEW, OLD, made
 
 
 def which(**conditions: Any) -> Invalidation:
@@ -80,7 +80,7 @@ async def test_pending_entries_and_copies_of_other_versions_go_too(store: Store)
     assert await store.set_version(
         ns, VersionState(serving=OLD, target=NEW, changed_at=time.time()), None
     )
-    copy = copy_of(original, NEW)
+    copy = copy_of(original, NEW)  # the id a migration gives it (cache.versions.copy_id)
     assert await store.put_copy(copy, unit(1), time.time() + 600)
     assert await store.invalidate(which(entry=original.id)) == 2  # the entry and its copy
     assert await store.get_exact(copy.scope, copy.exact) is None
