@@ -4,7 +4,8 @@ An ``Invalidation`` names entries by id, by namespace, tenant, model alias and c
 or all of them (only when asked for in so many words: an empty filter is refused, so a
 typo never deletes a cache). The conditions given must all hold. An entry id also names the
 entry's copies under other embedding versions (``CacheEntry.origin``), so a migration in
-progress cannot bring it back at cutover.
+progress cannot bring it back at cutover; the id of a copy (what a namespace serves after a
+cutover) names the entry it was copied from and so all of them, so a rollback cannot either.
 
 Deletion happens in the store, with the entry's exact pointer, labels and askers, and its
 place in its tenant's count; on Redis every replica reads that store and keeps no entry of

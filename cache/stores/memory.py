@@ -119,6 +119,9 @@ class MemoryStore(Store):
             self._remove(entry_id)
 
     async def invalidate(self, which: Invalidation) -> int:
+        named = self._entries.get(which.entry) if which.entry else None
+        if named is not None and named[0].origin:  # a copy: its original's family
+            which = which.model_copy(update={"entry": named[0].origin})
         now = time.time()
         fields = set(MATCHED_FIELDS)
         doomed = [

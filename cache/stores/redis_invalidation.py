@@ -56,6 +56,8 @@ class RedisInvalidation:
     async def invalidate(self, which: Invalidation) -> int:
         with redis_errors():  # once per call, so the deletions can go in pipelines (EVALSHA)
             sha = as_text(await self._redis.script_load(DELETE_ENTRY))
+        if which.entry is not None:
+            which = await self._from_original(which)
         deleted = 0
         for key, patterns in (await self._sets_for(which)).items():
             members = await self._members(key, patterns)
@@ -89,6 +91,18 @@ class RedisInvalidation:
             for version in versions:
                 found[copies_key(version, namespace, tenant)] = patterns
         return found
+
+    async def _from_original(self, which: Invalidation) -> Invalidation:
+        """``which`` naming the entry its id's entry was copied from, when that is a copy
+        (after a cutover a namespace serves copies): the original and all its copies go."""
+        named = f"*:{which.entry}"
+        for key in await self._sets_for(which):
+            for member in await self._members(key, [named]):
+                with redis_errors():
+                    origin = await self._redis.hget(member, "origin")
+                if origin:
+                    return which.model_copy(update={"entry": as_text(origin)})
+        return which
 
     async def _members(self, key: str, patterns: list[str] | None) -> list[str]:
         """The members of the sorted set ``key`` (those ``patterns`` match, if given: the

@@ -91,6 +91,19 @@ async def test_pending_entries_and_copies_of_other_versions_go_too(store: Store)
     assert await store.count(ns) == 0
 
 
+async def test_a_copys_id_deletes_the_entry_it_copies_and_every_copy(store: Store) -> None:
+    ns = fresh()
+    original = entry(ns)
+    await put(store, original)
+    state = VersionState(serving=NEW, previous=OLD, changed_at=time.time())  # after cutover
+    assert await store.set_version(ns, state, None)
+    copy = copy_of(original, NEW)
+    assert await store.put_copy(copy, unit(1), time.time() + 600)
+    assert await store.invalidate(which(entry=copy.id)) == 2  # what a rollback would serve too
+    assert await store.get_exact(original.scope, original.exact) is None
+    assert await store.get_exact(copy.scope, copy.exact) is None
+
+
 async def test_a_newer_entry_under_the_same_exact_key_keeps_its_pointer(store: Store) -> None:
     ns = fresh()
     older = entry(ns)
