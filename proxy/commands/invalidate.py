@@ -72,13 +72,13 @@ def run(args: argparse.Namespace) -> int:
         where = "".join(f"--{part} " for part in error["loc"]).replace("created_before", "before")
         return fail(NAME, f"{where}{error['msg'].removeprefix('Value error, ')}")
     settings = load(args.config)
-    configure_logging(settings.log_level, settings.log_format)
     if not settings.redis_url:
         return fail(
             NAME,
             "needs redis_url (VETCACHE_REDIS_URL): without Redis each gateway keeps its own "
             "store; use its admin routes (POST /admin/invalidate)",
         )
+    configure_logging(settings.log_level, settings.log_format)
     return asyncio.run(_run(which, settings))
 
 

@@ -1,11 +1,12 @@
 """``cache.invalidation``: what a filter is, what it matches, and the line it logs (on the
-in-process store and the failing fake)."""
+in-process store and the failing fake); ``vetcache invalidate``'s refusals."""
 
 from __future__ import annotations
 
 import logging
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from cache.errors import StoreError
 from cache.invalidation import Invalidation, invalidate
 from cache.stores.faulty import FaultyStore
 from cache.stores.memory import MemoryStore
+from proxy.cli import main
 
 FIELDS = {"id": "e1", "origin": "", "namespace": "n", "tenant": "t", "model": "m"}
 
@@ -86,3 +88,26 @@ async def test_one_line_says_who_what_and_how_many_or_that_it_failed(
     )  # fmt: skip
     assert done.__dict__["invalidation"] == {"all": True}
     assert (failed.levelno, failed.__dict__["error"]) == (logging.WARNING, "StoreError")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "an empty filter is refused"),
+        (["--all", "--namespace", "ns"], "'all' deletes every entry"),
+        (["--entry", "a b"], "--entry "),
+        (["--namespace", "a:b"], "--namespace "),
+        (["--before", "2026-01-01T00:00:00"], "--before "),
+        (["--namespace", "ns"], "needs redis_url"),
+    ],
+)
+def test_the_command_refuses_bad_input_with_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Before it touches a store (the deletions: tests/integration/test_invalidation.py)."""
+    config = tmp_path / "vetcache.yaml"
+    config.write_text("auth: {enabled: false}\n")  # no redis_url
+    assert main(["invalidate", *argv, "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vetcache: invalidate: ") and message in err
+    assert err.count("\n") == 1
