@@ -157,6 +157,7 @@ def test_the_cli_deletes_from_the_store_every_replica_reads(
     done = cli("--entry", entry)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1 entries deleted"
+    assert "invalidated 1 entries by cli:" in done.stderr  # the audit line, who ran it
     assert ask(gateway, namespace).headers["x-vetcache"] == "miss"
     assert cli("--entry", entry).returncode == 1  # no such entry (any more)
     empty = cli()
