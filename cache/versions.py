@@ -73,6 +73,11 @@ class MigrationProgress(BaseModel):
     """Unix time of the last saved batch."""
 
 
+def copy_id(entry_id: str, target: str) -> str:
+    """The id of entry ``entry_id``'s copy under the version ``target`` (``copy_of``)."""
+    return hashlib.sha256(f"{entry_id}\0{target}".encode()).hexdigest()[:32]
+
+
 def copy_of(entry: CacheEntry, target: str) -> CacheEntry:
     """``entry`` as an entry of the version ``target``: its own scope and exact key
     (``cache.keys.versioned_key`` of the entry's ``base`` and ``prompt``), an id that
@@ -81,10 +86,9 @@ def copy_of(entry: CacheEntry, target: str) -> CacheEntry:
     and times are the entry's; its labels are not (their vectors are the other version's),
     nor is it pending (only released entries are copied)."""
     scope, exact = versioned_key(entry.base, entry.prompt, target)
-    copy_id = hashlib.sha256(f"{entry.id}\0{target}".encode()).hexdigest()[:32]
     return entry.model_copy(
         update={
-            "id": copy_id,
+            "id": copy_id(entry.id, target),
             "scope": scope,
             "exact": exact,
             "embedder": target,

@@ -27,6 +27,7 @@ from proxy.routes import (
     embeddings,
     health,
     index,
+    invalidate,
     messages,
     models,
     responses,
@@ -38,7 +39,8 @@ from proxy.tracing import Tracing
 
 log = logging.getLogger("vetcache.app")
 ROUTES = (
-    chat, completions, responses, messages, embeddings, models, health, index, admin, rollout, ui,
+    chat, completions, responses, messages, embeddings, models, health, index, admin,
+    invalidate, rollout, ui,
 )  # fmt: skip
 """The route modules, each with its ``router`` (the audit routes add two of their own)."""
 

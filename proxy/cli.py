@@ -11,6 +11,7 @@
     vetcache eval --verifier DIR --pairs F [--against DIR] [--max-fp 0.05] [--min-recall 0.5]
     vetcache tune [--config F] [--namespace N] --target-fp T [--pairs F] [--apply] [--plot F]
     vetcache rollout STEP --namespace N [--to NAME] [--pairs F] [--rate R] [--config F]
+    vetcache invalidate --entry ID | [--namespace N] [--tenant T] [--model M] [--before T] | --all
     vetcache hash-key            (reads a key on stdin, prints its SHA-256)
     vetcache version             (or vetcache --version)
 
@@ -31,6 +32,7 @@ from proxy.commands import (
     evaluate,
     fake_upstream,
     hash_key,
+    invalidate,
     prepare_embedder,
     rollout,
     serve,
@@ -50,6 +52,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     train,
     tune,
     rollout,
+    invalidate,
     hash_key,
     version,
 )

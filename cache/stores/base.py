@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from cache.embedder import Vector
 from cache.neighbourhood import Label
 from cache.schema import CacheEntry
 from cache.versions import MigrationProgress, VersionState
+
+if TYPE_CHECKING:
+    from cache.invalidation import Invalidation
 
 
 class Store(ABC):
@@ -62,6 +66,12 @@ class Store(ABC):
     async def discard(self, scope: str, entry_id: str) -> None:
         """Remove a pending entry (it failed its admission audit) and its exact pointer, so
         the next identical request is admitted afresh. A released entry is left alone."""
+
+    @abstractmethod
+    async def invalidate(self, which: Invalidation) -> int:
+        """Delete every entry ``which`` matches (pending ones and copies of other embedding
+        versions too) with its exact pointer (if it still names it), labels and askers, and
+        drop it from its count; how many entries were deleted."""
 
     @abstractmethod
     async def count(self, namespace: str, tenant: str | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from cache.embedder import Vector
 from cache.errors import StoreError
@@ -11,6 +12,9 @@ from cache.neighbourhood import Label
 from cache.schema import CacheEntry
 from cache.stores.base import Store
 from cache.versions import MigrationProgress, VersionState
+
+if TYPE_CHECKING:
+    from cache.invalidation import Invalidation
 
 
 class FaultyStore(Store):
@@ -50,6 +54,10 @@ class FaultyStore(Store):
     async def touch(self, entry: CacheEntry, ttl_s: int) -> bool:
         await self._gate()
         return await self.inner.touch(entry, ttl_s)
+
+    async def invalidate(self, which: Invalidation) -> int:
+        await self._gate()
+        return await self.inner.invalidate(which)
 
     async def count(self, namespace: str, tenant: str | None = None) -> int:
         await self._gate()

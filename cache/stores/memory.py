@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from cache.embedder import Vector
+from cache.invalidation import MATCHED_FIELDS, Invalidation
 from cache.neighbourhood import Label, trim
 from cache.schema import CacheEntry
 from cache.stores.base import Store
@@ -129,6 +130,22 @@ class MemoryStore(Store):
         found = self._entries.get(entry_id)
         if found is not None and found[0].scope == scope and found[0].pending:
             self._remove(entry_id)
+
+    async def invalidate(self, which: Invalidation) -> int:
+        named = self._entries.get(which.entry) if which.entry else None
+        if named is not None and named[0].origin:  # a copy: its original's family
+            which = which.model_copy(update={"entry": named[0].origin})
+        now = time.time()
+        fields = set(MATCHED_FIELDS)
+        doomed = [
+            entry_id
+            for entry_id, (entry, _, _) in list(self._entries.items())
+            if self._live(entry_id, now) is not None
+            and which.matches(entry.model_dump(include=fields))
+        ]
+        for entry_id in doomed:
+            self._remove(entry_id)
+        return len(doomed)
 
     async def count(self, namespace: str, tenant: str | None = None) -> int:
         now = time.time()

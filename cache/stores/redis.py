@@ -52,6 +52,7 @@ from cache.redis_replies import is_index_exists, is_missing_index, is_missing_qu
 from cache.schema import CacheEntry
 from cache.stores.base import Store
 from cache.stores.redis_expiry import RedisExpiry
+from cache.stores.redis_invalidation import RedisInvalidation
 from cache.stores.redis_labels import RedisLabels, labels_key
 from cache.stores.redis_layout import (
     DISCARD,
@@ -80,7 +81,7 @@ from cache.stores.redis_shards import search_reply, shard_tags
 from cache.stores.redis_versions import RedisVersions
 
 
-class RedisStore(RedisLabels, RedisVersions, RedisExpiry, Store):
+class RedisStore(RedisInvalidation, RedisLabels, RedisVersions, RedisExpiry, Store):
     """Entries in Redis hashes, searched with an HNSW index."""
 
     def __init__(

@@ -137,14 +137,7 @@ class RedisVersions:
 
     async def versions(self) -> dict[str, VersionState]:
         with redis_errors():
-            raw = await self._redis.hgetall(VERSIONS_KEY)
-        states = {}
-        for name, value in raw.items():
-            try:
-                states[as_text(name)] = VersionState.model_validate_json(as_text(value))
-            except ValidationError:  # written by a later version: not this one's to read
-                continue
-        return states
+            return version_states(await self._redis.hgetall(VERSIONS_KEY))
 
     async def set_version(
         self, namespace: str, state: VersionState | None, expected: VersionState | None
@@ -329,6 +322,17 @@ class RedisVersions:
             cohort, _, name = as_text(field).rpartition("|")
             counts.setdefault(cohort, {})[name] = int(as_text(value))
         return counts
+
+
+def version_states(raw: Mapping[Any, Any]) -> dict[str, VersionState]:
+    """The ``vc:versions`` hash as read (``HGETALL``), parsed."""
+    states = {}
+    for name, value in raw.items():
+        try:
+            states[as_text(name)] = VersionState.model_validate_json(as_text(value))
+        except ValidationError:  # written by a later version: not this one's to read
+            continue
+    return states
 
 
 def _json(state: VersionState | None) -> str:

@@ -13,6 +13,10 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from cache.embedder import HashEmbedder
+from cache.semantic import SemanticCache
+from cache.settings import CacheSettings
+from cache.stores.memory import MemoryStore
 from proxy.auth import hash_key
 from tests.conftest import LOGS, free_port, route, stop, vetcache, wait_http
 
@@ -98,6 +102,43 @@ def test_responses_route_logs_carry_no_prompt_answer_or_key(
         text = record.getMessage()
         assert "zebra-quartz" not in text, (record.name, text)
         assert KEY not in text, record.name
+
+
+def test_each_invalidation_is_one_audit_line_without_entry_text(
+    gateway_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Who (the admin), the filter and how many were deleted, at INFO; never the prompt or
+    answer of what was deleted, nor a key."""
+    caplog.set_level(logging.DEBUG)
+    client = gateway_client(
+        cache=SemanticCache(CacheSettings(threshold=0.95), MemoryStore(), HashEmbedder()),
+        auth={"api_keys": [{"tenant": "t", "key_sha256": hash_key(KEY)}]},
+        admin_key_sha256=hash_key("sk-logging-admin"),
+    )
+    asked = {"model": "fake-gpt", "messages": [{"role": "user", "content": SECRET_PROMPT}]}
+    headers = {"authorization": f"Bearer {KEY}", "x-vetcache-namespace": "logged"}
+    client.post("/v1/chat/completions", headers=headers, json=asked)
+    deadline = time.monotonic() + 10
+    while (hit := client.post("/v1/chat/completions", headers=headers, json=asked)).headers[
+        "x-vetcache"
+    ] != "hit":
+        assert time.monotonic() < deadline, "never admitted"
+        time.sleep(0.05)
+    admin = {"authorization": "Bearer sk-logging-admin"}
+    entry = hit.headers["x-vetcache-entry"]
+    assert client.delete(f"/admin/entries/{entry}", headers=admin).status_code == 200
+    body = {"namespace": "logged", "tenant": "t"}
+    assert client.post("/admin/invalidate", headers=admin, json=body).json()["deleted"] == 0
+    lines = [r for r in caplog.records if r.name == "vetcache.invalidation"]
+    assert [(r.levelno, r.__dict__["by"], r.__dict__["deleted"]) for r in lines] == [
+        (logging.INFO, "admin", 1),
+        (logging.INFO, "admin", 0),
+    ]
+    assert [r.__dict__["invalidation"] for r in lines] == [{"entry": entry}, body]
+    for record in lines:
+        text = record.getMessage() + repr(record.__dict__)
+        assert "zebra-quartz" not in text and "[fake-gpt] reply" not in text
+        assert KEY not in text and "sk-logging-admin" not in text
 
 
 Sent = dict[str, tuple[int, str | None]]

@@ -1,7 +1,8 @@
 """Several replicas on one Redis Stack: two ``vetcache serve`` processes and two
 ``vetcache audit-worker`` processes. An entry admitted through replica A is served by B; a
 threshold set through A governs B within 5 s; 500 audit jobs produced by both replicas end
-as exactly 500 verdicts, none lost, while one worker is killed midway."""
+as exactly 500 verdicts, none lost, while one worker is killed midway; an entry invalidated
+through A is served by neither at once."""
 
 from __future__ import annotations
 
@@ -104,6 +105,38 @@ async def test_an_entry_and_a_threshold_set_through_one_replica_reach_the_other(
             assert time.monotonic() - applied < 5, "replica B did not follow within 5 s"
             await asyncio.sleep(0.1)
         assert strict.headers["x-vetcache-threshold"] == "0.9990"
+
+
+async def test_an_entry_invalidated_through_one_replica_is_served_by_neither_at_once(
+    cluster: dict[str, Any],
+) -> None:
+    """No replica keeps an entry of its own: the next lookup on B after A deleted the entry
+    misses, on the exact layer and the semantic one alike, with no wait."""
+    namespace = f"inv-{uuid.uuid4().hex[:8]}"
+    url_a, url_b = cluster["urls"]
+    async with (
+        httpx.AsyncClient(base_url=url_a, timeout=30) as a,
+        httpx.AsyncClient(base_url=url_b, timeout=30) as b,
+    ):
+        assert (await ask(a, namespace, QUESTION)).headers["x-vetcache"] == "miss"
+        deadline = time.monotonic() + 10
+        while (hit := await ask(b, namespace, PARAPHRASE)).headers["x-vetcache"] != "hit":
+            assert time.monotonic() < deadline, "replica B never saw A's entry"
+            await asyncio.sleep(0.1)
+        assert (await ask(b, namespace, QUESTION)).headers["x-vetcache"] == "hit"  # exact
+        entry = hit.headers["x-vetcache-entry"]
+        deleted = await a.delete(f"/admin/entries/{entry}", headers=ADMIN)
+        assert deleted.status_code == 200 and deleted.json()["deleted"] == 1
+        probe = {"model": "fake-gpt", "stream": False}
+        for replica in (b, a):
+            for text in (QUESTION, PARAPHRASE):
+                after = await replica.post(
+                    "/v1/chat/completions",
+                    json={**probe, "messages": [{"role": "user", "content": text}]},
+                    # no-store: a miss here admits nothing a later probe could hit
+                    headers={"x-vetcache-namespace": namespace, "cache-control": "no-store"},
+                )
+                assert after.headers["x-vetcache"] == "miss", (text, after.headers)
 
 
 async def test_500_jobs_from_two_replicas_become_500_verdicts_when_a_worker_dies(

@@ -131,6 +131,8 @@ OPERATIONS = [
     ("GET", "/admin/config"),
     ("GET", "/admin/thresholds"),
     ("PUT", "/admin/thresholds/{namespace}"),
+    ("DELETE", "/admin/entries/{entry_id}"),
+    ("POST", "/admin/invalidate"),
     ("GET", "/admin/summary"),
     ("GET", "/admin/verdicts"),
     ("GET", "/admin/fp-rate"),
@@ -182,6 +184,8 @@ def test_fuzzed_requests_get_no_5xx_and_openai_errors(
     expected = 409 if cache == "cache off" and needs_cache else 200
     if method == "POST" and path.startswith("/admin/rollout/"):
         expected = 409  # a step refused by the namespace's state: past auth and validation
+    if path == "/admin/entries/{entry_id}" and cache == "cache on":
+        expected = 404  # a well-formed id of no entry: past auth and validation
     assert statuses[GenerationMode.POSITIVE][expected], statuses
 
 
