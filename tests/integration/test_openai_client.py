@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -96,3 +98,51 @@ def test_unknown_model_raises_not_found(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="gpt-unknown", messages=MESSAGES)
     assert caught.value.code == "model_not_found"
+
+
+def until_hit(ask: Callable[[], Any]) -> Any:
+    """``ask()`` again until its raw response says ``hit`` (admission runs after the
+    answer): bounded, 5 s."""
+    for _ in range(50):
+        raw = ask()
+        if raw.headers["x-vetcache"] == "hit":
+            return raw
+        time.sleep(0.1)
+    raise AssertionError(f"never a hit: {raw.headers}")
+
+
+def test_a_streamed_miss_leaves_an_entry_with_usage(client: openai.OpenAI) -> None:
+    """The client does not ask for usage; the upstream is asked anyway, so the entry has it
+    and a JSON hit on it reports it (tokens saved are counted from it)."""
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": "Which ocean is the deepest?"}
+    ]
+    create = client.chat.completions.with_raw_response.create
+    miss = create(model="fake-gpt", messages=messages, stream=True)
+    assert miss.headers["x-vetcache"] == "miss"
+    assert all(chunk.usage is None for chunk in miss.parse())
+    hit = until_hit(lambda: create(model="fake-gpt", messages=messages)).parse()
+    assert hit.usage is not None
+    assert hit.usage.completion_tokens == len(make_answer("fake-gpt", messages).split(" "))
+
+
+def test_freshness_headers_through_the_sdk(client: openai.OpenAI) -> None:
+    """``x-vetcache-ttl`` sets the life of the entry a miss admits; ``Cache-Control:
+    max-age`` serves only entries young enough."""
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": "How long is a marathon in kilometres?"}
+    ]
+    create = client.chat.completions.with_raw_response.create
+
+    def ask(**headers: str) -> Any:
+        return create(model="fake-gpt", messages=messages, extra_headers=headers)
+
+    short = {"x-vetcache-ttl": "2"}  # every miss below would admit an entry of its own
+    assert ask(**short).headers["x-vetcache"] == "miss"
+    until_hit(lambda: ask(**short))
+    stale = ask(**{"cache-control": "max-age=0, no-store"})
+    assert (stale.headers["x-vetcache"], stale.headers["x-vetcache-refused"]) == ("miss", "stale")
+    time.sleep(2.5)  # the entry's own TTL of 2 s ends: gone, not refused
+    gone = ask(**{"cache-control": "no-store"})
+    assert gone.headers["x-vetcache"] == "miss"
+    assert "x-vetcache-refused" not in gone.headers
