@@ -15,8 +15,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 PROMPT_PAIRS = FIXTURES / "prompt_pairs.tsv"
 """210 labelled prompt pairs written for the project (see tests/fixtures/README.md)."""
+T = TypeVar("T")
 REDIS_URL = os.environ.get("VETCACHE_TEST_REDIS_URL")
 """A Redis Stack the caller started (CI does); without it the suite starts its own."""
 REDIS_CLUSTER_URL = os.environ.get("VETCACHE_TEST_REDIS_CLUSTER_URL")
@@ -112,6 +114,37 @@ def vetcache(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[
         )
     LOGS[process.pid] = Path(name)
     return process
+
+
+def _x_vetcache(raw: Any) -> str:
+    return str(raw.headers["x-vetcache"])
+
+
+@contextmanager
+def served(config: str, directory: Path, timeout: float = 60.0) -> Iterator[str]:
+    """A ``vetcache serve`` process with the YAML ``config`` (written into ``directory``) on
+    a free port, ready: its base URL (``http://127.0.0.1:<port>``). Stopped on exit."""
+    path = directory / "gateway.yaml"
+    path.write_text(config)
+    port = free_port()
+    process = vetcache("serve", "--config", str(path), "--port", str(port))
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", process, timeout)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
+def until_hit(ask: Callable[[], T], outcome: Callable[[T], str] = _x_vetcache) -> T:
+    """``ask()``'s answer once ``outcome`` of it (by default a raw SDK response's
+    ``x-vetcache`` header) says ``hit``: a miss's admission runs after its answer is sent.
+    Bounded: 5 s."""
+    for _ in range(100):
+        answer = ask()
+        if outcome(answer) == "hit":
+            return answer
+        time.sleep(0.05)
+    raise AssertionError("the answer was never admitted")
 
 
 def child_log(process: subprocess.Popen[bytes]) -> str:

@@ -4,10 +4,8 @@ streams, tools, and Anthropic's error shapes."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -16,7 +14,8 @@ import pytest
 import yaml
 
 from proxy.fake_replies import make_answer
-from tests.conftest import free_port, route, stop, vetcache, wait_http
+from tests.conftest import route, served
+from tests.conftest import until_hit as served_hit
 
 pytestmark = pytest.mark.integration
 
@@ -32,30 +31,22 @@ TOOL = {
 def gateway_url(
     redis_url: str, fake_upstream: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    config = Path(tmp_path_factory.mktemp("cfg")) / "gateway.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "redis_url": redis_url,
-                "auth": {"api_keys": [{"tenant": "t1", "key": KEY}]},
-                "cache": {"admit_tool_calls": True},
-                "model_list": [
-                    route("fake-gpt", "fake-gpt", fake_upstream),
-                    route("via-litellm", "fake-gpt", fake_upstream, wire="litellm"),
-                    route("tools", "tool-call", fake_upstream),
-                    route("down", "error-503", fake_upstream),
-                    route("broken", "truncate", fake_upstream),
-                ],
-            }
-        )
+    config = yaml.safe_dump(
+        {
+            "redis_url": redis_url,
+            "auth": {"api_keys": [{"tenant": "t1", "key": KEY}]},
+            "cache": {"admit_tool_calls": True},
+            "model_list": [
+                route("fake-gpt", "fake-gpt", fake_upstream),
+                route("via-litellm", "fake-gpt", fake_upstream, wire="litellm"),
+                route("tools", "tool-call", fake_upstream),
+                route("down", "error-503", fake_upstream),
+                route("broken", "truncate", fake_upstream),
+            ],
+        }
     )
-    port = free_port()
-    process = vetcache("serve", "--config", str(config), "--port", str(port))
-    try:
-        wait_http(f"http://127.0.0.1:{port}/readyz", process, timeout=180)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
+    with served(config, tmp_path_factory.mktemp("cfg"), timeout=180) as url:
+        yield url
 
 
 @pytest.fixture
@@ -69,15 +60,8 @@ def client(gateway_url: str) -> Iterator[anthropic.Anthropic]:
 
 
 def until_hit(ask: Callable[[], tuple[str, Any]]) -> Any:
-    """``ask()`` (outcome, answer) again until the cache answers (admission runs after the
-    first answer is sent); the answer of the hit."""
-    for _ in range(100):
-        outcome, answer = ask()
-        if outcome == "hit":
-            return answer
-        assert outcome == "miss"
-        time.sleep(0.05)
-    raise AssertionError("never a hit")
+    """The answer of ``ask()`` (outcome, answer) once the cache answers it."""
+    return served_hit(ask, lambda asked: asked[0])[1]
 
 
 def create(client: anthropic.Anthropic, **params: Any) -> tuple[str, anthropic.types.Message]:

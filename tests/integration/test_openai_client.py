@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -13,7 +11,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from proxy.fake_replies import make_answer
-from tests.conftest import free_port, stop, vetcache, wait_http
+from tests.conftest import served, until_hit
 
 pytestmark = pytest.mark.integration
 
@@ -24,22 +22,14 @@ MESSAGES: list[ChatCompletionMessageParam] = [
 
 @pytest.fixture(scope="module")
 def gateway_url(fake_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    config = Path(tmp_path_factory.mktemp("cfg")) / "gateway.yaml"
-    config.write_text(
+    config = (
         "auth:\n  api_keys:\n    - {tenant: t1, key: sk-client-one}\n"
         "model_list:\n"
         f"  - {{model_name: fake-gpt, model: openai/fake-gpt, api_base: '{fake_upstream}'}}\n"
         f"  - {{model_name: fake-embed, model: openai/fake-embed, api_base: '{fake_upstream}'}}\n"
     )
-    port = free_port()
-    process: subprocess.Popen[bytes] = vetcache(
-        "serve", "--config", str(config), "--port", str(port)
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/readyz", process)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop(process)
+    with served(config, tmp_path_factory.mktemp("cfg")) as url:
+        yield url + "/v1"
 
 
 @pytest.fixture
@@ -98,17 +88,6 @@ def test_unknown_model_raises_not_found(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="gpt-unknown", messages=MESSAGES)
     assert caught.value.code == "model_not_found"
-
-
-def until_hit(ask: Callable[[], Any]) -> Any:
-    """``ask()`` again until its raw response says ``hit`` (admission runs after the
-    answer): bounded, 5 s."""
-    for _ in range(50):
-        raw = ask()
-        if raw.headers["x-vetcache"] == "hit":
-            return raw
-        time.sleep(0.1)
-    raise AssertionError(f"never a hit: {raw.headers}")
 
 
 def test_a_streamed_miss_leaves_an_entry_with_usage(client: openai.OpenAI) -> None:

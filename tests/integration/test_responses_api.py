@@ -5,8 +5,7 @@ through to the fake upstream's own Responses API, errors in OpenAI's shapes."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 from openai.types.responses import FunctionToolParam
 
 from proxy.fake_replies import make_answer, tool_call
-from tests.conftest import free_port, stop, vetcache, wait_http
+from tests.conftest import served, until_hit
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -35,7 +34,6 @@ TOOLS: list[FunctionToolParam] = [
 
 @pytest.fixture(scope="module")
 def gateway(fake_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    config = Path(tmp_path_factory.mktemp("cfg")) / "gateway.yaml"
     routes = "".join(
         f"  - {{model_name: {alias}, model: openai/{model}, api_base: '{fake_upstream}'}}\n"
         for alias, model in (
@@ -46,17 +44,12 @@ def gateway(fake_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             ("slow", "slow-stream-250"),
         )
     )
-    config.write_text(
+    config = (
         f"auth:\n  api_keys:\n    - {{tenant: t1, key: {KEY}}}\n"
         f"    - {{tenant: t2, key: {OTHER_KEY}}}\nmodel_list:\n{routes}"
     )
-    port = free_port()
-    process = vetcache("serve", "--config", str(config), "--port", str(port))
-    try:
-        wait_http(f"http://127.0.0.1:{port}/readyz", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
+    with served(config, tmp_path_factory.mktemp("cfg")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -76,16 +69,6 @@ def chat_answer(text: str, instructions: str | None = None) -> str:
         instructions
     )
     return make_answer("fake-gpt", [*messages, {"role": "user", "content": text}])
-
-
-def until_hit(ask: Callable[[], T], outcome: Callable[[T], str]) -> T:
-    """``ask()``'s answer once it is a hit: admission runs after a miss is answered."""
-    for _ in range(100):
-        answer = ask()
-        if outcome(answer) == "hit":
-            return answer
-        time.sleep(0.05)
-    raise AssertionError("the answer was never admitted")
 
 
 def raw_hit(client: openai.OpenAI, **ask: Any) -> Any:

@@ -4,9 +4,7 @@ cached on the chat route's rules, replayed faithfully, errors in OpenAI's shape.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -14,7 +12,7 @@ import openai
 import pytest
 
 from proxy.fake_replies import make_answer
-from tests.conftest import free_port, stop, vetcache, wait_http
+from tests.conftest import served, until_hit
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -23,20 +21,14 @@ T = TypeVar("T")
 @pytest.fixture(scope="module")
 def gateway(fake_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL (``.../v1``) of a gateway with the embedded cache."""
-    config = Path(tmp_path_factory.mktemp("cfg")) / "gateway.yaml"
-    config.write_text(
+    config = (
         "auth:\n  api_keys:\n    - {tenant: t1, key: sk-client-one}\n"
         "model_list:\n"
         f"  - {{model_name: fake-gpt, model: openai/fake-gpt, api_base: '{fake_upstream}'}}\n"
         f"  - {{model_name: broken, model: openai/error-503, api_base: '{fake_upstream}'}}\n"
     )
-    port = free_port()
-    process = vetcache("serve", "--config", str(config), "--port", str(port))
-    try:
-        wait_http(f"http://127.0.0.1:{port}/readyz", process)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop(process)
+    with served(config, tmp_path_factory.mktemp("cfg")) as url:
+        yield url + "/v1"
 
 
 @pytest.fixture
@@ -48,17 +40,6 @@ def client(gateway: str) -> Iterator[openai.OpenAI]:
 def answer(prompt: str) -> str:
     """What the fake upstream answers to a text prompt."""
     return make_answer("fake-gpt", [{"role": "user", "content": prompt}])
-
-
-def until_hit(ask: Callable[[], Any]) -> Any:
-    """``ask()`` again until its raw response says ``hit`` (the miss's admission runs after
-    its answer): bounded, 5 s."""
-    for _ in range(50):
-        raw = ask()
-        if raw.headers["x-vetcache"] == "hit":
-            return raw
-        time.sleep(0.1)
-    raise AssertionError(f"never a hit: {raw.headers}")
 
 
 def test_a_text_completion_is_answered_then_served_from_the_cache(client: openai.OpenAI) -> None:

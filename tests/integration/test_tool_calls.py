@@ -5,9 +5,7 @@ in a tool result is never answered from the cache."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +14,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 from proxy.fake_replies import make_answer, tool_call
-from tests.conftest import free_port, stop, vetcache, wait_http
+from tests.conftest import served, until_hit
 
 pytestmark = pytest.mark.integration
 
@@ -35,20 +33,14 @@ TOOLS: list[ChatCompletionToolParam] = [
 @pytest.fixture(scope="module")
 def gateway(fake_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL (``.../v1``) of a gateway with the embedded cache, admitting tool calls."""
-    config = Path(tmp_path_factory.mktemp("cfg")) / "gateway.yaml"
-    config.write_text(
+    config = (
         "auth:\n  api_keys:\n    - {tenant: t1, key: sk-client-one}\n"
         "cache:\n  admit_tool_calls: true\n"
         "model_list:\n"
         f"  - {{model_name: tooler, model: openai/tool-call, api_base: '{fake_upstream}'}}\n"
     )
-    port = free_port()
-    process = vetcache("serve", "--config", str(config), "--port", str(port))
-    try:
-        wait_http(f"http://127.0.0.1:{port}/readyz", process)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        stop(process)
+    with served(config, tmp_path_factory.mktemp("cfg")) as url:
+        yield url + "/v1"
 
 
 @pytest.fixture
@@ -60,17 +52,6 @@ def client(gateway: str) -> Iterator[openai.OpenAI]:
 def expected_call(messages: list[ChatCompletionMessageParam]) -> dict[str, Any]:
     """The call the fake upstream's ``tool-call`` model makes for ``messages``."""
     return tool_call(make_answer("tool-call", messages))
-
-
-def until_hit(ask: Callable[[], Any]) -> Any:
-    """``ask()`` again until its raw response says ``hit`` (admission runs after the
-    answer): bounded, 5 s."""
-    for _ in range(50):
-        raw = ask()
-        if raw.headers["x-vetcache"] == "hit":
-            return raw
-        time.sleep(0.1)
-    raise AssertionError(f"never a hit: {raw.headers}")
 
 
 def streamed(raw: Any) -> tuple[list[dict[str, Any]], str | None, str]:
