@@ -55,6 +55,7 @@ class RequestContext:
         request_id = _incoming_id(scope) or uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        state["started"] = time.perf_counter()  # request latency counts from here
         # The gateway span (tracing on): the caller's trace continues through it.
         with self.tracing.server(
             scope["method"], scope["path"], scope["headers"], request_id
@@ -67,7 +68,7 @@ class RequestContext:
         """Run the app; the response status."""
         id_header = (REQUEST_ID_HEADER, request_id.encode())
         status = 0
-        started = time.perf_counter()
+        started: float = scope["state"]["started"]
         timings: dict[str, float] = {}
         id_token, timings_token = REQUEST_ID.set(request_id), TIMINGS.set(timings)
 

@@ -84,6 +84,20 @@ class Served:
         return BackgroundTask(self.reply.after) if self.reply.after else None
 
 
+def finisher(request: Request, model: str, namespace: str, tenant: str) -> Finish:
+    """What tells a request's final report to the access log (``request.state``) and the
+    request metrics, its latency counted from its arrival (``proxy.middleware``)."""
+    started = getattr(request.state, "started", None) or time.perf_counter()
+    metrics = deps.metrics(request)
+
+    def finish(report: CacheReport) -> None:
+        setattr(request.state, STATE, report)  # the access log reads it
+        elapsed = time.perf_counter() - started
+        metrics.request(namespace, model, report.outcome, elapsed, report.similarity, tenant)
+
+    return finish
+
+
 async def serve(
     request: Request,
     body: Mapping[str, Any],
@@ -97,7 +111,6 @@ async def serve(
     format it came in): directives, key, lookup, policy, the upstream, admission, metrics and
     trace, as for ``/v1/chat/completions``. Errors raise ``GatewayError`` (already counted).
     ``calls`` and ``bypass``: see ``ChatService.complete``."""
-    started = time.perf_counter()
     model = str(body["model"])
     service.upstream.check_model(model)
     if not body.get("stream") and body.get("stream_options") is not None:
@@ -106,15 +119,7 @@ async def serve(
         )
     how = directives(request, deps.keyring(request))
     request_id = deps.request_id(request)
-    metrics = deps.metrics(request)
-
-    def finish(report: CacheReport) -> None:
-        setattr(request.state, STATE, report)  # the access log reads it
-        elapsed = time.perf_counter() - started
-        metrics.request(
-            how.namespace, model, report.outcome, elapsed, report.similarity, principal.tenant
-        )
-
+    finish = finisher(request, model, how.namespace, principal.tenant)
     try:
         reply: Reply[bytes] | Reply[Chunks]
         if body.get("stream"):

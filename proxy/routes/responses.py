@@ -12,7 +12,6 @@ uncached (``proxy.responses_passthrough``): ``x-vetcache: bypass``,
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -30,11 +29,11 @@ from proxy.directives import DIRECTIVE_HEADERS, directives
 from proxy.errors import GatewayError
 from proxy.event_stream import EventStreamResponse
 from proxy.openapi import json_body
-from proxy.report import STATE, CacheReport, headers
+from proxy.report import CacheReport, headers
 from proxy.responses_passthrough import pass_through
 from proxy.responses_schemas import ResponsesRequest, responses_limits
 from proxy.responses_wire import events, to_chat, to_response
-from proxy.routes.chat import FAILED, SSE_HEADERS, Finish, Served, serve
+from proxy.routes.chat import FAILED, SSE_HEADERS, Finish, Served, finisher, serve
 from proxy.wire import read_valid
 
 log = logging.getLogger("vetcache.responses")
@@ -87,17 +86,8 @@ async def _stateful(
     request: Request, body: dict[str, Any], principal: Principal, service: ChatService
 ) -> Response:
     """The upstream's own Responses API answers, uncached; counted as a bypass."""
-    started = time.perf_counter()
     how = directives(request, deps.keyring(request))
-    metrics = deps.metrics(request)
-
-    def finish(report: CacheReport) -> None:
-        setattr(request.state, STATE, report)  # the access log reads it
-        elapsed = time.perf_counter() - started
-        metrics.request(
-            how.namespace, body["model"], report.outcome, elapsed, None, principal.tenant
-        )
-
+    finish = finisher(request, body["model"], how.namespace, principal.tenant)
     try:
         answer = await pass_through(service.upstream, body)
     except GatewayError:
