@@ -26,6 +26,8 @@ def gateway(fake_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "model_list:\n"
         f"  - {{model_name: fake-gpt, model: openai/fake-gpt, api_base: '{fake_upstream}'}}\n"
         f"  - {{model_name: broken, model: openai/error-503, api_base: '{fake_upstream}'}}\n"
+        f"  - {{model_name: via-litellm, model: openai/fake-gpt, api_base: '{fake_upstream}',"
+        " wire: litellm}\n"
     )
     with served(config, tmp_path_factory.mktemp("cfg")) as url:
         yield url + "/v1"
@@ -149,3 +151,15 @@ def test_errors_are_openai_errors(client: openai.OpenAI, gateway: str) -> None:
         openai.OpenAI(base_url=gateway, api_key="sk-wrong", max_retries=0).completions.create(
             model="fake-gpt", prompt="Hello there"
         )
+
+
+@pytest.mark.parametrize("alias", ["fake-gpt", "via-litellm"], ids=["direct lane", "litellm lane"])
+def test_both_lanes_answer_text_completions_alike(client: openai.OpenAI, alias: str) -> None:
+    prompt = f"Name a river in Europe ({alias})."
+    create = client.completions.with_raw_response.create
+    fresh = create(model=alias, prompt=prompt, max_tokens=50).parse()
+    assert fresh.choices[0].text == answer(prompt)
+    stream = create(model=alias, prompt=prompt + " Stream it.", stream=True).parse()
+    chunks = list(stream)
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == answer(prompt + " Stream it.")
+    assert chunks[-1].choices[0].finish_reason == "stop"
