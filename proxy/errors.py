@@ -7,6 +7,8 @@
     │   └── UnsupportedMediaType     415 invalid_request_error / unsupported_media_type
     ├── AuthenticationFailed         401 authentication_error / invalid_api_key
     ├── PermissionDenied             403 permission_error
+    ├── CacheDisabled                409 server_error / cache_disabled (a cache route, cache off)
+    ├── StoreUnavailable             503 server_error / store_unavailable
     ├── RouteNotFound                404 invalid_request_error / unknown_url
     ├── MethodNotAllowed             405 invalid_request_error / method_not_allowed
     └── UpstreamError                the upstream's own status (429, 5xx, 4xx)
@@ -138,6 +140,26 @@ class PermissionDenied(GatewayError):
     status = 403
     kind = "permission_error"
     default_code = "permission_denied"
+
+
+class CacheDisabled(GatewayError):
+    """An admin route that acts on the cache, with the cache off."""
+
+    status = 409
+    default_code = "cache_disabled"
+
+    def __init__(self) -> None:
+        super().__init__("The cache is disabled")
+
+
+class StoreUnavailable(GatewayError):
+    """The store a route needs (the cache's, the verdicts') is down."""
+
+    status = 503
+    default_code = "store_unavailable"
+
+    def __init__(self, store: str = "cache") -> None:
+        super().__init__(f"The {store} store is unavailable")
 
 
 class RouteNotFound(GatewayError):

@@ -12,7 +12,7 @@ from cache.errors import StoreError
 from proxy import deps
 from proxy.chat_service import ChatService
 from proxy.directives import checked_namespace
-from proxy.errors import GatewayError
+from proxy.errors import CacheDisabled, StoreUnavailable
 from proxy.masking import mask_secrets
 from proxy.openapi import json_body
 from proxy.wire import json_response, read_json, validate
@@ -36,7 +36,7 @@ async def effective_config(settings: deps.SettingsDep) -> Response:
 
 def _cache(service: ChatService) -> SemanticCache:
     if service.cache is None:
-        raise GatewayError("The cache is disabled", status=409, code="cache_disabled")
+        raise CacheDisabled()
     return service.cache
 
 
@@ -59,7 +59,5 @@ async def set_threshold(
     try:
         await cache.set_threshold(namespace, update.threshold)
     except StoreError:
-        raise GatewayError(
-            "The cache store is unavailable", status=503, code="store_unavailable"
-        ) from None
+        raise StoreUnavailable() from None
     return json_response({"namespace": namespace, "threshold": update.threshold})

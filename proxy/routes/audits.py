@@ -30,7 +30,7 @@ from audit.schema import VerdictKind
 from audit.tune import DEFAULT_MIN_BAND_LABELS
 from proxy import deps
 from proxy.directives import namespace_filter, namespace_or_default
-from proxy.errors import GatewayError, InvalidRequest, PermissionDenied
+from proxy.errors import GatewayError, InvalidRequest, PermissionDenied, StoreUnavailable
 from proxy.openapi import json_body
 from proxy.wire import json_response, read_json, validate
 
@@ -76,7 +76,7 @@ MAX_WINDOW_S = 366 * 86400
 
 
 def _unavailable() -> GatewayError:
-    return GatewayError("The verdict store is unavailable", status=503, code="store_unavailable")
+    return StoreUnavailable("verdict")
 
 
 @admin.get("/verdicts")

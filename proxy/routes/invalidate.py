@@ -14,7 +14,7 @@ from cache.errors import StoreError
 from cache.invalidation import ENTRY_ID_PATTERN, Invalidation, invalidate
 from proxy import deps
 from proxy.chat_service import ChatService
-from proxy.errors import GatewayError, InvalidRequest
+from proxy.errors import CacheDisabled, GatewayError, InvalidRequest, StoreUnavailable
 from proxy.openapi import json_body
 from proxy.wire import json_response, read_json, validate
 
@@ -25,13 +25,11 @@ BY = "admin"
 
 async def _deleted(service: ChatService, which: Invalidation) -> int:
     if service.cache is None:
-        raise GatewayError("The cache is disabled", status=409, code="cache_disabled")
+        raise CacheDisabled()
     try:
         return await invalidate(service.cache.store, which, BY)
     except StoreError:
-        raise GatewayError(
-            "The cache store is unavailable", status=503, code="store_unavailable"
-        ) from None
+        raise StoreUnavailable() from None
 
 
 @router.delete("/entries/{entry_id}")

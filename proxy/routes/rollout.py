@@ -17,7 +17,7 @@ from cache.rollout import Rollout
 from proxy import deps
 from proxy.chat_service import ChatService
 from proxy.directives import checked_namespace
-from proxy.errors import GatewayError
+from proxy.errors import CacheDisabled, GatewayError, StoreUnavailable
 from proxy.openapi import json_body
 from proxy.rollout_view import status
 from proxy.wire import json_response, read_json, validate
@@ -35,7 +35,7 @@ class RolloutStart(BaseModel):
 def _rollout(service: ChatService) -> Rollout:
     cache = service.cache
     if cache is None:
-        raise GatewayError("The cache is disabled", status=409, code="cache_disabled")
+        raise CacheDisabled()
     return Rollout(cache.store, cache.versions.embedders, cache.settings.rollout)
 
 
@@ -83,9 +83,7 @@ async def _step(service: ChatService, namespace: str, step: str, version: str = 
             f"Rollout {step} refused: {exc}", status=409, code="rollout_refused"
         ) from None
     except StoreError:
-        raise GatewayError(
-            "The cache store is unavailable", status=503, code="store_unavailable"
-        ) from None
+        raise StoreUnavailable() from None
 
 
 @router.get("/{namespace}")
